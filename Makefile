@@ -1,0 +1,70 @@
+# Two commands do everything from a fresh clone:
+#   make synth   create .venv, install Python + npm dependencies, synthesize every stack to cdk.out/
+#   make test    the same setup, then lint, type-check and the whole test suite
+# Both are idempotent: dependencies are reinstalled only when a requirements/lock file changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?=
+CDK := npx --no-install cdk
+CDK_FLAGS := $(if $(CONFIG),-c config=$(CONFIG),)
+
+# No update checks (there may be no internet) and no Node end-of-life banner on every jsii call.
+export CDK_DISABLE_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: help setup synth test lint format snapshot-update diagram diff clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(PY_STAMP) $(NPM_STAMP) ## Create .venv and node_modules (only when needed)
+
+synth: setup ## Synthesize every stack into cdk.out/ (CONFIG=path/to/file.json to override settings)
+	$(CDK) synth --quiet $(CDK_FLAGS)
+	@echo "Synthesized: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
+
+test: setup lint ## Lint, type-check and run the whole test suite (synthesizes the app once)
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+snapshot-update: setup ## Rewrite the template snapshots; review the diff before committing
+	$(BIN)/python -m pytest tests/test_snapshots.py --snapshot-update
+
+diagram: synth ## Draw docs/architecture.png from cdk.out/tree.json (needs graphviz: apt-get install graphviz)
+	@command -v dot >/dev/null || { echo "graphviz is missing: sudo apt-get install graphviz"; exit 1; }
+	npx --no-install cdk-dia --tree cdk.out/tree.json --target docs/architecture.png
+	@echo "Wrote docs/architecture.png"
+
+diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS credentials)
+	$(CDK) diff $(CDK_FLAGS)
+
+clean: ## Remove cdk.out and caches (keeps .venv and node_modules)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

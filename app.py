@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""CDK entry point: load the validated config once, build the stacks, add the cdk-nag packs."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+from project_config import ConfigError, ProjectConfig, load_config
+from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY
+from stacks.storage_stack import StorageStack
+
+
+def build_app(app: cdk.App, config: ProjectConfig) -> dict[str, cdk.Stack]:
+    """Add every stack of one deployment to ``app``; returns them by role for tests."""
+    env = (
+        cdk.Environment(account=config.account, region=config.region)
+        if config.account or config.region
+        else None
+    )
+    storage = StorageStack(app, f"{config.stack_prefix}Storage", storage=config.storage, env=env)
+    cdk.Tags.of(app).add("project", "sagemaker-mme")
+    add_compliance_checks(app)
+    return {"storage": storage}
+
+
+def add_compliance_checks(app: cdk.App) -> None:
+    """cdk-nag's AWS Solutions and NIST 800-53 rev 5 packs as validation plugins.
+
+    Any finding that is not acknowledged on its own resource fails ``app.synth()`` (and therefore
+    ``cdk synth`` and ``cdk deploy``); the report is written to ``cdk.out/validation-report.json``.
+    """
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
+
+
+def main() -> None:
+    app = cdk.App()
+    try:
+        config = load_config(
+            app.node.try_get_context(CONTEXT_KEY), app.node.try_get_context(OVERRIDE_CONTEXT_KEY)
+        )
+    except ConfigError as error:
+        print(f"Invalid configuration: {error}.", file=sys.stderr)
+        sys.exit(1)
+    build_app(app, config)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The S3 key layout of the artifact bucket, defined once.
+
+The stacks (IAM grants and prefixes), the Lambda handlers (where to read and write) and the
+operator CLI (where to look) all import this module, so a key can never be spelled two ways.
+
+Layout (all under one bucket)::
+
+    raw-data/<location>/<split>.csv                   generated housing data, label last
+    preprocessed-data/<run>/<location>/<split>/       batch-transform output, label first
+    training-output/<run>/                            SageMaker training job outputs
+    preprocessor/current/model.tar.gz                 the promoted, shared preprocessor artifact
+    models/<location>/<location>-<version>.tar.gz     the multi-model prefix the endpoint serves
+    model-pointers/<location>.json                    "current version" pointer per location
+
+The pointers live outside ``models/`` on purpose: everything under the multi-model prefix is a
+loadable model name (a TargetModel), and a JSON pointer is not a model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from mme_shared.naming import validate_location_name
+
+RAW_DATA_PREFIX: Final = "raw-data/"
+PREPROCESSED_DATA_PREFIX: Final = "preprocessed-data/"
+TRAINING_OUTPUT_PREFIX: Final = "training-output/"
+PREPROCESSOR_PREFIX: Final = "preprocessor/"
+PREPROCESSOR_ARTIFACT_KEY: Final = "preprocessor/current/model.tar.gz"
+MULTI_MODEL_PREFIX: Final = "models/"
+MODEL_POINTERS_PREFIX: Final = "model-pointers/"
+
+ALL_PREFIXES: Final = (
+    RAW_DATA_PREFIX,
+    PREPROCESSED_DATA_PREFIX,
+    TRAINING_OUTPUT_PREFIX,
+    PREPROCESSOR_PREFIX,
+    MULTI_MODEL_PREFIX,
+    MODEL_POINTERS_PREFIX,
+)
+
+SPLITS: Final = ("train", "validation", "test")
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+_TOKEN_RULE = "1 to 63 characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
+
+
+def _validate_token(kind: str, value: str) -> str:
+    if not isinstance(value, str) or _TOKEN_RE.fullmatch(value) is None:
+        raise ValueError(f"{kind} {value!r} is not allowed: use {_TOKEN_RULE}")
+    return value
+
+
+def _validate_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not allowed: use one of {', '.join(SPLITS)}")
+    return split
+
+
+def raw_data_key(location: str, split: str) -> str:
+    """Key of one location's generated CSV for one split (no header, label last)."""
+    return f"{RAW_DATA_PREFIX}{validate_location_name(location)}/{_validate_split(split)}.csv"
+
+
+def preprocessed_data_prefix(run_id: str, location: str, split: str) -> str:
+    """Folder that receives one batch-transform output (label first) for one run."""
+    return (
+        f"{PREPROCESSED_DATA_PREFIX}{_validate_token('run id', run_id)}/"
+        f"{validate_location_name(location)}/{_validate_split(split)}/"
+    )
+
+
+def training_output_prefix(run_id: str) -> str:
+    """Folder under which one run's SageMaker training jobs write their outputs."""
+    return f"{TRAINING_OUTPUT_PREFIX}{_validate_token('run id', run_id)}/"
+
+
+def target_model_name(location: str, version: str) -> str:
+    """The TargetModel of one model version: its key relative to the multi-model prefix."""
+    location = validate_location_name(location)
+    return f"{location}/{location}-{_validate_token('model version', version)}.tar.gz"
+
+
+def model_version_key(location: str, version: str) -> str:
+    """Full key of one immutable model version under the multi-model prefix."""
+    return MULTI_MODEL_PREFIX + target_model_name(location, version)
+
+
+def location_models_prefix(location: str) -> str:
+    """Folder holding every version of one location's model."""
+    return f"{MULTI_MODEL_PREFIX}{validate_location_name(location)}/"
+
+
+def current_pointer_key(location: str) -> str:
+    """Key of the small JSON document naming a location's current model version."""
+    return f"{MODEL_POINTERS_PREFIX}{validate_location_name(location)}.json"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    """``s3://bucket/key``; the bucket may be a CDK token string at synth time."""
+    return f"s3://{bucket}/{key}"

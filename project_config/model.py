@@ -1,0 +1,377 @@
+"""Typed configuration of one deployment.
+
+Every field is required here: the defaults live in ``cdk.json`` (context key ``mme``), in one
+place, and a user's JSON file is merged over them before validation (see ``loader.py``). The
+model is strict (``"5"`` is not an integer, ``1`` is not a boolean) and forbids unknown keys, so
+a typo fails synth instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mme_shared.naming import (
+    TENANT_NAME_RE,
+    TENANT_NAME_RULE,
+    location_collision_key,
+    location_name_problem,
+)
+
+PREPROCESSED_FEATURE_COUNT = 10
+"""6 standardised numeric columns + FRONT_PORCH and DECK one-hot encoded (2 categories each)."""
+
+CLOUDWATCH_LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+
+_INSTANCE_TYPE_RE = re.compile(r"ml\.[a-z][a-z0-9-]*\.[0-9]*x?large|ml\.[a-z][a-z0-9-]*\.(medium|small)")
+_ACCOUNT_RE = re.compile(r"[0-9]{12}")
+_REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]")
+_PRINCIPAL_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}")
+_MODEL_PATTERN_RE = re.compile(r"[A-Za-z0-9_*?-][A-Za-z0-9_*?./-]{0,199}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+_EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9+=,.@:/-]{2,1224}")
+_STACK_PREFIX_RE = re.compile(r"[A-Z][A-Za-z0-9]{0,23}")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _instance_type(value: str) -> str:
+    if _INSTANCE_TYPE_RE.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a SageMaker instance type such as 'ml.m4.xlarge'")
+    return value
+
+
+class StorageConfig(_Section):
+    """The artifact bucket's data-protection settings."""
+
+    removal_policy: Literal["retain", "destroy"]
+    """``retain`` keeps the bucket and key when the stack is deleted; ``destroy`` deletes them
+    (and auto-deletes every object) for throwaway environments."""
+    noncurrent_version_expiration_days: Annotated[int, Field(ge=1, le=3650)]
+    abort_incomplete_multipart_upload_days: Annotated[int, Field(ge=1, le=365)]
+    access_log_expiration_days: Annotated[int, Field(ge=1, le=3650)]
+
+
+class DataConfig(_Section):
+    """The synthetic housing data: which locations, how many houses, how they are split."""
+
+    locations: Annotated[list[str], Field(min_length=1, max_length=10_000)]
+    houses_per_location: Annotated[int, Field(ge=20, le=1_000_000)]
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    validation_fraction: Annotated[float, Field(gt=0.0, le=0.4)]
+    test_fraction: Annotated[float, Field(ge=0.0, le=0.4)]
+
+    @field_validator("locations")
+    @classmethod
+    def _locations_are_safe_and_unique(cls, locations: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for index, name in enumerate(locations):
+            problem = location_name_problem(name)
+            if problem is not None:
+                raise ValueError(f"entry {index}: {problem}")
+            key = location_collision_key(name)
+            if key in seen:
+                raise ValueError(
+                    f"entry {index}: {name!r} duplicates {seen[key]!r} (location names must be "
+                    "unique ignoring case and treating '_' and '-' as the same, because SageMaker "
+                    "job names do)"
+                )
+            seen[key] = name
+        return locations
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> DataConfig:
+        if self.validation_fraction + self.test_fraction > 0.5:
+            raise ValueError(
+                "validation_fraction + test_fraction must be at most 0.5 so that at least half of "
+                f"the rows train the model, got {self.validation_fraction + self.test_fraction:g}"
+            )
+        return self
+
+
+class LinearLearnerHyperparameters(_Section):
+    """Hyperparameters of the built-in linear learner, one job per location."""
+
+    predictor_type: Literal["regressor"]
+    feature_dim: int
+    mini_batch_size: Annotated[int, Field(ge=1, le=100_000)]
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    num_models: Annotated[int, Field(ge=1, le=32)]
+    loss: Literal["auto", "squared_loss", "absolute_loss", "eps_insensitive_squared_loss",
+                  "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss"]  # fmt: skip
+
+    @field_validator("feature_dim")
+    @classmethod
+    def _matches_preprocessor(cls, value: int) -> int:
+        if value != PREPROCESSED_FEATURE_COUNT:
+            raise ValueError(
+                f"must be {PREPROCESSED_FEATURE_COUNT}, the number of columns the preprocessor "
+                f"emits (6 numeric + 2 one-hot pairs), got {value}"
+            )
+        return value
+
+
+class TrainingConfig(_Section):
+    """The Step Functions training pipeline."""
+
+    parallel_training_jobs: Annotated[int, Field(ge=1, le=100)]
+    preprocessor_instance_type: str
+    transform_instance_type: str
+    training_instance_type: str
+    sklearn_framework_version: str
+    linear_learner_image_tag: str
+    max_job_runtime_minutes: Annotated[int, Field(ge=5, le=7 * 24 * 60)]
+    execution_timeout_minutes: Annotated[int, Field(ge=10, le=7 * 24 * 60)]
+    log_retention_days: int
+    hyperparameters: LinearLearnerHyperparameters
+
+    @field_validator("preprocessor_instance_type", "transform_instance_type", "training_instance_type")
+    @classmethod
+    def _instance_types(cls, value: str) -> str:
+        return _instance_type(value)
+
+    @field_validator("sklearn_framework_version")
+    @classmethod
+    def _framework_version_format(cls, value: str) -> str:
+        if re.fullmatch(r"[0-9]+\.[0-9]+-[0-9]+", value) is None:
+            raise ValueError(f"must look like '1.2-1' (SageMaker's framework version), got {value!r}")
+        return value
+
+    @field_validator("linear_learner_image_tag")
+    @classmethod
+    def _image_tag_format(cls, value: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value) is None:
+            raise ValueError(f"must be an image tag such as '1', got {value!r}")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _log_retention(cls, value: int) -> int:
+        if value not in CLOUDWATCH_LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, CLOUDWATCH_LOG_RETENTION_DAYS))
+            raise ValueError(f"must be one of CloudWatch's retention periods ({allowed}), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_covers_a_job(self) -> TrainingConfig:
+        if self.execution_timeout_minutes < self.max_job_runtime_minutes:
+            raise ValueError(
+                "execution_timeout_minutes must be at least max_job_runtime_minutes "
+                f"({self.max_job_runtime_minutes}), got {self.execution_timeout_minutes}"
+            )
+        return self
+
+
+class AutoscalingConfig(_Section):
+    """Application Auto Scaling target tracking on SageMakerVariantInvocationsPerInstance."""
+
+    enabled: bool
+    min_capacity: Annotated[int, Field(ge=1, le=100)]
+    max_capacity: Annotated[int, Field(ge=1, le=100)]
+    target_invocations_per_instance: Annotated[int, Field(ge=1, le=100_000)]
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)]
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)]
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> AutoscalingConfig:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})"
+            )
+        return self
+
+
+class VpcConfig(_Section):
+    """Optional VPC placement of the endpoint's instances."""
+
+    subnet_ids: Annotated[list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]],
+                          Field(min_length=1, max_length=16)]  # fmt: skip
+    security_group_ids: Annotated[list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]],
+                                  Field(min_length=1, max_length=5)]  # fmt: skip
+
+
+class EndpointConfig(_Section):
+    """The multi-model inference-pipeline endpoint."""
+
+    instance_type: str
+    initial_instance_count: Annotated[int, Field(ge=1, le=100)]
+    model_cache_enabled: bool
+    network_isolation: bool
+    container_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    vpc: VpcConfig | None = None
+    autoscaling: AutoscalingConfig
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _instance_type(value)
+
+    @model_validator(mode="after")
+    def _scaling_is_consistent(self) -> EndpointConfig:
+        scaling = self.autoscaling
+        if scaling.enabled and not (
+            scaling.min_capacity <= self.initial_instance_count <= scaling.max_capacity
+        ):
+            raise ValueError(
+                f"initial_instance_count ({self.initial_instance_count}) must lie between "
+                f"autoscaling.min_capacity ({scaling.min_capacity}) and "
+                f"autoscaling.max_capacity ({scaling.max_capacity})"
+            )
+        if scaling.enabled and self.instance_type.startswith("ml.t"):
+            raise ValueError(
+                f"burstable instance type {self.instance_type!r} cannot autoscale: choose an "
+                "ml.m*/ml.c* type or set autoscaling.enabled to false"
+            )
+        return self
+
+
+class TenantConfig(_Section):
+    """One customer allowed to invoke only the models matching its patterns."""
+
+    model_patterns: Annotated[list[str], Field(min_length=1, max_length=50)]
+    trusted_principals: Annotated[list[str], Field(min_length=1, max_length=50)]
+    external_id: str | None = None
+    max_session_duration_hours: Annotated[int, Field(ge=1, le=12)]
+
+    @field_validator("model_patterns")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        return [_model_pattern(p) for p in patterns]
+
+    @field_validator("trusted_principals")
+    @classmethod
+    def _principals(cls, principals: list[str]) -> list[str]:
+        return [_principal(p) for p in principals]
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, value: str | None) -> str | None:
+        if value is not None and _EXTERNAL_ID_RE.fullmatch(value) is None:
+            raise ValueError("must be 2 to 1224 characters from A-Z, a-z, 0-9 and +=,.@:/-")
+        return value
+
+
+def _model_pattern(pattern: str) -> str:
+    if _MODEL_PATTERN_RE.fullmatch(pattern) is None or ".." in pattern:
+        raise ValueError(
+            f"model pattern {pattern!r} is not allowed: use up to 200 characters from A-Z, a-z, "
+            "0-9, '_', '-', '.', '/', '*' and '?', not starting with '/' or '.', without '..'"
+        )
+    return pattern
+
+
+def _principal(principal: str) -> str:
+    if _ACCOUNT_RE.fullmatch(principal) is None and _PRINCIPAL_ARN_RE.fullmatch(principal) is None:
+        raise ValueError(
+            f"trusted principal {principal!r} must be a 12-digit account ID or an IAM role/user ARN "
+            "such as 'arn:aws:iam::111122223333:role/analyst'"
+        )
+    return principal
+
+
+class TenantsConfig(_Section):
+    """Per-tenant access to models via the ``sagemaker:TargetModel`` condition key."""
+
+    mode: Literal["roles", "abac"]
+    shared_model_patterns: Annotated[list[str], Field(max_length=50)]
+    abac_trusted_principals: Annotated[list[str], Field(max_length=50)]
+    tenants: dict[str, TenantConfig]
+
+    @field_validator("shared_model_patterns")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        return [_model_pattern(p) for p in patterns]
+
+    @field_validator("abac_trusted_principals")
+    @classmethod
+    def _principals(cls, principals: list[str]) -> list[str]:
+        return [_principal(p) for p in principals]
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, tenants: dict[str, TenantConfig]) -> dict[str, TenantConfig]:
+        if len(tenants) > 5000:
+            raise ValueError(f"at most 5000 tenants are supported, got {len(tenants)}")
+        for name in tenants:
+            if TENANT_NAME_RE.fullmatch(name) is None:
+                raise ValueError(f"tenant name {name!r} is not allowed: use {TENANT_NAME_RULE}")
+        return tenants
+
+    @model_validator(mode="after")
+    def _abac_has_principals(self) -> TenantsConfig:
+        if self.mode == "abac" and not self.abac_trusted_principals:
+            raise ValueError(
+                "mode 'abac' needs at least one entry in abac_trusted_principals (who may assume "
+                "the shared role with a tenant session tag)"
+            )
+        return self
+
+
+class AlarmsConfig(_Section):
+    """Alarm thresholds and who is notified."""
+
+    email_subscriptions: Annotated[list[str], Field(max_length=20)]
+    invocation_5xx_errors_per_5_minutes: Annotated[int, Field(ge=1)]
+    invocation_4xx_errors_per_5_minutes: Annotated[int, Field(ge=1)]
+    model_cache_hit_ratio_min: Annotated[float, Field(ge=0.0, le=1.0)]
+    cache_alarm_min_invocations_per_5_minutes: Annotated[int, Field(ge=1)]
+    model_unloads_per_5_minutes: Annotated[int, Field(ge=1)]
+    memory_utilization_max_percent: Annotated[float, Field(gt=0.0, le=100.0)]
+    disk_utilization_max_percent: Annotated[float, Field(gt=0.0, le=100.0)]
+    model_latency_p99_max_ms: Annotated[int, Field(ge=1, le=600_000)]
+
+    @field_validator("email_subscriptions")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        for email in emails:
+            if _EMAIL_RE.fullmatch(email) is None:
+                raise ValueError(f"{email!r} is not an e-mail address")
+        return emails
+
+
+class ProjectConfig(_Section):
+    """One deployment of the multi-model endpoint project."""
+
+    stack_prefix: str
+    """Prefix of every stack name, e.g. ``Mme`` gives ``MmeStorage``."""
+    account: str | None = None
+    region: str | None = None
+    storage: StorageConfig
+    data: DataConfig
+    training: TrainingConfig
+    endpoint: EndpointConfig
+    tenants: TenantsConfig
+    alarms: AlarmsConfig
+
+    @field_validator("stack_prefix")
+    @classmethod
+    def _stack_prefix(cls, value: str) -> str:
+        if _STACK_PREFIX_RE.fullmatch(value) is None:
+            raise ValueError(
+                f"{value!r} is not allowed: use 1 to 24 letters and digits starting with an "
+                "upper-case letter"
+            )
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and _ACCOUNT_RE.fullmatch(value) is None:
+            raise ValueError(f"must be a 12-digit AWS account ID or null, got {value!r}")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and _REGION_RE.fullmatch(value) is None:
+            raise ValueError(f"must be an AWS region such as 'us-east-1' or null, got {value!r}")
+        return value

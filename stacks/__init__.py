@@ -1,0 +1,1 @@
+"""The deployable stacks; each composes constructs from ``mme_constructs``."""

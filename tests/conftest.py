@@ -1,0 +1,95 @@
+"""Session fixtures: the app is synthesized once per test session (per configuration)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk  # noqa: E402  (the variable above must be set before jsii starts)
+
+from app import build_app  # noqa: E402
+from project_config import ProjectConfig, load_config  # noqa: E402
+from project_config.loader import CONTEXT_KEY, deep_merge  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SynthesizedApp:
+    """One synthesized deployment: its config, stacks, templates and cloud-assembly folder."""
+
+    config: ProjectConfig
+    stacks: dict[str, cdk.Stack]
+    templates: dict[str, dict[str, Any]]
+    outdir: Path
+
+    def template(self, role: str) -> dict[str, Any]:
+        return self.templates[self.stacks[role].stack_name]
+
+    def assertions(self, role: str) -> cdk.assertions.Template:
+        return cdk.assertions.Template.from_json(self.template(role))
+
+
+@pytest.fixture(scope="session")
+def cdk_context() -> dict[str, Any]:
+    """cdk.json's context: the feature flags and the default settings, exactly as the CLI sees them."""
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+def _synthesize(context: dict[str, Any], overrides: dict[str, Any], outdir: Path) -> SynthesizedApp:
+    config = load_config(deep_merge(context[CONTEXT_KEY], overrides))
+    app = cdk.App(context=context, outdir=str(outdir))
+    stacks = build_app(app, config)
+    assembly = app.synth()
+    templates = {s.stack_name: s.template for s in assembly.stacks}
+    return SynthesizedApp(config=config, stacks=stacks, templates=templates, outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def synthesized(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """The app with the repository's default settings."""
+    return _synthesize(cdk_context, {}, tmp_path_factory.mktemp("cdk.out.default"))
+
+
+THROWAWAY_OVERRIDES: dict[str, Any] = {
+    "stack_prefix": "Sandbox",
+    "account": "111122223333",
+    "region": "eu-west-1",
+    "storage": {"removal_policy": "destroy", "noncurrent_version_expiration_days": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def synthesized_throwaway(
+    cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> SynthesizedApp:
+    """A throwaway environment: explicit account/region, removal policy destroy."""
+    return _synthesize(cdk_context, THROWAWAY_OVERRIDES, tmp_path_factory.mktemp("cdk.out.throwaway"))
+
+
+@pytest.fixture(scope="session")
+def both_apps(
+    synthesized: SynthesizedApp, synthesized_throwaway: SynthesizedApp
+) -> list[SynthesizedApp]:
+    return [synthesized, synthesized_throwaway]
+
+
+@pytest.fixture
+def write_json(tmp_path: Path) -> Callable[[object], str]:
+    """Write an object (or raw text) to a file and return its path, for config override tests."""
+
+    def write(content: object, name: str = "override.json") -> str:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        return str(path)
+
+    return write

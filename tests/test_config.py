@@ -1,0 +1,352 @@
+"""The config model: defaults reproduce the walkthrough; overrides merge; bad input is one clear sentence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from project_config import ConfigError, load_config, load_default_config
+from project_config.loader import deep_merge, default_context
+from tests.conftest import REPO_ROOT
+
+WALKTHROUGH_LOCATIONS = [
+    "NewYork_NY", "LosAngeles_CA", "Chicago_IL", "Houston_TX", "Dallas_TX", "Phoenix_AZ",
+    "Philadelphia_PA", "SanAntonio_TX", "SanDiego_CA", "SanFrancisco_CA",
+]  # fmt: skip
+
+
+def test_defaults_reproduce_the_walkthrough() -> None:
+    config = load_default_config()
+    assert config.data.locations == WALKTHROUGH_LOCATIONS
+    assert config.data.houses_per_location == 1000
+    assert config.training.parallel_training_jobs == 4
+    assert config.training.training_instance_type == "ml.c4.xlarge"
+    assert config.training.hyperparameters.model_dump() == {
+        "predictor_type": "regressor",
+        "feature_dim": 10,
+        "mini_batch_size": 100,
+        "epochs": 10,
+        "num_models": 32,
+        "loss": "absolute_loss",
+    }
+    assert config.endpoint.instance_type == "ml.m4.xlarge"
+    assert config.endpoint.initial_instance_count == 1
+    assert config.storage.removal_policy == "retain"
+    assert config.tenants.mode == "roles"
+    assert (config.account, config.region) == (None, None)
+
+
+def test_override_file_merges_over_defaults(write_json: Callable[..., str]) -> None:
+    path = write_json(
+        {
+            "region": "eu-central-1",
+            "data": {"locations": ["Berlin_BE", "Munich_BY"]},
+            "endpoint": {"autoscaling": {"max_capacity": 8}},
+            "tenants": {
+                "tenants": {
+                    "company_a": {
+                        "model_patterns": ["company_a/*"],
+                        "trusted_principals": ["arn:aws:iam::111122223333:role/analyst"],
+                        "max_session_duration_hours": 1,
+                    }
+                }
+            },
+        }
+    )
+    config = load_default_config(path)
+    assert config.region == "eu-central-1"
+    assert config.data.locations == ["Berlin_BE", "Munich_BY"]  # lists replace
+    assert config.data.houses_per_location == 1000  # untouched siblings keep their defaults
+    assert config.endpoint.autoscaling.max_capacity == 8
+    assert config.endpoint.autoscaling.min_capacity == 1
+    assert config.tenants.tenants["company_a"].external_id is None
+
+
+def test_deep_merge_merges_objects_and_replaces_everything_else() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert deep_merge(base, {"a": {"c": [3]}, "d": None}) == {"a": {"b": 1, "c": [3]}, "d": None}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # inputs are not mutated
+
+
+def _tenant(**changes: Any) -> dict[str, Any]:
+    tenant: dict[str, Any] = {
+        "model_patterns": ["company_a/*"],
+        "trusted_principals": ["111122223333"],
+        "max_session_duration_hours": 1,
+    }
+    tenant.update(changes)
+    return tenant
+
+
+BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "unknown top-level key",
+        {"endpoints": {}},
+        "config key 'endpoints' is not a known setting; allowed keys: account, alarms, data, "
+        "endpoint, region, stack_prefix, storage, tenants, training",
+    ),
+    (
+        "unknown nested key (camelCase typo)",
+        {"endpoint": {"instanceType": "ml.m5.xlarge"}},
+        "config key 'endpoint.instanceType' is not a known setting; allowed keys under 'endpoint': "
+        "autoscaling, container_log_level, initial_instance_count, instance_type, model_cache_enabled, "
+        "network_isolation, vpc",
+    ),
+    (
+        "number given as a string",
+        {"data": {"houses_per_location": "1000"}},
+        "config key 'data.houses_per_location': input should be a valid integer, got \"1000\"",
+    ),
+    (
+        "fractional number for an integer",
+        {"data": {"houses_per_location": 1.5}},
+        "config key 'data.houses_per_location': input should be a valid integer, got 1.5",
+    ),
+    (
+        "number out of range",
+        {"training": {"parallel_training_jobs": 0}},
+        "config key 'training.parallel_training_jobs': input should be greater than or equal to 1, got 0",
+    ),
+    (
+        "integer for a boolean",
+        {"endpoint": {"model_cache_enabled": 1}},
+        "config key 'endpoint.model_cache_enabled': input should be a valid boolean, got 1",
+    ),
+    (
+        "location containing a slash",
+        {"data": {"locations": ["NewYork_NY", "Los/Angeles"]}},
+        "config key 'data.locations' entry 1: 'Los/Angeles' is not allowed: use 1 to 32 characters "
+        "from A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit",
+    ),
+    (
+        "location with a path traversal",
+        {"data": {"locations": ["..", "Chicago_IL"]}},
+        "config key 'data.locations' entry 0: '..' is not allowed: use 1 to 32 characters from A-Z, "
+        "a-z, 0-9, '_' and '-', starting with a letter or digit",
+    ),
+    (
+        "location with a dot",
+        {"data": {"locations": ["St.Louis_MO"]}},
+        "config key 'data.locations' entry 0: 'St.Louis_MO' is not allowed",
+    ),
+    (
+        "location too long",
+        {"data": {"locations": ["A" * 33]}},
+        f"config key 'data.locations' entry 0: '{'A' * 33}' is not allowed: use 1 to 32 characters",
+    ),
+    (
+        "empty location name",
+        {"data": {"locations": [""]}},
+        "config key 'data.locations' entry 0: '' is not allowed",
+    ),
+    (
+        "duplicate location",
+        {"data": {"locations": ["Chicago_IL", "Chicago_IL"]}},
+        "config key 'data.locations' entry 1: 'Chicago_IL' duplicates 'Chicago_IL'",
+    ),
+    (
+        "locations equal ignoring case and '_' vs '-'",
+        {"data": {"locations": ["NewYork_NY", "newyork-ny"]}},
+        "config key 'data.locations' entry 1: 'newyork-ny' duplicates 'NewYork_NY' (location names "
+        "must be unique ignoring case and treating '_' and '-' as the same, because SageMaker job "
+        "names do)",
+    ),
+    (
+        "no locations",
+        {"data": {"locations": []}},
+        "config key 'data.locations': list should have at least 1 item after validation, not 0, got []",
+    ),
+    (
+        "locations as a string, not a list",
+        {"data": {"locations": "NewYork_NY"}},
+        "config key 'data.locations': input should be a valid list, got \"NewYork_NY\"",
+    ),
+    (
+        "feature_dim that the preprocessor does not produce",
+        {"training": {"hyperparameters": {"feature_dim": 11}}},
+        "config key 'training.hyperparameters.feature_dim' must be 10, the number of columns the "
+        "preprocessor emits (6 numeric + 2 one-hot pairs), got 11",
+    ),
+    (
+        "unknown removal policy",
+        {"storage": {"removal_policy": "delete"}},
+        "config key 'storage.removal_policy': input should be 'retain' or 'destroy', got \"delete\"",
+    ),
+    (
+        "splits leaving too little training data",
+        {"data": {"validation_fraction": 0.3, "test_fraction": 0.3}},
+        "config key 'data' validation_fraction + test_fraction must be at most 0.5",
+    ),
+    (
+        "autoscaling bounds reversed",
+        {"endpoint": {"autoscaling": {"min_capacity": 3, "max_capacity": 2}}},
+        "config key 'endpoint.autoscaling' min_capacity (3) must not exceed max_capacity (2)",
+    ),
+    (
+        "initial instance count outside the autoscaling bounds",
+        {"endpoint": {"initial_instance_count": 5}},
+        "config key 'endpoint' initial_instance_count (5) must lie between autoscaling.min_capacity "
+        "(1) and autoscaling.max_capacity (4)",
+    ),
+    (
+        "burstable instance with autoscaling",
+        {"endpoint": {"instance_type": "ml.t2.medium"}},
+        "config key 'endpoint' burstable instance type 'ml.t2.medium' cannot autoscale",
+    ),
+    (
+        "instance type without the ml. prefix",
+        {"endpoint": {"instance_type": "m4.xlarge"}},
+        "config key 'endpoint.instance_type' 'm4.xlarge' is not a SageMaker instance type such as "
+        "'ml.m4.xlarge'",
+    ),
+    (
+        "account ID of the wrong length",
+        {"account": "12345"},
+        "config key 'account' must be a 12-digit AWS account ID or null, got '12345'",
+    ),
+    (
+        "malformed region",
+        {"region": "US-EAST-1"},
+        "config key 'region' must be an AWS region such as 'us-east-1' or null, got 'US-EAST-1'",
+    ),
+    (
+        "unsafe tenant name",
+        {"tenants": {"tenants": {"Company A": _tenant()}}},
+        "config key 'tenants.tenants' tenant name 'Company A' is not allowed",
+    ),
+    (
+        "tenant model pattern with '..'",
+        {"tenants": {"tenants": {"company_a": _tenant(model_patterns=["company_a/../*"])}}},
+        "config key 'tenants.tenants.company_a.model_patterns' model pattern 'company_a/../*' is "
+        "not allowed",
+    ),
+    (
+        "tenant principal that is neither an account nor an ARN",
+        {"tenants": {"tenants": {"company_a": _tenant(trusted_principals=["alice"])}}},
+        "config key 'tenants.tenants.company_a.trusted_principals' trusted principal 'alice' must be "
+        "a 12-digit account ID or an IAM role/user ARN",
+    ),
+    (
+        "abac mode without trusted principals",
+        {"tenants": {"mode": "abac"}},
+        "config key 'tenants' mode 'abac' needs at least one entry in abac_trusted_principals",
+    ),
+    (
+        "invalid e-mail subscription",
+        {"alarms": {"email_subscriptions": ["ops-at-example.com"]}},
+        "config key 'alarms.email_subscriptions' 'ops-at-example.com' is not an e-mail address",
+    ),
+    (
+        "log retention CloudWatch does not offer",
+        {"training": {"log_retention_days": 42}},
+        "config key 'training.log_retention_days' must be one of CloudWatch's retention periods",
+    ),
+    (
+        "stack prefix with a hyphen",
+        {"stack_prefix": "mme-dev"},
+        "config key 'stack_prefix' 'mme-dev' is not allowed: use 1 to 24 letters and digits "
+        "starting with an upper-case letter",
+    ),
+    (
+        "null for a required section",
+        {"alarms": None},
+        "config key 'alarms': input should be a valid dictionary or instance of AlarmsConfig, got null",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [pytest.param(o, m, id=name) for name, o, m in BAD_CONFIGS],
+)
+def test_bad_config_fails_with_one_clear_sentence(
+    override: dict[str, Any], message: str, write_json: Callable[..., str]
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_default_config(write_json(override))
+    text = str(raised.value)
+    assert text.startswith(message), text
+    assert "\n" not in text
+
+
+def test_bad_config_cases_are_distinct() -> None:
+    assert len(BAD_CONFIGS) >= 15
+    assert len({json.dumps(o, sort_keys=True) for _, o, _ in BAD_CONFIGS}) == len(BAD_CONFIGS)
+
+
+def test_several_problems_are_counted_but_only_the_first_is_described(
+    write_json: Callable[..., str],
+) -> None:
+    with pytest.raises(ConfigError, match=r"\(2 more problems after this one\)$"):
+        load_default_config(write_json({"account": "x", "region": "y", "stack_prefix": "z"}))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("{ not json", "is not valid JSON: Expecting property name enclosed in double "
+                     "quotes at line 1 column 3", id="malformed-json"),  # fmt: skip
+        pytest.param('["a"]', "must contain a JSON object of settings, got a list", id="top-level-list"),
+        pytest.param(b"\xff\xfe{}", "is not UTF-8 text", id="not-utf8"),
+    ],
+)
+def test_unusable_file_content(content: str | bytes, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_default_config(str(path))
+    assert str(raised.value) == f"config file {str(path)!r} {message}"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(ConfigError) as raised:
+        load_default_config(str(missing))
+    assert str(raised.value) == f"config file {str(missing)!r} does not exist"
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_default_config(str(tmp_path))
+    assert str(raised.value) == f"config file {str(tmp_path)!r} is a directory, expected a JSON file"
+
+
+def test_empty_config_argument() -> None:
+    with pytest.raises(ConfigError, match=r"^-c config=\.\.\. must name a JSON file"):
+        load_config(default_context(), "  ")
+
+
+def test_missing_defaults_context() -> None:
+    with pytest.raises(ConfigError, match="cdk.json context key 'mme' must hold the default settings"):
+        load_config(None)
+
+
+def test_app_exits_with_one_line_and_no_stack_trace(write_json: Callable[..., str], tmp_path: Path) -> None:
+    """What `make synth CONFIG=bad.json` runs: the CDK CLI passes context to app.py via CDK_CONTEXT_JSON."""
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context["config"] = write_json({"endpoint": {"initial_instance_count": 0}})
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(tmp_path / "out"),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Invalid configuration: config key 'endpoint.initial_instance_count': input should be "
+        "greater than or equal to 1, got 0."
+    ]
+    assert not list((tmp_path / "out").glob("*.template.json"))  # nothing was synthesized
