@@ -23,8 +23,7 @@ LOCATION_NAME_RULE = (
 TENANT_NAME_MAX_LENGTH = 32
 TENANT_NAME_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{TENANT_NAME_MAX_LENGTH - 1}}}")
 TENANT_NAME_RULE = (
-    f"1 to {TENANT_NAME_MAX_LENGTH} characters from a-z, 0-9, '_' and '-', "
-    "starting with a letter or digit"
+    f"1 to {TENANT_NAME_MAX_LENGTH} characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
 )
 
 

@@ -42,13 +42,13 @@ ALL_PREFIXES: Final = (
 
 SPLITS: Final = ("train", "validation", "test")
 
-_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
-_TOKEN_RULE = "1 to 63 characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+_ID_RULE = "1 to 63 characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
 
 
-def _validate_token(kind: str, value: str) -> str:
-    if not isinstance(value, str) or _TOKEN_RE.fullmatch(value) is None:
-        raise ValueError(f"{kind} {value!r} is not allowed: use {_TOKEN_RULE}")
+def _validate_id(kind: str, value: str) -> str:
+    if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
+        raise ValueError(f"{kind} {value!r} is not allowed: use {_ID_RULE}")
     return value
 
 
@@ -66,20 +66,20 @@ def raw_data_key(location: str, split: str) -> str:
 def preprocessed_data_prefix(run_id: str, location: str, split: str) -> str:
     """Folder that receives one batch-transform output (label first) for one run."""
     return (
-        f"{PREPROCESSED_DATA_PREFIX}{_validate_token('run id', run_id)}/"
+        f"{PREPROCESSED_DATA_PREFIX}{_validate_id('run id', run_id)}/"
         f"{validate_location_name(location)}/{_validate_split(split)}/"
     )
 
 
 def training_output_prefix(run_id: str) -> str:
     """Folder under which one run's SageMaker training jobs write their outputs."""
-    return f"{TRAINING_OUTPUT_PREFIX}{_validate_token('run id', run_id)}/"
+    return f"{TRAINING_OUTPUT_PREFIX}{_validate_id('run id', run_id)}/"
 
 
 def target_model_name(location: str, version: str) -> str:
     """The TargetModel of one model version: its key relative to the multi-model prefix."""
     location = validate_location_name(location)
-    return f"{location}/{location}-{_validate_token('model version', version)}.tar.gz"
+    return f"{location}/{location}-{_validate_id('model version', version)}.tar.gz"
 
 
 def model_version_key(location: str, version: str) -> str:

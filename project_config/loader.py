@@ -62,8 +62,7 @@ def read_override_file(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file {str(path)!r} must contain a JSON object of settings, "
-            f"got a {type(data).__name__}"
+            f"config file {str(path)!r} must contain a JSON object of settings, got a {type(data).__name__}"
         )
     return data
 
@@ -137,8 +136,8 @@ def load_config(defaults: object, override_path: str | None = None) -> ProjectCo
 
 def default_context() -> dict[str, Any]:
     """The default settings as written in this repository's cdk.json."""
-    context: dict[str, Any] = json.loads(_CDK_JSON.read_text(encoding="utf-8"))["context"]
-    return context[CONTEXT_KEY]
+    defaults: dict[str, Any] = json.loads(_CDK_JSON.read_text(encoding="utf-8"))["context"][CONTEXT_KEY]
+    return defaults
 
 
 def load_default_config(override_path: str | None = None) -> ProjectConfig:

@@ -357,8 +357,7 @@ class ProjectConfig(_Section):
     def _stack_prefix(cls, value: str) -> str:
         if _STACK_PREFIX_RE.fullmatch(value) is None:
             raise ValueError(
-                f"{value!r} is not allowed: use 1 to 24 letters and digits starting with an "
-                "upper-case letter"
+                f"{value!r} is not allowed: use 1 to 24 letters and digits starting with an upper-case letter"
             )
         return value
 

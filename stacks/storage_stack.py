@@ -31,7 +31,9 @@ class StorageStack(Stack):
             termination_protection=True,
             description="SageMaker multi-model endpoint project: artifact bucket, access logs and KMS key",
         )
-        removal_policy = RemovalPolicy.DESTROY if storage.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        removal_policy = (
+            RemovalPolicy.DESTROY if storage.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        )
         self.artifact_store = ArtifactStore(
             self,
             "ArtifactStore",
@@ -45,9 +47,21 @@ class StorageStack(Stack):
         self.bucket = self.artifact_store.bucket
         self.key = self.artifact_store.key
 
-        CfnOutput(self, "ArtifactBucketName", value=self.bucket.bucket_name,
-                  description="Bucket holding data, training outputs and the multi-model prefix")
-        CfnOutput(self, "ModelPrefixUri", value=self.artifact_store.model_prefix_uri,
-                  description="S3 prefix the multi-model endpoint serves models from")
-        CfnOutput(self, "KeyArn", value=self.key.key_arn,
-                  description="Customer-managed KMS key encrypting the project's data")
+        CfnOutput(
+            self,
+            "ArtifactBucketName",
+            value=self.bucket.bucket_name,
+            description="Bucket holding data, training outputs and the multi-model prefix",
+        )
+        CfnOutput(
+            self,
+            "ModelPrefixUri",
+            value=self.artifact_store.model_prefix_uri,
+            description="S3 prefix the multi-model endpoint serves models from",
+        )
+        CfnOutput(
+            self,
+            "KeyArn",
+            value=self.key.key_arn,
+            description="Customer-managed KMS key encrypting the project's data",
+        )

@@ -13,11 +13,11 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402  (the variable above must be set before jsii starts)
+import aws_cdk as cdk
 
-from app import build_app  # noqa: E402
-from project_config import ProjectConfig, load_config  # noqa: E402
-from project_config.loader import CONTEXT_KEY, deep_merge  # noqa: E402
+from app import build_app
+from project_config import ProjectConfig, load_config
+from project_config.loader import CONTEXT_KEY, deep_merge
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,9 +77,7 @@ def synthesized_throwaway(
 
 
 @pytest.fixture(scope="session")
-def both_apps(
-    synthesized: SynthesizedApp, synthesized_throwaway: SynthesizedApp
-) -> list[SynthesizedApp]:
+def both_apps(synthesized: SynthesizedApp, synthesized_throwaway: SynthesizedApp) -> list[SynthesizedApp]:
     return [synthesized, synthesized_throwaway]
 
 

@@ -224,8 +224,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "tenant model pattern with '..'",
         {"tenants": {"tenants": {"company_a": _tenant(model_patterns=["company_a/../*"])}}},
-        "config key 'tenants.tenants.company_a.model_patterns' model pattern 'company_a/../*' is "
-        "not allowed",
+        "config key 'tenants.tenants.company_a.model_patterns' model pattern 'company_a/../*' is not allowed",
     ),
     (
         "tenant principal that is neither an account nor an ARN",
@@ -291,8 +290,11 @@ def test_several_problems_are_counted_but_only_the_first_is_described(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param("{ not json", "is not valid JSON: Expecting property name enclosed in double "
-                     "quotes at line 1 column 3", id="malformed-json"),  # fmt: skip
+        pytest.param(
+            "{ not json",
+            "is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 3",
+            id="malformed-json",
+        ),
         pytest.param('["a"]', "must contain a JSON object of settings, got a list", id="top-level-list"),
         pytest.param(b"\xff\xfe{}", "is not UTF-8 text", id="not-utf8"),
     ],
@@ -327,7 +329,7 @@ def test_empty_config_argument() -> None:
 
 
 def test_missing_defaults_context() -> None:
-    with pytest.raises(ConfigError, match="cdk.json context key 'mme' must hold the default settings"):
+    with pytest.raises(ConfigError, match=r"cdk\.json context key 'mme' must hold the default settings"):
         load_config(None)
 
 

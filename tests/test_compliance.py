@@ -1,0 +1,92 @@
+"""Quality gates over the synthesized templates: cdk-nag (two packs) and cfn-lint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+
+from app import add_compliance_checks
+from tests.conftest import REPO_ROOT, SynthesizedApp
+
+PACKS = ("AwsSolutions", "NIST.800.53.R5")
+
+
+def _cfn_lint(*templates: str) -> subprocess.CompletedProcess[str]:
+    """The cfn-lint installed beside this interpreter, with the repository's one settings file."""
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    return subprocess.run(
+        [str(cfn_lint), "--config-file", ".cfnlintrc.yaml", "--", *templates],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _report(app: SynthesizedApp) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((app.outdir / "validation-report.json").read_text())
+    return report
+
+
+def test_no_unacknowledged_nag_findings(both_apps: list[SynthesizedApp]) -> None:
+    """Synth would have raised on a finding; the report must agree (zero open violations)."""
+    for app in both_apps:
+        for plugin in _report(app)["pluginReports"]:
+            assert plugin["pluginName"] in PACKS
+            assert plugin["violations"] == [], plugin["violations"]
+            assert plugin["conclusion"] == "success"
+
+
+def test_every_acknowledgment_is_granular_beside_its_resource_with_a_reason(
+    both_apps: list[SynthesizedApp],
+) -> None:
+    acknowledged = 0
+    for app in both_apps:
+        stack_names = set(app.templates)
+        for plugin in _report(app)["pluginReports"]:
+            for finding in plugin.get("suppressedViolations", []):
+                acknowledged += 1
+                at = finding["acknowledgedAt"]
+                assert at not in stack_names, f"stack-wide acknowledgment at {at}"
+                paths = [c["constructPath"] for c in finding["violatingConstructs"]]
+                assert all(p == at or p.startswith(at + "/") for p in paths)
+                assert len(paths) == 1, "one acknowledgment should cover one resource"
+                assert finding["acknowledgedId"].endswith(finding["ruleName"])
+                assert len(finding["reason"]) >= 40
+    assert acknowledged > 0
+
+
+def test_nag_gate_rejects_an_insecure_bucket(cdk_context: dict[str, Any], tmp_path: Path) -> None:
+    """Proves the gate is live: the same packs fail synth on a default (insecure) bucket."""
+    app = cdk.App(context=cdk_context, outdir=str(tmp_path))
+    s3.Bucket(cdk.Stack(app, "Insecure"), "Bucket")
+    add_compliance_checks(app)
+    with pytest.raises(RuntimeError, match=r"^ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    found = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
+    assert {"AwsSolutions-S1", "AwsSolutions-S10", "NIST.800.53.R5-S3DefaultEncryptionKMS"} <= found
+
+
+def test_cfn_lint_reports_nothing(both_apps: list[SynthesizedApp]) -> None:
+    templates = [str(p) for app in both_apps for p in sorted(app.outdir.glob("*.template.json"))]
+    assert len(templates) == sum(len(app.templates) for app in both_apps)
+    result = _cfn_lint(*templates)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.template.json"
+    broken.write_text(
+        json.dumps({"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {"Nope": 1}}}})
+    )
+    result = _cfn_lint(str(broken))
+    assert result.returncode != 0
+    assert "E3002" in result.stdout

@@ -1,0 +1,89 @@
+"""The shared S3 key layout and name rules (pure Python, imported by stacks, Lambdas and the CLI)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from mme_shared import naming, s3_layout
+from tests.conftest import REPO_ROOT
+
+
+def test_keys_for_one_location() -> None:
+    assert s3_layout.raw_data_key("NewYork_NY", "train") == "raw-data/NewYork_NY/train.csv"
+    assert (
+        s3_layout.preprocessed_data_prefix("run-1", "NewYork_NY", "validation")
+        == "preprocessed-data/run-1/NewYork_NY/validation/"
+    )
+    assert s3_layout.training_output_prefix("run-1") == "training-output/run-1/"
+    assert (
+        s3_layout.target_model_name("Chicago_IL", "20261125-0130")
+        == "Chicago_IL/Chicago_IL-20261125-0130.tar.gz"
+    )
+    assert s3_layout.model_version_key("Chicago_IL", "v3") == "models/Chicago_IL/Chicago_IL-v3.tar.gz"
+    assert s3_layout.location_models_prefix("Chicago_IL") == "models/Chicago_IL/"
+    assert s3_layout.current_pointer_key("Chicago_IL") == "model-pointers/Chicago_IL.json"
+    assert s3_layout.s3_uri("bucket", s3_layout.MULTI_MODEL_PREFIX) == "s3://bucket/models/"
+
+
+def test_model_names_are_relative_to_the_multi_model_prefix() -> None:
+    key = s3_layout.model_version_key("Houston_TX", "v1")
+    assert key == s3_layout.MULTI_MODEL_PREFIX + s3_layout.target_model_name("Houston_TX", "v1")
+
+
+def test_prefixes_are_disjoint_folders() -> None:
+    prefixes = s3_layout.ALL_PREFIXES
+    assert all(p.endswith("/") and "/" not in p[:-1] for p in prefixes)
+    assert len(set(prefixes)) == len(prefixes)
+    assert s3_layout.PREPROCESSOR_ARTIFACT_KEY.startswith(s3_layout.PREPROCESSOR_PREFIX)
+    # Pointers are not loadable models, so they must stay outside the multi-model prefix.
+    assert not s3_layout.MODEL_POINTERS_PREFIX.startswith(s3_layout.MULTI_MODEL_PREFIX)
+
+
+@pytest.mark.parametrize("location", ["", "..", "a/b", "../etc", "New York", "x" * 33, "_lead", "é"])
+def test_unsafe_locations_never_become_keys(location: str) -> None:
+    with pytest.raises(ValueError, match=r"^location name .* is not allowed: use 1 to 32 characters"):
+        s3_layout.model_version_key(location, "v1")
+
+
+@pytest.mark.parametrize("version", ["", "v/1", "..", "v_1", "-v1", "v" * 64])
+def test_unsafe_versions_are_rejected(version: str) -> None:
+    with pytest.raises(ValueError, match=r"^model version .* is not allowed"):
+        s3_layout.model_version_key("Chicago_IL", version)
+
+
+def test_unknown_split_is_rejected() -> None:
+    with pytest.raises(
+        ValueError, match="split 'holdout' is not allowed: use one of train, validation, test"
+    ):
+        s3_layout.raw_data_key("Chicago_IL", "holdout")
+
+
+def test_non_string_location_is_rejected() -> None:
+    with pytest.raises(ValueError, match="location name must be a string"):
+        naming.validate_location_name(7)
+
+
+def test_job_name_fragment_and_collision_key() -> None:
+    assert naming.job_name_fragment("NewYork_NY") == "NewYork-NY"
+    assert naming.location_collision_key("NewYork_NY") == naming.location_collision_key("newyork-ny")
+    assert naming.location_collision_key("NewYork_NY") != naming.location_collision_key("NewYork_NJ")
+
+
+def test_shared_package_uses_only_the_standard_library() -> None:
+    """Lambda handlers package mme_shared as is; it must not pull in CDK, boto3 or pydantic."""
+    allowed_roots = {"__future__", "re", "typing", "mme_shared", "hashlib", "zlib", "random", "math",
+                     "csv", "io", "dataclasses", "collections", "itertools", "json", "statistics",
+                     "collections.abc", "enum", "functools", "bisect", "struct"}  # fmt: skip
+    for path in Path(REPO_ROOT, "mme_shared").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] in allowed_roots, f"{path.name} imports {name}"
