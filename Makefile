@@ -61,6 +61,7 @@ snapshot-update: setup ## Rewrite the template snapshots; review the diff before
 diagram: synth ## Draw docs/architecture.png from cdk.out/tree.json (needs graphviz: apt-get install graphviz)
 	@command -v dot >/dev/null || { echo "graphviz is missing: sudo apt-get install graphviz"; exit 1; }
 	npx --no-install cdk-dia --tree cdk.out/tree.json --target docs/architecture.png
+	rm -f docs/architecture.dot
 	@echo "Wrote docs/architecture.png"
 
 diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS credentials)
