@@ -5,12 +5,16 @@ operator CLI (where to look) all import this module, so a key can never be spell
 
 Layout (all under one bucket)::
 
-    raw-data/<location>/<split>.csv                   generated housing data, label last
+    raw-data/<run>/<split>/<location>.csv             generated housing data, label last
     preprocessed-data/<run>/<location>/<split>/       batch-transform output, label first
     training-output/<run>/                            SageMaker training job outputs
     preprocessor/current/model.tar.gz                 the promoted, shared preprocessor artifact
     models/<location>/<location>-<version>.tar.gz     the multi-model prefix the endpoint serves
     model-pointers/<location>.json                    "current version" pointer per location
+
+Raw data is grouped by run and split first, so one prefix (``raw-data/<run>/train/``) is exactly
+the training rows of every location in a run: the preprocessor's ``train`` channel can never pick
+up validation or test rows (a flaw of the original walkthrough, whose prefix matched two files).
 
 The pointers live outside ``models/`` on purpose: everything under the multi-model prefix is a
 loadable model name (a TargetModel), and a JSON pointer is not a model.
@@ -58,9 +62,14 @@ def _validate_split(split: str) -> str:
     return split
 
 
-def raw_data_key(location: str, split: str) -> str:
-    """Key of one location's generated CSV for one split (no header, label last)."""
-    return f"{RAW_DATA_PREFIX}{validate_location_name(location)}/{_validate_split(split)}.csv"
+def raw_data_split_prefix(run_id: str, split: str) -> str:
+    """Folder holding one split of every location's generated data for one run."""
+    return f"{RAW_DATA_PREFIX}{_validate_id('run id', run_id)}/{_validate_split(split)}/"
+
+
+def raw_data_key(run_id: str, location: str, split: str) -> str:
+    """Key of one location's generated CSV for one split of one run (no header, label last)."""
+    return f"{raw_data_split_prefix(run_id, split)}{validate_location_name(location)}.csv"
 
 
 def preprocessed_data_prefix(run_id: str, location: str, split: str) -> str:

@@ -12,7 +12,8 @@ from tests.conftest import REPO_ROOT
 
 
 def test_keys_for_one_location() -> None:
-    assert s3_layout.raw_data_key("NewYork_NY", "train") == "raw-data/NewYork_NY/train.csv"
+    assert s3_layout.raw_data_key("run-1", "NewYork_NY", "train") == "raw-data/run-1/train/NewYork_NY.csv"
+    assert s3_layout.raw_data_split_prefix("run-1", "train") == "raw-data/run-1/train/"
     assert (
         s3_layout.preprocessed_data_prefix("run-1", "NewYork_NY", "validation")
         == "preprocessed-data/run-1/NewYork_NY/validation/"
@@ -58,7 +59,7 @@ def test_unknown_split_is_rejected() -> None:
     with pytest.raises(
         ValueError, match="split 'holdout' is not allowed: use one of train, validation, test"
     ):
-        s3_layout.raw_data_key("Chicago_IL", "holdout")
+        s3_layout.raw_data_key("run-1", "Chicago_IL", "holdout")
 
 
 def test_non_string_location_is_rejected() -> None:
