@@ -22,7 +22,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help setup synth test lint format snapshot-update diagram diff clean
+.PHONY: help setup synth test lint format snapshot-update diagram benchmark refresh-images diff clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ diagram: synth ## Draw docs/architecture.png from cdk.out/tree.json (needs graph
 	npx --no-install cdk-dia --tree cdk.out/tree.json --target docs/architecture.png
 	rm -f docs/architecture.dot
 	@echo "Wrote docs/architecture.png"
+
+benchmark: setup ## Serving-path benchmark of the scikit-learn preprocessor (p50/p99 latency, rows/s)
+	$(BIN)/python -m benchmarks.serving_benchmark
+
+refresh-images: setup ## Regenerate mme_constructs/data/sagemaker_images.json from sagemaker-core (needs PyPI)
+	$(BIN)/python -m scripts.refresh_image_uris
 
 diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS credentials)
 	$(CDK) diff $(CDK_FLAGS)

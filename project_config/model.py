@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mme_constructs import image_table
 from mme_shared.naming import (
     TENANT_NAME_RE,
     TENANT_NAME_RULE,
@@ -141,16 +142,24 @@ class TrainingConfig(_Section):
 
     @field_validator("sklearn_framework_version")
     @classmethod
-    def _framework_version_format(cls, value: str) -> str:
-        if re.fullmatch(r"[0-9]+\.[0-9]+-[0-9]+", value) is None:
-            raise ValueError(f"must look like '1.2-1' (SageMaker's framework version), got {value!r}")
+    def _framework_version_available(cls, value: str) -> str:
+        available = image_table.available_sklearn_versions()
+        if value not in available:
+            raise ValueError(
+                f"{value!r} has no scikit-learn training and serving images in the SageMaker region "
+                f"tables; available: {', '.join(available)}"
+            )
         return value
 
     @field_validator("linear_learner_image_tag")
     @classmethod
-    def _image_tag_format(cls, value: str) -> str:
-        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value) is None:
-            raise ValueError(f"must be an image tag such as '1', got {value!r}")
+    def _image_tag_available(cls, value: str) -> str:
+        available = image_table.available_linear_learner_tags()
+        if value not in available:
+            raise ValueError(
+                f"{value!r} is not a linear-learner image tag in the SageMaker region tables; "
+                f"available: {', '.join(available)}"
+            )
         return value
 
     @field_validator("log_retention_days")

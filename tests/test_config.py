@@ -28,6 +28,7 @@ def test_defaults_reproduce_the_walkthrough() -> None:
     assert config.data.houses_per_location == 1000
     assert config.training.parallel_training_jobs == 4
     assert config.training.training_instance_type == "ml.c4.xlarge"
+    assert config.training.sklearn_framework_version == "1.9-0"  # newest with images in every region
     assert config.training.hyperparameters.model_dump() == {
         "predictor_type": "regressor",
         "feature_dim": 10,
@@ -246,6 +247,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "log retention CloudWatch does not offer",
         {"training": {"log_retention_days": 42}},
         "config key 'training.log_retention_days' must be one of CloudWatch's retention periods",
+    ),
+    (
+        "scikit-learn version without images",
+        {"training": {"sklearn_framework_version": "1.5-1"}},
+        "config key 'training.sklearn_framework_version' '1.5-1' has no scikit-learn training and "
+        "serving images in the SageMaker region tables; available: 0.20.0, 0.23-1, 1.0-1, 1.2-1, "
+        "1.4-2-py312, 1.9-0",
     ),
     (
         "stack prefix with a hyphen",
