@@ -57,3 +57,49 @@ def location_collision_key(name: str) -> str:
 def job_name_fragment(name: str) -> str:
     """The location as it appears inside a SageMaker job name (letters, digits and hyphens)."""
     return validate_location_name(name).replace("_", "-")
+
+
+RUN_ID_MAX_LENGTH = 24
+"""A run id (the Step Functions execution name) is part of every job name of the run; 24 leaves
+``<3-char step>-<32-char location>-<run id>`` within SageMaker's 63-character limit."""
+RUN_ID_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9-]{{0,{RUN_ID_MAX_LENGTH - 1}}}")
+RUN_ID_RULE = (
+    f"1 to {RUN_ID_MAX_LENGTH} characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
+)
+SAGEMAKER_NAME_MAX_LENGTH = 63
+
+
+def validate_run_id(run_id: object) -> str:
+    """Return ``run_id`` if it can be embedded in SageMaker job names, else raise ValueError."""
+    if not isinstance(run_id, str) or RUN_ID_RE.fullmatch(run_id) is None:
+        raise ValueError(
+            f"run id {run_id!r} is not allowed: use {RUN_ID_RULE} (it becomes part of SageMaker job names)"
+        )
+    return run_id
+
+
+def _job_name(step: str, run_id: str, location: str | None = None) -> str:
+    parts = (
+        [step] + ([job_name_fragment(location)] if location is not None else []) + [validate_run_id(run_id)]
+    )
+    name = "-".join(parts)
+    assert len(name) <= SAGEMAKER_NAME_MAX_LENGTH, name  # guaranteed by the length rules above
+    return name
+
+
+def preprocessor_job_name(run_id: str) -> str:
+    """Training job (and model) fitting the run's shared preprocessor: ``pp-<run>``."""
+    return _job_name("pp", run_id)
+
+
+def training_job_name(location: str, run_id: str) -> str:
+    """A location's model training job: ``ll-<location>-<run>`` (unique per run and location)."""
+    return _job_name("ll", run_id, location)
+
+
+def transform_job_name(location: str, split: str, run_id: str) -> str:
+    """Batch transform of one location's split: ``tt-`` (train) or ``tv-`` (validation)."""
+    steps = {"train": "tt", "validation": "tv"}
+    if split not in steps:
+        raise ValueError(f"split {split!r} is not transformed: use train or validation")
+    return _job_name(steps[split], run_id, location)

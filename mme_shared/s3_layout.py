@@ -11,6 +11,10 @@ Layout (all under one bucket)::
     preprocessor/current/model.tar.gz                 the promoted, shared preprocessor artifact
     models/<location>/<location>-<version>.tar.gz     the multi-model prefix the endpoint serves
     model-pointers/<location>.json                    "current version" pointer per location
+    location-manifests/<name>.json                    user-supplied location lists (large runs)
+    pipeline-runs/<run>/plan.json                     the run's per-location work items
+    pipeline-runs/<run>/results/                      the training Map's per-location results
+    pipeline-runs/<run>/summary.json                  succeeded/failed locations of the run
 
 Raw data is grouped by run and split first, so one prefix (``raw-data/<run>/train/``) is exactly
 the training rows of every location in a run: the preprocessor's ``train`` channel can never pick
@@ -25,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from mme_shared.naming import validate_location_name
+from mme_shared.naming import validate_location_name, validate_run_id
 
 RAW_DATA_PREFIX: Final = "raw-data/"
 PREPROCESSED_DATA_PREFIX: Final = "preprocessed-data/"
@@ -34,6 +38,8 @@ PREPROCESSOR_PREFIX: Final = "preprocessor/"
 PREPROCESSOR_ARTIFACT_KEY: Final = "preprocessor/current/model.tar.gz"
 MULTI_MODEL_PREFIX: Final = "models/"
 MODEL_POINTERS_PREFIX: Final = "model-pointers/"
+LOCATION_MANIFESTS_PREFIX: Final = "location-manifests/"
+PIPELINE_RUNS_PREFIX: Final = "pipeline-runs/"
 
 ALL_PREFIXES: Final = (
     RAW_DATA_PREFIX,
@@ -42,6 +48,8 @@ ALL_PREFIXES: Final = (
     PREPROCESSOR_PREFIX,
     MULTI_MODEL_PREFIX,
     MODEL_POINTERS_PREFIX,
+    LOCATION_MANIFESTS_PREFIX,
+    PIPELINE_RUNS_PREFIX,
 )
 
 SPLITS: Final = ("train", "validation", "test")
@@ -109,3 +117,23 @@ def current_pointer_key(location: str) -> str:
 def s3_uri(bucket: str, key: str) -> str:
     """``s3://bucket/key``; the bucket may be a CDK token string at synth time."""
     return f"s3://{bucket}/{key}"
+
+
+def run_prefix(run_id: str) -> str:
+    """Folder of one training run's bookkeeping (plan, Map results, summary)."""
+    return f"{PIPELINE_RUNS_PREFIX}{validate_run_id(run_id)}/"
+
+
+def run_plan_key(run_id: str) -> str:
+    """JSON array of the run's per-location work items, read by the training Map."""
+    return f"{run_prefix(run_id)}plan.json"
+
+
+def run_results_prefix(run_id: str) -> str:
+    """Where the training Map's ResultWriter writes its manifest and result files."""
+    return f"{run_prefix(run_id)}results/"
+
+
+def run_summary_key(run_id: str) -> str:
+    """The run's summary: succeeded locations with their metric, failed ones with the reason."""
+    return f"{run_prefix(run_id)}summary.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -87,3 +88,30 @@ def test_shared_package_uses_only_the_standard_library() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_job_names_are_valid_for_sagemaker_and_traceable() -> None:
+    longest = naming.training_job_name("A" * 32, "r" * 24)
+    assert len(longest) <= 63
+    assert re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9])*", longest)
+    assert naming.preprocessor_job_name("run-7") == "pp-run-7"
+    assert naming.training_job_name("NewYork_NY", "run-7") == "ll-NewYork-NY-run-7"
+    assert naming.transform_job_name("NewYork_NY", "train", "run-7") == "tt-NewYork-NY-run-7"
+    assert naming.transform_job_name("NewYork_NY", "validation", "run-7") == "tv-NewYork-NY-run-7"
+
+
+@pytest.mark.parametrize("run_id", ["", "r" * 25, "run_7", "-run", "run/7", None])
+def test_run_ids_that_cannot_be_part_of_a_job_name_are_rejected(run_id: object) -> None:
+    with pytest.raises(ValueError, match=r"^run id .* is not allowed: use 1 to 24 characters"):
+        naming.validate_run_id(run_id)
+
+
+def test_transform_only_for_train_and_validation() -> None:
+    with pytest.raises(ValueError, match="split 'test' is not transformed: use train or validation"):
+        naming.transform_job_name("NewYork_NY", "test", "run-7")
+
+
+def test_run_bookkeeping_keys() -> None:
+    assert s3_layout.run_plan_key("run-7") == "pipeline-runs/run-7/plan.json"
+    assert s3_layout.run_results_prefix("run-7") == "pipeline-runs/run-7/results/"
+    assert s3_layout.run_summary_key("run-7") == "pipeline-runs/run-7/summary.json"
