@@ -1,0 +1,200 @@
+"""Generate one location's synthetic housing data for one pipeline run and write its three splits.
+
+The first step of the training state machine runs this once per location (inside the Map), so a
+run over 10,000 locations is 10,000 small, independent invocations rather than one long one.
+The rows come from :mod:`mme_shared.housing_data` (standard library only, so no dependency has to
+be bundled) and are fully determined by the location and the environment's SEED: rerunning a
+location, or retrying a failed invocation, writes byte-identical files.
+
+Each split goes to ``s3_layout.raw_data_key(run_id, location, split)``, i.e.
+``raw-data/<run>/<split>/<location>.csv`` (CSV without a header, label last), encrypted with the
+project key. The whole data set is generated and every input validated before the first write,
+so a bad event or environment writes nothing.
+
+The result carries ``job_name_fragment`` (the location as it may appear in a SageMaker job name)
+so the state machine can build job names without string functions of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+
+from mme_shared import s3_layout
+from mme_shared.housing_data import generate_location_dataset, to_csv
+from mme_shared.naming import job_name_fragment, location_name_problem
+
+S3Client: TypeAlias = Any
+"""A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+_EVENT_FIELDS: Final = ("run_id", "location")
+_BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_KMS_KEY_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
+_INTEGER_RE: Final = re.compile(r"-?[0-9]+")
+
+
+# The class names are the contract with the state machine: Lambda reports an uncaught exception's
+# class name as the error name a Catch matches (hence the N818 exemptions).
+
+
+class DataGenerationError(Exception):
+    """Base class; Step Functions matches the concrete class names below."""
+
+
+class InvalidDataRequest(DataGenerationError):  # noqa: N818
+    """The event is not ``{"run_id": str, "location": str}`` with valid values."""
+
+
+class InvalidEnvironment(DataGenerationError):  # noqa: N818
+    """An environment variable is missing or out of range (a deployment error)."""
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """A validated event."""
+
+    run_id: str
+    location: str
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The function's environment, parsed and validated."""
+
+    bucket: str
+    kms_key_arn: str
+    houses_per_location: int
+    seed: int
+    validation_fraction: float
+    test_fraction: float
+
+
+def parse_data_event(event: object) -> DataRequest:
+    """Validate the event; raise InvalidDataRequest naming the field and what is expected."""
+    expected = 'expected {"run_id": str, "location": str}'
+    if not isinstance(event, Mapping):
+        raise InvalidDataRequest(f"The event must be a JSON object, got {type(event).__name__}; {expected}.")
+    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
+    if unknown:
+        raise InvalidDataRequest(f"The event has unexpected field(s) {', '.join(unknown)}; {expected}.")
+    missing = [name for name in _EVENT_FIELDS if name not in event]
+    if missing:
+        raise InvalidDataRequest(f"The event is missing {', '.join(missing)}; {expected}.")
+    run_id, location = event["run_id"], event["location"]
+    problem = location_name_problem(location)
+    if problem is not None:
+        raise InvalidDataRequest(f"location {problem}.")
+    try:
+        s3_layout.raw_data_key(run_id, location, "train")  # the layout's rule for run ids
+    except ValueError as error:
+        raise InvalidDataRequest(f"{error}.") from None
+    return DataRequest(run_id=run_id, location=location)
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise InvalidEnvironment(f"Environment variable {name} is not set; the stack must set it.")
+    return value
+
+
+def _integer(environ: Mapping[str, str], name: str, *, minimum: int) -> int:
+    text = _require(environ, name)
+    if _INTEGER_RE.fullmatch(text) is None or int(text) < minimum:
+        raise InvalidEnvironment(
+            f"Environment variable {name} {text!r} must be an integer of at least {minimum}."
+        )
+    return int(text)
+
+
+def _fraction(environ: Mapping[str, str], name: str) -> float:
+    text = _require(environ, name)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise InvalidEnvironment(
+            f"Environment variable {name} {text!r} must be a number from 0 up to (not including) 1."
+        )
+    return value
+
+
+def load_data_settings(environ: Mapping[str, str]) -> DataSettings:
+    """Read and validate the six variables; raise InvalidEnvironment naming the first bad one."""
+    bucket = _require(environ, "BUCKET_NAME")
+    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
+        raise InvalidEnvironment(f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name.")
+    kms_key_arn = _require(environ, "KMS_KEY_ARN")
+    if _KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
+        raise InvalidEnvironment(f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN.")
+    return DataSettings(
+        bucket=bucket,
+        kms_key_arn=kms_key_arn,
+        houses_per_location=_integer(environ, "HOUSES_PER_LOCATION", minimum=1),
+        seed=_integer(environ, "SEED", minimum=0),
+        validation_fraction=_fraction(environ, "VALIDATION_FRACTION"),
+        test_fraction=_fraction(environ, "TEST_FRACTION"),
+    )
+
+
+def generate_data(request: DataRequest, *, s3: S3Client, settings: DataSettings) -> dict[str, Any]:
+    """Generate the location's rows, then write train, validation and test; return keys and counts."""
+    try:
+        dataset = generate_location_dataset(
+            request.location,
+            houses=settings.houses_per_location,
+            seed=settings.seed,
+            validation_fraction=settings.validation_fraction,
+            test_fraction=settings.test_fraction,
+        )
+    except ValueError as error:
+        # The location was validated already, so this is the split arithmetic of the settings.
+        raise InvalidEnvironment(
+            f"HOUSES_PER_LOCATION, VALIDATION_FRACTION and TEST_FRACTION do not make a usable split: {error}."
+        ) from None
+    splits = dataset.splits()
+    if not splits["validation"]:
+        raise InvalidEnvironment(
+            f"HOUSES_PER_LOCATION={settings.houses_per_location} with VALIDATION_FRACTION="
+            f"{settings.validation_fraction:g} leaves no validation row; the training job's validation "
+            "channel needs at least one."
+        )
+    bodies = {split: to_csv(houses).encode("utf-8") for split, houses in splits.items()}
+    keys = {split: s3_layout.raw_data_key(request.run_id, request.location, split) for split in splits}
+    for split, body in bodies.items():
+        s3.put_object(
+            Bucket=settings.bucket,
+            Key=keys[split],
+            Body=body,
+            ContentType="text/csv",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=settings.kms_key_arn,
+        )
+    return {
+        "location": request.location,
+        "job_name_fragment": job_name_fragment(request.location),
+        "keys": keys,
+        "rows": {split: len(houses) for split, houses in splits.items()},
+    }
+
+
+@functools.cache
+def _s3_client() -> S3Client:
+    """Created once per execution environment; standard retries absorb throttling."""
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def handler(event: object, context: object) -> dict[str, Any]:
+    """Lambda entry point: validate the event and environment, generate, write, report."""
+    request = parse_data_event(event)
+    settings = load_data_settings(os.environ)
+    return generate_data(request, s3=_s3_client(), settings=settings)
