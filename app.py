@@ -11,6 +11,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 from project_config import ConfigError, ProjectConfig, load_config
 from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY
 from stacks.storage_stack import StorageStack
+from stacks.training_stack import TrainingStack
 
 
 def build_app(app: cdk.App, config: ProjectConfig) -> dict[str, cdk.Stack]:
@@ -21,9 +22,18 @@ def build_app(app: cdk.App, config: ProjectConfig) -> dict[str, cdk.Stack]:
         else None
     )
     storage = StorageStack(app, f"{config.stack_prefix}Storage", storage=config.storage, env=env)
+    training = TrainingStack(
+        app,
+        f"{config.stack_prefix}Training",
+        storage=storage.exports,
+        training=config.training,
+        data=config.data,
+        env=env,
+    )
+    training.add_stack_dependency(storage)
     cdk.Tags.of(app).add("project", "sagemaker-mme")
     add_compliance_checks(app)
-    return {"storage": storage}
+    return {"storage": storage, "training": training}
 
 
 def add_compliance_checks(app: cdk.App) -> None:

@@ -67,6 +67,11 @@ RUN_ID_RULE = (
     f"1 to {RUN_ID_MAX_LENGTH} characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
 )
 SAGEMAKER_NAME_MAX_LENGTH = 63
+PREPROCESSOR_STEP = "pp"
+TRAINING_STEP = "ll"
+TRANSFORM_STEP_BY_SPLIT = {"train": "tt", "validation": "tv"}
+TRANSFORM_STEPS = tuple(TRANSFORM_STEP_BY_SPLIT.values())
+"""Job-name prefixes per step; IAM policies grant on ``<step>-*``."""
 
 
 def validate_run_id(run_id: object) -> str:
@@ -89,17 +94,16 @@ def _job_name(step: str, run_id: str, location: str | None = None) -> str:
 
 def preprocessor_job_name(run_id: str) -> str:
     """Training job (and model) fitting the run's shared preprocessor: ``pp-<run>``."""
-    return _job_name("pp", run_id)
+    return _job_name(PREPROCESSOR_STEP, run_id)
 
 
 def training_job_name(location: str, run_id: str) -> str:
     """A location's model training job: ``ll-<location>-<run>`` (unique per run and location)."""
-    return _job_name("ll", run_id, location)
+    return _job_name(TRAINING_STEP, run_id, location)
 
 
 def transform_job_name(location: str, split: str, run_id: str) -> str:
     """Batch transform of one location's split: ``tt-`` (train) or ``tv-`` (validation)."""
-    steps = {"train": "tt", "validation": "tv"}
-    if split not in steps:
+    if split not in TRANSFORM_STEP_BY_SPLIT:
         raise ValueError(f"split {split!r} is not transformed: use train or validation")
-    return _job_name(steps[split], run_id, location)
+    return _job_name(TRANSFORM_STEP_BY_SPLIT[split], run_id, location)

@@ -13,6 +13,7 @@ Layout (all under one bucket)::
     model-pointers/<location>.json                    "current version" pointer per location
     location-manifests/<name>.json                    user-supplied location lists (large runs)
     pipeline-runs/<run>/plan.json                     the run's per-location work items
+    pipeline-runs/<run>/generation/                   the data-generation Map's results
     pipeline-runs/<run>/results/                      the training Map's per-location results
     pipeline-runs/<run>/summary.json                  succeeded/failed locations of the run
 
@@ -132,6 +133,11 @@ def run_plan_key(run_id: str) -> str:
 def run_results_prefix(run_id: str) -> str:
     """Where the training Map's ResultWriter writes its manifest and result files."""
     return f"{run_prefix(run_id)}results/"
+
+
+def run_generation_results_prefix(run_id: str) -> str:
+    """Where the data-generation Map's ResultWriter writes (kept apart from the training results)."""
+    return f"{run_prefix(run_id)}generation/"
 
 
 def run_summary_key(run_id: str) -> str:

@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
+from dataclasses import dataclass
+
+from aws_cdk import CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mme_constructs.artifact_store import ArtifactStore
 from project_config.model import StorageConfig
+
+
+@dataclass(frozen=True)
+class StorageExports:
+    """Names of the CloudFormation exports through which stateless stacks use the artifact store.
+
+    Explicit exports (rather than CDK's automatic cross-stack references) give every consumer the
+    same readable values (``{"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}``), so the
+    consuming stacks' IAM policies and their cdk-nag acknowledgments are known at construction time.
+    CloudFormation refuses to delete or change an export that is imported, which is what a stateful
+    dependency should do.
+    """
+
+    stack_name: str
+
+    @property
+    def bucket_name(self) -> str:
+        return f"{self.stack_name}-ArtifactBucketName"
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"{self.stack_name}-ArtifactBucketArn"
+
+    @property
+    def key_arn(self) -> str:
+        return f"{self.stack_name}-KeyArn"
+
+    def import_bucket(self, scope: Construct) -> s3.IBucket:
+        return s3.Bucket.from_bucket_attributes(
+            scope,
+            "ArtifactBucket",
+            bucket_arn=Fn.import_value(self.bucket_arn),
+            bucket_name=Fn.import_value(self.bucket_name),
+        )
+
+    def import_key(self, scope: Construct) -> kms.IKey:
+        return kms.Key.from_key_arn(scope, "ProjectKey", Fn.import_value(self.key_arn))
 
 
 class StorageStack(Stack):
@@ -46,12 +87,21 @@ class StorageStack(Stack):
         )
         self.bucket = self.artifact_store.bucket
         self.key = self.artifact_store.key
+        self.exports = StorageExports(stack_name=self.stack_name)
 
         CfnOutput(
             self,
             "ArtifactBucketName",
             value=self.bucket.bucket_name,
+            export_name=self.exports.bucket_name,
             description="Bucket holding data, training outputs and the multi-model prefix",
+        )
+        CfnOutput(
+            self,
+            "ArtifactBucketArn",
+            value=self.bucket.bucket_arn,
+            export_name=self.exports.bucket_arn,
+            description="ARN of the artifact bucket",
         )
         CfnOutput(
             self,
@@ -63,5 +113,6 @@ class StorageStack(Stack):
             self,
             "KeyArn",
             value=self.key.key_arn,
+            export_name=self.exports.key_arn,
             description="Customer-managed KMS key encrypting the project's data",
         )

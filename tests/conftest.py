@@ -91,3 +91,25 @@ def write_json(tmp_path: Path) -> Callable[[object], str]:
         return str(path)
 
     return write
+
+
+STORAGE_EXPORTS = {
+    "MmeStorage-ArtifactBucketName": "mme-artifacts-111122223333",
+    "MmeStorage-ArtifactBucketArn": "arn:aws:s3:::mme-artifacts-111122223333",
+    "MmeStorage-KeyArn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
+"""Realistic values for the storage stack's exports, to render the training template."""
+
+
+@pytest.fixture(scope="session")
+def training_definition(synthesized: SynthesizedApp) -> dict[str, Any]:
+    """The training state machine's definition as Step Functions would receive it (us-east-1)."""
+    from tests.cfn_render import TemplateRenderer
+
+    template = synthesized.template("training")
+    (machine,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    rendered = TemplateRenderer(template, STORAGE_EXPORTS).render(machine["Properties"]["DefinitionString"])
+    definition: dict[str, Any] = json.loads(rendered)
+    return definition

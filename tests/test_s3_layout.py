@@ -114,4 +114,5 @@ def test_transform_only_for_train_and_validation() -> None:
 def test_run_bookkeeping_keys() -> None:
     assert s3_layout.run_plan_key("run-7") == "pipeline-runs/run-7/plan.json"
     assert s3_layout.run_results_prefix("run-7") == "pipeline-runs/run-7/results/"
+    assert s3_layout.run_generation_results_prefix("run-7") == "pipeline-runs/run-7/generation/"
     assert s3_layout.run_summary_key("run-7") == "pipeline-runs/run-7/summary.json"

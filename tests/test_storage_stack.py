@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aws_cdk as cdk
@@ -187,5 +188,35 @@ def test_build_app_wires_every_stack_into_the_app(cdk_context: dict[str, Any]) -
     app = cdk.App(context=cdk_context)
     config = load_default_config().model_copy(update={"stack_prefix": "Staging"})
     stacks = build_app(app, config)
-    assert [s.stack_name for s in stacks.values()] == ["StagingStorage"]
-    assert {c.node.id for c in app.node.children if isinstance(c, cdk.Stack)} == {"StagingStorage"}
+    assert {role: s.stack_name for role, s in stacks.items()} == {
+        "storage": "StagingStorage",
+        "training": "StagingTraining",
+    }
+    assert {c.node.id for c in app.node.children if isinstance(c, cdk.Stack)} == {
+        "StagingStorage",
+        "StagingTraining",
+    }
+    assert stacks["storage"] in stacks["training"].dependencies
+
+
+def test_stateless_stacks_use_the_store_through_named_exports(synthesized: SynthesizedApp) -> None:
+    outputs = synthesized.template("storage")["Outputs"]
+    assert {name: o.get("Export", {}).get("Name") for name, o in outputs.items()} == {
+        "ArtifactBucketName": "MmeStorage-ArtifactBucketName",
+        "ArtifactBucketArn": "MmeStorage-ArtifactBucketArn",
+        "KeyArn": "MmeStorage-KeyArn",
+        "ModelPrefixUri": None,
+    }
+    training = json.dumps(synthesized.template("training"))
+    assert "Fn::GetStackOutput" not in training
+    assert '{"Fn::ImportValue": "MmeStorage-KeyArn"}' in training
+
+
+def test_key_lets_cloudwatch_logs_encrypt_only_this_accounts_log_groups(synthesized: SynthesizedApp) -> None:
+    statements = synthesized.template("storage")["Resources"][KEY_ID]["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in statements if s.get("Sid") == "AllowCloudWatchLogsOfThisAccount"]
+    assert logs["Principal"] == {
+        "Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]}
+    }
+    condition = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert condition["Fn::Join"][1][-1] == ":log-group:*"

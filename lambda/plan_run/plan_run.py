@@ -1,0 +1,381 @@
+"""Plan a training run: validate its locations and write one work item per location to S3.
+
+The first step of the training state machine. The execution's name is the run id; its input names
+the locations either inline or as a JSON array uploaded under ``location-manifests/`` (for lists
+too long for the 256 KB execution input). This function checks every name once, up front, and
+writes the run's plan to ``s3_layout.run_plan_key(run_id)``: a JSON array with one item per
+location, in input order, holding every job name and S3 URI that location's steps need. Both
+Distributed Maps of the state machine read that array with an S3 ItemReader, so the locations never
+pass through the state machine's payload and the template is the same for 4 or 10,000 of them.
+
+Event (exactly one of the two sources; the other absent or null)::
+
+    {"run_id": str, "locations": [str, ...]}
+    {"run_id": str, "locations_manifest_key": "location-manifests/<name>.json"}
+
+Result (small and of fixed size, whatever the number of locations)::
+
+    {"run_id", "location_count", "plan_key", "results_prefix", "generation_results_prefix",
+     "preprocessor_job_name",
+     "preprocessor_model_name", "raw_train_prefix_uri", "training_output_uri"}
+
+Idempotent: the plan's bytes depend only on the bucket, the run id and the location list. It is
+written with ``If-None-Match: *``, so an existing plan is never overwritten: a retry that finds the
+same bytes succeeds without writing, and a different plan under the same run id (an execution name
+reused for other locations) is refused with RunAlreadyPlanned. Every check runs before the write,
+so a rejected request writes nothing. Objects are encrypted by the bucket's default (SSE-KMS with
+the project key); no key is passed.
+
+Permissions it needs: ``s3:GetObject`` on ``location-manifests/*`` and on ``pipeline-runs/*/plan.json``
+(reading the manifest; comparing an existing plan on retry), ``s3:PutObject`` on
+``pipeline-runs/*/plan.json``, ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the project key. No
+``s3:ListBucket``: S3 then answers 403 instead of 404 for a missing manifest, and the error says
+that the manifest is missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+from mme_shared import naming, s3_layout
+
+S3Client: TypeAlias = Any
+"""A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+MANIFEST_MAX_BYTES: Final = 16 * 1024 * 1024
+"""Far more than any list of valid names needs; stops a wrong file from exhausting memory."""
+S3_KEY_MAX_BYTES: Final = 1024
+
+_EVENT_FIELDS: Final = ("run_id", "locations", "locations_manifest_key")
+_EXPECTED_EVENT: Final = (
+    'expected {"run_id": str, "locations": [str, ...]} or '
+    '{"run_id": str, "locations_manifest_key": "location-manifests/<name>.json"}'
+)
+_BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_INTEGER_RE: Final = re.compile(r"[0-9]+")
+_NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
+_FORBIDDEN_CODES: Final = frozenset({"403", "AccessDenied"})
+_PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
+
+
+# The class names are the contract with the state machine: Lambda reports an uncaught exception's
+# class name as the error name a Catch matches (hence the N818 exemptions).
+
+
+class PlanRunError(Exception):
+    """Base class; Step Functions matches the concrete class names below."""
+
+
+class InvalidRunRequest(PlanRunError):  # noqa: N818
+    """The event, its run id or its inline location list breaks the rules."""
+
+
+class LocationManifestError(PlanRunError):
+    """The location manifest is missing, unreadable, not a JSON array of names, or its list is invalid."""
+
+
+class RunAlreadyPlanned(PlanRunError):  # noqa: N818
+    """The run id already has a plan for different locations; run ids must not be reused."""
+
+
+class InvalidEnvironment(PlanRunError):  # noqa: N818
+    """BUCKET_NAME or MAX_LOCATIONS is missing or malformed (a deployment error)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A validated event: the run id and exactly one source of location names."""
+
+    run_id: str
+    locations: tuple[object, ...] | None
+    """Inline names, not yet checked individually (that happens with the manifest's, in one place)."""
+    manifest_key: str | None
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """The function's environment."""
+
+    bucket: str
+    max_locations: int
+
+
+# --------------------------------------------------------------------------------------------------
+# Event and environment
+
+
+def parse_run_event(event: object) -> RunRequest:
+    """Validate the event's shape, run id and source; raise InvalidRunRequest naming what is wrong."""
+    if not isinstance(event, Mapping):
+        raise InvalidRunRequest(
+            f"The event must be a JSON object, got {_json_type(event)}; {_EXPECTED_EVENT}."
+        )
+    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
+    if unknown:
+        raise InvalidRunRequest(f"The event has unexpected field(s) {', '.join(unknown)}; {_EXPECTED_EVENT}.")
+    if "run_id" not in event:
+        raise InvalidRunRequest(f"The event is missing run_id; {_EXPECTED_EVENT}.")
+    try:
+        run_id = naming.validate_run_id(event["run_id"])
+    except ValueError as error:
+        raise InvalidRunRequest(
+            f"{error}; the run id is the Step Functions execution name, so start the execution with a "
+            "name that follows this rule."
+        ) from None
+    locations = event.get("locations")
+    manifest_key = event.get("locations_manifest_key")
+    if (locations is None) == (manifest_key is None):
+        raise InvalidRunRequest(
+            "The event must give exactly one of locations and locations_manifest_key, got "
+            f"{'neither' if locations is None else 'both'}; {_EXPECTED_EVENT}."
+        )
+    if manifest_key is not None:
+        return RunRequest(run_id=run_id, locations=None, manifest_key=_manifest_key(manifest_key))
+    if not isinstance(locations, list):
+        raise InvalidRunRequest(
+            f"locations must be a JSON array of location names, got {_json_type(locations)}."
+        )
+    return RunRequest(run_id=run_id, locations=tuple(locations), manifest_key=None)
+
+
+def _manifest_key(key: object) -> str:
+    prefix = s3_layout.LOCATION_MANIFESTS_PREFIX
+    if not isinstance(key, str):
+        raise InvalidRunRequest(
+            f"locations_manifest_key must be a string (an S3 key under {prefix}), got {_json_type(key)}."
+        )
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        raise InvalidRunRequest(
+            f"locations_manifest_key {key!r} is not allowed: upload the manifest under {prefix} in the "
+            f"artifact bucket and pass its key, e.g. {prefix}all-locations.json."
+        )
+    if len(key.encode("utf-8")) > S3_KEY_MAX_BYTES:
+        raise InvalidRunRequest(
+            f"locations_manifest_key is {len(key.encode('utf-8'))} bytes long; S3 keys have at most "
+            f"{S3_KEY_MAX_BYTES}."
+        )
+    return key
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    names = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
+    """Read BUCKET_NAME and MAX_LOCATIONS; raise InvalidEnvironment naming the variable if wrong."""
+    bucket = environ.get("BUCKET_NAME", "")
+    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
+        raise InvalidEnvironment(
+            f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; "
+            "the stack must set it to the artifact bucket."
+        )
+    text = environ.get("MAX_LOCATIONS", "").strip()
+    if _INTEGER_RE.fullmatch(text) is None or int(text) < 1:
+        raise InvalidEnvironment(
+            f"Environment variable MAX_LOCATIONS {text!r} must be a whole number of at least 1."
+        )
+    return PlanSettings(bucket=bucket, max_locations=int(text))
+
+
+def location_list_problem(names: Sequence[object], *, source: str, max_locations: int) -> str | None:
+    """Why ``names`` cannot be a run's location list (one sentence), or None when it can be.
+
+    ``source`` says where the list came from: ``locations`` (entries are then called
+    ``locations[i]``) or ``the location manifest s3://...`` (entries: ``entry [i] of ...``).
+    """
+
+    def entry(index: int) -> str:
+        return f"{source}[{index}]" if source == "locations" else f"entry [{index}] of {source}"
+
+    if not names:
+        return f"{source[0].upper()}{source[1:]} has no location names; a run needs at least one."
+    if len(names) > max_locations:
+        return (
+            f"{source[0].upper()}{source[1:]} has {len(names)} location names, more than "
+            f"MAX_LOCATIONS={max_locations}; split the locations into several runs."
+        )
+    first_index: dict[str, int] = {}
+    for index, name in enumerate(names):
+        problem = naming.location_name_problem(name)
+        if problem is not None:
+            return f"{entry(index)}: location name {problem}."
+        assert isinstance(name, str)  # location_name_problem accepts only strings
+        collision = naming.location_collision_key(name)
+        if collision in first_index:
+            earlier = first_index[collision]
+            return (
+                f"{entry(index)} {name!r} collides with {entry(earlier)} {names[earlier]!r}: SageMaker "
+                "job names ignore case and turn '_' into '-', so every location needs a name that differs "
+                "from the others in more than that."
+            )
+        first_index[collision] = index
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan
+
+
+def plan_items(bucket: str, run_id: str, locations: Sequence[str]) -> list[dict[str, str]]:
+    """One work item per location, in the given order (the names must be valid already)."""
+
+    def uri(key: str) -> str:
+        return s3_layout.s3_uri(bucket, key)
+
+    training_output_uri = uri(s3_layout.training_output_prefix(run_id))
+    return [
+        {
+            "run_id": run_id,
+            "location": location,
+            "training_job_name": naming.training_job_name(location, run_id),
+            "transform_train_job_name": naming.transform_job_name(location, "train", run_id),
+            "transform_validation_job_name": naming.transform_job_name(location, "validation", run_id),
+            "raw_train_uri": uri(s3_layout.raw_data_key(run_id, location, "train")),
+            "raw_validation_uri": uri(s3_layout.raw_data_key(run_id, location, "validation")),
+            "preprocessed_train_uri": uri(s3_layout.preprocessed_data_prefix(run_id, location, "train")),
+            "preprocessed_validation_uri": uri(
+                s3_layout.preprocessed_data_prefix(run_id, location, "validation")
+            ),
+            "training_output_uri": training_output_uri,
+        }
+        for location in locations
+    ]
+
+
+def encode_plan(items: list[dict[str, str]]) -> bytes:
+    """The plan's bytes: compact JSON with a fixed key order, so the same plan is the same bytes."""
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+
+
+def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> dict[str, Any]:
+    """Check the location list, write the plan unless this exact plan exists, return the summary."""
+    if request.manifest_key is not None:
+        manifest_uri = s3_layout.s3_uri(settings.bucket, request.manifest_key)
+        names: Sequence[object] = read_location_manifest(s3, settings.bucket, request.manifest_key)
+        problem = location_list_problem(
+            names, source=f"the location manifest {manifest_uri}", max_locations=settings.max_locations
+        )
+        if problem is not None:
+            raise LocationManifestError(problem)
+    else:
+        assert request.locations is not None  # parse_run_event guarantees exactly one source
+        names = request.locations
+        problem = location_list_problem(names, source="locations", max_locations=settings.max_locations)
+        if problem is not None:
+            raise InvalidRunRequest(problem)
+    locations = [str(name) for name in names]
+
+    run_id = request.run_id
+    plan_key = s3_layout.run_plan_key(run_id)
+    body = encode_plan(plan_items(settings.bucket, run_id, locations))
+    _write_plan_once(s3, settings.bucket, plan_key, body, run_id=run_id)
+    preprocessor = naming.preprocessor_job_name(run_id)
+    return {
+        "run_id": run_id,
+        "location_count": len(locations),
+        "plan_key": plan_key,
+        "results_prefix": s3_layout.run_results_prefix(run_id),
+        "generation_results_prefix": s3_layout.run_generation_results_prefix(run_id),
+        "preprocessor_job_name": preprocessor,
+        "preprocessor_model_name": preprocessor,
+        "raw_train_prefix_uri": s3_layout.s3_uri(
+            settings.bucket, s3_layout.raw_data_split_prefix(run_id, "train")
+        ),
+        "training_output_uri": s3_layout.s3_uri(settings.bucket, s3_layout.training_output_prefix(run_id)),
+    }
+
+
+def read_location_manifest(s3: S3Client, bucket: str, key: str) -> list[object]:
+    """The manifest's JSON array of strings; raise LocationManifestError saying what is wrong."""
+    uri = s3_layout.s3_uri(bucket, key)
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in _NOT_FOUND_CODES:
+            raise LocationManifestError(
+                f"The location manifest {uri} does not exist; upload the JSON array of location names first."
+            ) from None
+        if code in _FORBIDDEN_CODES:
+            raise LocationManifestError(
+                f"The location manifest {uri} cannot be read (AccessDenied): it does not exist, or it is "
+                "encrypted with a key other than the project key."
+            ) from None
+        raise
+    size = int(response.get("ContentLength", 0))
+    if size > MANIFEST_MAX_BYTES:
+        response["Body"].close()
+        raise LocationManifestError(
+            f"The location manifest {uri} is {size} bytes, more than the {MANIFEST_MAX_BYTES} a list of "
+            "location names can need; check that the key names the right file."
+        )
+    body: bytes = response["Body"].read()
+    try:
+        names = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LocationManifestError(
+            f"The location manifest {uri} is not UTF-8 JSON ({error}); it must be a JSON array of "
+            'location names, e.g. ["NewYork_NY", "Chicago_IL"].'
+        ) from None
+    if not isinstance(names, list):
+        raise LocationManifestError(
+            f"The location manifest {uri} holds a JSON {_json_type(names)}, not an array; it must be a "
+            'JSON array of location names, e.g. ["NewYork_NY", "Chicago_IL"].'
+        )
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise LocationManifestError(
+                f"Entry [{index}] of the location manifest {uri} is a JSON {_json_type(name)}, not a "
+                "location name string."
+            )
+    return names
+
+
+def _write_plan_once(s3: S3Client, bucket: str, key: str, body: bytes, *, run_id: str) -> None:
+    """Create the plan; if one exists already it must hold exactly these bytes (a retry)."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+        return
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code not in _PRECONDITION_CODES:
+            raise
+    existing: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if existing != body:
+        raise RunAlreadyPlanned(
+            f"Run {run_id!r} already has a different plan at {s3_layout.s3_uri(bucket, key)}; "
+            "the run id is the execution name, so start the new run under a name not used before."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Lambda entry point
+
+
+@functools.cache
+def _s3_client() -> S3Client:
+    """Created once per execution environment; standard retries absorb throttling."""
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def handler(event: object, context: object) -> dict[str, Any]:
+    """Lambda entry point: validate the event and environment, write the plan, return its summary."""
+    request = parse_run_event(event)
+    settings = load_plan_settings(os.environ)
+    return plan_run(request, s3=_s3_client(), settings=settings)

@@ -1,0 +1,109 @@
+"""Least-privilege IAM: explicit statements on bucket prefixes and the key, wildcards justified.
+
+Every role of the project gets one customer-managed policy built with ``ScopedPolicy``. Its
+``allow`` refuses a wildcard resource without a reason and records that reason as the cdk-nag
+acknowledgment of exactly that resource (``AwsSolutions-IAM5[Resource::...]``), beside the policy.
+Grants go to object-key prefixes (never ``bucket/*``) and to the key ARN; the key's policy trusts
+the account (CDK's default), so identity policies suffice and no stack edits another's key policy.
+CDK constructs that would add their own, broader grants receive ``role.without_policy_updates()``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct, IConstruct
+
+KMS_READ: tuple[str, ...] = ("kms:Decrypt",)
+KMS_WRITE: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
+S3_READ: tuple[str, ...] = ("s3:GetObject",)
+S3_WRITE: tuple[str, ...] = ("s3:PutObject", "s3:AbortMultipartUpload")
+XRAY_ACTIONS: tuple[str, ...] = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+XRAY_REASON = "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions."
+
+
+def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding on the construct it concerns, with its reason."""
+    Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def flatten_reference(node: Any) -> str:
+    """A resolved CloudFormation value as cdk-nag spells it in a finding id.
+
+    Mirrors cdk-nag 3's ``flattenCfnReference``: strings as is (``${X}`` becomes ``<X>``), Joins
+    concatenated, ``Ref``/``GetAtt`` as ``<Name>``/``<Resource.Attribute>``, anything else as JSON.
+    """
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, Mapping):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return str(delimiter).join(flatten_reference(item) for item in items)
+        if "Fn::Sub" in node:
+            return flatten_reference(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{flatten_reference(resource)}.{flatten_reference(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return flatten_reference(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{flatten_reference(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"))
+
+
+class ScopedPolicy(Construct):
+    """A customer-managed policy for one role whose every wildcard carries its reason."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, role: iam.IRole, description: str) -> None:
+        super().__init__(scope, construct_id)
+        self.policy = iam.ManagedPolicy(self, "Policy", roles=[role], description=description)
+
+    def allow(
+        self,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        *,
+        why_wildcard: str | None = None,
+        conditions: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Allow ``actions`` on ``resources``; a resource containing ``*`` needs ``why_wildcard``."""
+        if any("*" in action for action in actions):
+            raise ValueError(f"list actions explicitly instead of {list(actions)}")
+        self.policy.add_statements(
+            iam.PolicyStatement(
+                actions=list(actions), resources=list(resources), conditions=dict(conditions or {}) or None
+            )
+        )
+        stack = Stack.of(self)
+        for resource in resources:
+            flat = flatten_reference(stack.resolve(resource))
+            if "*" not in flat:
+                continue
+            if not why_wildcard:
+                raise ValueError(f"wildcard resource {flat} needs a reason (why_wildcard)")
+            acknowledge(self.policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]", why_wildcard)
+
+    def allow_objects(
+        self, bucket: s3.IBucket, actions: Sequence[str], key_patterns: Sequence[str], *, why_wildcard: str
+    ) -> None:
+        """``actions`` on the bucket's objects under ``key_patterns`` (e.g. ``raw-data/*``)."""
+        self.allow(
+            actions,
+            [bucket.arn_for_objects(pattern) for pattern in key_patterns],
+            why_wildcard=why_wildcard,
+        )
+
+    def allow_key(self, key: kms.IKey, actions: Sequence[str] = KMS_WRITE) -> None:
+        """Use of the project key for the objects, volumes and logs it encrypts."""
+        self.allow(actions, [key.key_arn])
+
+    def allow_xray(self) -> None:
+        self.allow(XRAY_ACTIONS, ["*"], why_wildcard=XRAY_REASON)

@@ -1,0 +1,787 @@
+"""The training side as one Step Functions state machine.
+
+Execution input (the execution's *name* is the run id, 1-24 characters, see ``mme_shared.naming``)::
+
+    {"locations": ["NewYork_NY", "Chicago_IL"]}                 # inline: up to a few thousand names
+    {"locations_manifest_key": "location-manifests/all.json"}   # a JSON array uploaded to the bucket
+
+Flow::
+
+    PlanRun (Lambda: validate, write pipeline-runs/<run>/plan.json)
+      -> GenerateData (Distributed Map over the plan: one Lambda per location)
+      -> FitPreprocessor (scikit-learn training job over raw-data/<run>/train/, .sync)
+      -> CreatePreprocessorModel
+      -> TrainLocations (Distributed Map over the plan, MaxConcurrency = parallel_training_jobs):
+           TransformSplits (train + validation batch transforms in parallel, .sync)
+           -> TrainModel (linear learner, .sync) -> PromoteModel (Lambda)
+           any failure -> a FAILED record for that location only (per-item Catch)
+         results -> pipeline-runs/<run>/results/ (ResultWriter)
+      -> PromotePreprocessor (Lambda) -> Summarize (Lambda: pipeline-runs/<run>/summary.json)
+
+Locations never appear in the template: both Maps read the plan from S3, so the template is the
+same size for 4 or 10,000 locations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from mme_constructs import access
+from mme_constructs.access import ScopedPolicy
+from mme_constructs.handler_function import HandlerFunction, log_retention
+from mme_constructs.images import image_uris
+from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
+from mme_shared import s3_layout
+from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP, TRANSFORM_STEPS
+from project_config.model import DataConfig, TrainingConfig
+
+PREPROCESSOR_MODE_ENV: Final = "MME_PREPROCESSOR_MODE"
+LABELLED_TRANSFORM_MODE: Final = "labelled-transform"
+LOCATION_TAG: Final = "mme:location"
+MAX_LOCATIONS: Final = 10_000
+LOG_DELIVERY_ACTIONS: Final = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+"""What Step Functions needs to deliver execution logs to CloudWatch Logs (no resource-level scope)."""
+GENERATION_CONCURRENCY: Final = 40
+"""Data-generation Lambdas in flight at once; each writes three small CSV files."""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What differs between MME-capable built-in algorithms (linear learner, XGBoost, k-NN)."""
+
+    name: str
+    content_type: str
+    """Content type of the label-first CSV channels the preprocessor's transform produces."""
+    validation_metric: str
+
+
+LINEAR_LEARNER: Final = Algorithm(
+    name="linear-learner",
+    content_type="text/csv;label_size=1",
+    validation_metric="validation:absolute_loss",
+)
+
+_SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException", "ThrottlingException"]
+_SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException", "SageMaker.ResourceLimitExceeded"]
+
+
+def _ml_instance(instance_type: str) -> ec2.InstanceType:
+    """CDK's SageMaker tasks add the ``ml.`` prefix themselves."""
+    return ec2.InstanceType(instance_type.removeprefix("ml."))
+
+
+def _retry_sagemaker(state: sfn.TaskStateBase) -> None:
+    """Back off on throttling and transient service errors; wait longer for instance quotas."""
+    state.add_retry(
+        errors=_SAGEMAKER_RETRYABLE, interval=Duration.seconds(20), max_attempts=4, backoff_rate=2
+    )
+    state.add_retry(errors=_SAGEMAKER_QUOTA, interval=Duration.minutes(2), max_attempts=6, backoff_rate=2)
+
+
+class TrainingPipeline(Construct):
+    """State machine, job role and the four Lambdas of the training side.
+
+    Every role here has exactly one customer-managed policy written out statement by statement
+    (``access.ScopedPolicy``); CDK's tasks get ``without_policy_updates()`` roles so they cannot
+    widen it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        training: TrainingConfig,
+        data: DataConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self._bucket = bucket
+        self._key = key
+        self._training = training
+
+        self.preprocessor_source = PreprocessorSource(self, "PreprocessorSource")
+        images = {
+            scope_name: image_uris(
+                stack,
+                sklearn_framework_version=training.sklearn_framework_version,
+                linear_learner_tag=training.linear_learner_image_tag,
+                sklearn_scope=scope_name,
+            )
+            for scope_name in ("training", "inference")
+        }
+        self.job_role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="SageMaker execution role of the training pipeline's jobs and models",
+        )
+        self._job_permissions()
+        self._create_functions(data)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            encryption_key=key,
+            retention=log_retention(training.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine_role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="Runs the training state machine",
+        )
+        state_machine_permissions = self._state_machine_permissions()
+        definition = self._definition(
+            sklearn_training_image=images["training"].sklearn,
+            sklearn_serving_image=images["inference"].sklearn,
+            linear_learner_image=images["training"].linear_learner,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            role=self.state_machine_role.without_policy_updates(),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=Duration.minutes(training.execution_timeout_minutes),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            comment="Trains one model per location and promotes it into the multi-model prefix",
+        )
+        # Step Functions checks the role's log-delivery permissions when the state machine is created.
+        self.state_machine.node.add_dependency(state_machine_permissions)
+        # CDK attaches an inline policy for the Distributed Maps' child executions even to a role
+        # passed with without_policy_updates(); the same grants live in a managed policy instead.
+        self.state_machine.node.try_remove_child("DistributedMapPolicy")
+        self._distributed_map_permissions()
+
+    # ------------------------------------------------------------------------------------------
+    # Roles and functions
+
+    def _job_permissions(self) -> None:
+        """The jobs read raw/preprocessed data and their own outputs, and write transform/training output."""
+        stack = Stack.of(self)
+        bucket = self._bucket
+        permissions = ScopedPolicy(
+            self,
+            "JobPermissions",
+            role=self.job_role.without_policy_updates(),
+            description="What the training pipeline's jobs may do",
+        )
+        permissions.allow_objects(
+            bucket,
+            access.S3_READ,
+            [
+                f"{s3_layout.RAW_DATA_PREFIX}*",
+                f"{s3_layout.PREPROCESSED_DATA_PREFIX}*",
+                f"{s3_layout.TRAINING_OUTPUT_PREFIX}*",
+            ],
+            why_wildcard="Jobs read per-run, per-location keys under raw-data/, preprocessed-data/ "
+            "and training-output/; the prefix is the narrowest fixed scope.",
+        )
+        permissions.allow_objects(
+            bucket,
+            access.S3_WRITE,
+            [f"{s3_layout.PREPROCESSED_DATA_PREFIX}*", f"{s3_layout.TRAINING_OUTPUT_PREFIX}*"],
+            why_wildcard="Transform and training jobs write per-run, per-location outputs under "
+            "preprocessed-data/ and training-output/ only.",
+        )
+        permissions.allow(
+            ["s3:ListBucket"],
+            [bucket.bucket_arn],
+            conditions={
+                "StringLike": {
+                    "s3:prefix": [
+                        f"{p}*" for p in (s3_layout.RAW_DATA_PREFIX, s3_layout.PREPROCESSED_DATA_PREFIX)
+                    ]
+                }
+            },
+        )
+        source = self.preprocessor_source
+        permissions.allow(["s3:GetObject"], [source.bucket.arn_for_objects(source.s3_object_key)])
+        permissions.allow_key(self._key, [*access.KMS_WRITE, "kms:CreateGrant", "kms:DescribeKey"])
+        permissions.allow(
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [
+                stack.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=f"/aws/sagemaker/{kind}Jobs:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for kind in ("Training", "Transform")
+            ],
+            why_wildcard="SageMaker names each job's log stream inside these two fixed log groups.",
+        )
+        permissions.allow(
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            why_wildcard="PutMetricData has no resource-level permissions; the namespace condition "
+            "limits it to SageMaker's job metrics.",
+        )
+
+    def _create_functions(self, data: DataConfig) -> None:
+        bucket, key, retention = self._bucket, self._key, self._training.log_retention_days
+        common_env = {"BUCKET_NAME": bucket.bucket_name}
+        self.plan_run = HandlerFunction(
+            self,
+            "PlanRunFunction",
+            handler_name="plan_run",
+            description="Validates a training run's locations and writes its per-location plan",
+            environment={**common_env, "MAX_LOCATIONS": str(MAX_LOCATIONS)},
+            key=key,
+            log_retention_days=retention,
+            timeout=Duration.minutes(2),
+            memory_size=512,
+        )
+        self.plan_run.permissions.allow_objects(
+            bucket,
+            access.S3_READ,
+            [f"{s3_layout.LOCATION_MANIFESTS_PREFIX}*"],
+            why_wildcard="Users upload location lists of any name under location-manifests/.",
+        )
+        self.plan_run.permissions.allow_objects(
+            bucket,
+            ["s3:GetObject", "s3:PutObject"],
+            [f"{s3_layout.PIPELINE_RUNS_PREFIX}*/plan.json"],
+            why_wildcard="Each run writes (and on retry re-reads) its plan at "
+            "pipeline-runs/<run id>/plan.json.",
+        )
+        self.plan_run.permissions.allow_key(key)
+
+        self.generate_data = HandlerFunction(
+            self,
+            "GenerateDataFunction",
+            handler_name="generate_data",
+            description="Generates one location's synthetic housing data (train/validation/test CSV)",
+            environment={
+                **common_env,
+                "KMS_KEY_ARN": key.key_arn,
+                "HOUSES_PER_LOCATION": str(data.houses_per_location),
+                "SEED": str(data.seed),
+                "VALIDATION_FRACTION": repr(data.validation_fraction),
+                "TEST_FRACTION": repr(data.test_fraction),
+            },
+            key=key,
+            log_retention_days=retention,
+            timeout=Duration.minutes(5),
+            memory_size=1024,
+        )
+        self.generate_data.permissions.allow_objects(
+            bucket,
+            access.S3_WRITE,
+            [f"{s3_layout.RAW_DATA_PREFIX}*"],
+            why_wildcard="Writes raw-data/<run id>/<split>/<location>.csv for the locations of each run.",
+        )
+        self.generate_data.permissions.allow_key(key, ["kms:GenerateDataKey"])
+
+        self.promote_artifact = HandlerFunction(
+            self,
+            "PromoteArtifactFunction",
+            handler_name="promote_artifact",
+            description="Copies a finished training artifact server-side into the multi-model prefix",
+            environment={**common_env, "KMS_KEY_ARN": key.key_arn},
+            key=key,
+            log_retention_days=retention,
+            timeout=Duration.minutes(15),
+        )
+        promote = self.promote_artifact.permissions
+        promote.allow(
+            ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+            [self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)],
+            why_wildcard="Training job names are made per run and location (pp-<run>, ll-<location>-<run>).",
+        )
+        promote.allow_objects(
+            bucket,
+            access.S3_READ,
+            [f"{s3_layout.TRAINING_OUTPUT_PREFIX}*"],
+            why_wildcard="Reads the finished artifacts of any run under training-output/.",
+        )
+        promote.allow_objects(
+            bucket,
+            ["s3:GetObject", *access.S3_WRITE],
+            [f"{s3_layout.MULTI_MODEL_PREFIX}*", f"{s3_layout.MODEL_POINTERS_PREFIX}*"],
+            why_wildcard="Writes a new versioned key per location under models/ and that location's "
+            "pointer under model-pointers/.",
+        )
+        promote.allow(
+            ["s3:GetObject", *access.S3_WRITE], [bucket.arn_for_objects(s3_layout.PREPROCESSOR_ARTIFACT_KEY)]
+        )
+        # Without ListBucket, S3 answers HeadObject on a missing key with 403 instead of 404, and the
+        # handler could not tell "not promoted yet" from "forbidden".
+        promote.allow(["s3:ListBucket"], [bucket.bucket_arn])
+        promote.allow_key(key)
+
+        self.summarize_run = HandlerFunction(
+            self,
+            "SummarizeRunFunction",
+            handler_name="summarize_run",
+            description="Summarises a training run: succeeded locations with metrics, failures with reasons",
+            environment=common_env,
+            key=key,
+            log_retention_days=retention,
+            timeout=Duration.minutes(5),
+            memory_size=1024,
+        )
+        self.summarize_run.permissions.allow_objects(
+            bucket,
+            access.S3_READ,
+            [f"{s3_layout.PIPELINE_RUNS_PREFIX}*/results/*"],
+            why_wildcard="Reads the training Map's result files under pipeline-runs/<run id>/results/.",
+        )
+        self.summarize_run.permissions.allow_objects(
+            bucket,
+            ["s3:PutObject"],
+            [f"{s3_layout.PIPELINE_RUNS_PREFIX}*/summary.json"],
+            why_wildcard="Writes each run's summary at pipeline-runs/<run id>/summary.json.",
+        )
+        self.summarize_run.permissions.allow_key(key)
+
+    def _sagemaker_arn(self, resource: str, name_pattern: str) -> str:
+        return Stack.of(self).format_arn(service="sagemaker", resource=resource, resource_name=name_pattern)
+
+    def _state_machine_permissions(self) -> ScopedPolicy:
+        stack = Stack.of(self)
+        permissions = ScopedPolicy(
+            self,
+            "StateMachinePermissions",
+            role=self.state_machine_role,
+            description="What the training state machine may do",
+        )
+        permissions.allow(
+            ["lambda:InvokeFunction"],
+            [
+                handler.function.function_arn
+                for handler in (self.plan_run, self.generate_data, self.promote_artifact, self.summarize_run)
+            ],
+        )
+        permissions.allow(
+            ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+             "sagemaker:AddTags", "sagemaker:ListTags"],
+            [self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)],
+            why_wildcard="Job names are made per run and location (pp-<run>, ll-<location>-<run>).",
+        )  # fmt: skip
+        permissions.allow(
+            ["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+             "sagemaker:AddTags", "sagemaker:ListTags"],
+            [self._sagemaker_arn("transform-job", f"{step}-*") for step in TRANSFORM_STEPS],
+            why_wildcard="Transform job names are made per run and location (tt-/tv-<location>-<run>).",
+        )  # fmt: skip
+        permissions.allow(
+            ["sagemaker:CreateModel", "sagemaker:AddTags"],
+            [self._sagemaker_arn("model", f"{PREPROCESSOR_STEP}-*")],
+            why_wildcard="Each run creates its preprocessor model pp-<run>.",
+        )
+        permissions.allow(
+            ["iam:PassRole"],
+            [self.job_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+        permissions.allow(
+            ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            [
+                stack.format_arn(
+                    service="events", resource="rule", resource_name=f"StepFunctionsGetEventsFor{kind}Rule"
+                )
+                for kind in ("SageMakerTrainingJobs", "SageMakerTransformJobs")
+            ],
+        )
+        permissions.allow_objects(
+            self._bucket,
+            access.S3_READ,
+            [f"{s3_layout.PIPELINE_RUNS_PREFIX}*/plan.json"],
+            why_wildcard="Both Maps read the run's items from pipeline-runs/<run id>/plan.json.",
+        )
+        permissions.allow_objects(
+            self._bucket,
+            ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            [
+                f"{s3_layout.PIPELINE_RUNS_PREFIX}*/results/*",
+                f"{s3_layout.PIPELINE_RUNS_PREFIX}*/generation/*",
+            ],
+            why_wildcard="The Maps' ResultWriters export under pipeline-runs/<run id>/results/ and "
+            "pipeline-runs/<run id>/generation/.",
+        )
+        permissions.allow_key(self._key)
+        permissions.allow(
+            LOG_DELIVERY_ACTIONS,
+            ["*"],
+            why_wildcard="CloudWatch Logs' log-delivery APIs used by Step Functions logging support no "
+            "resource-level permissions.",
+        )  # fmt: skip
+        permissions.allow(
+            [*access.XRAY_ACTIONS, "xray:GetSamplingRules", "xray:GetSamplingTargets"],
+            ["*"],
+            why_wildcard=access.XRAY_REASON,
+        )
+        return permissions
+
+    def _distributed_map_permissions(self) -> None:
+        """Distributed Maps run child executions of this same state machine."""
+        stack = Stack.of(self)
+        permissions = ScopedPolicy(
+            self,
+            "DistributedMapPermissions",
+            role=self.state_machine_role,
+            description="Lets the training state machine run its Distributed Map child executions",
+        )
+        permissions.allow(["states:StartExecution"], [self.state_machine.state_machine_arn])
+        permissions.allow(
+            ["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
+            [
+                stack.format_arn(
+                    service="states",
+                    resource="execution",
+                    resource_name=f"{self.state_machine.state_machine_name}/*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+            why_wildcard="Child executions of a Map Run are named by Step Functions at run time.",
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # The definition
+
+    def _definition(
+        self, *, sklearn_training_image: str, sklearn_serving_image: str, linear_learner_image: str
+    ) -> sfn.IChainable:
+        bucket = self._bucket
+        plan_result = {
+            "run_id.$": "$.Payload.run_id",
+            "location_count.$": "$.Payload.location_count",
+            "plan_key.$": "$.Payload.plan_key",
+            "preprocessor_job_name.$": "$.Payload.preprocessor_job_name",
+            "preprocessor_model_name.$": "$.Payload.preprocessor_model_name",
+            "raw_train_prefix_uri.$": "$.Payload.raw_train_prefix_uri",
+            "training_output_uri.$": "$.Payload.training_output_uri",
+            "results_prefix.$": "$.Payload.results_prefix",
+            "generation_results_prefix.$": "$.Payload.generation_results_prefix",
+        }
+        plan_inline = tasks.LambdaInvoke(
+            self,
+            "PlanFromList",
+            lambda_function=self.plan_run.function,
+            payload=sfn.TaskInput.from_object(
+                {"run_id": sfn.JsonPath.execution_name, "locations": sfn.JsonPath.list_at("$.locations")}
+            ),
+            result_selector=plan_result,
+            result_path="$.plan",
+        )
+        plan_manifest = tasks.LambdaInvoke(
+            self,
+            "PlanFromManifest",
+            lambda_function=self.plan_run.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "run_id": sfn.JsonPath.execution_name,
+                    "locations_manifest_key": sfn.JsonPath.string_at("$.locations_manifest_key"),
+                }
+            ),
+            result_selector=plan_result,
+            result_path="$.plan",
+        )
+        invalid_input = sfn.Fail(
+            self,
+            "InvalidInput",
+            error="InvalidRunRequest",
+            cause="Execution input needs 'locations' (a list of location names) or "
+            "'locations_manifest_key' (a JSON array under location-manifests/ in the artifact bucket).",
+        )
+        run_failed = sfn.Fail(
+            self,
+            "RunFailed",
+            error_path="$.failure.Error",
+            cause_path="$.failure.Cause",
+        )
+
+        plan_items = sfn.S3JsonItemReader(bucket=bucket, key=sfn.JsonPath.string_at("$.plan.plan_key"))
+        generate = sfn.DistributedMap(
+            self,
+            "GenerateData",
+            item_reader=plan_items,
+            item_selector={
+                "run_id": sfn.JsonPath.string_at("$$.Map.Item.Value.run_id"),
+                "location": sfn.JsonPath.string_at("$$.Map.Item.Value.location"),
+            },
+            max_concurrency=GENERATION_CONCURRENCY,
+            result_path=sfn.JsonPath.DISCARD,
+            result_writer_v2=sfn.ResultWriterV2(
+                bucket=bucket,
+                prefix=sfn.JsonPath.format("{}generation/", sfn.JsonPath.string_at("$.plan.results_prefix")),
+            ),
+        )
+        generate.item_processor(
+            tasks.LambdaInvoke(
+                self,
+                "GenerateLocationData",
+                lambda_function=self.generate_data.function,
+                payload=sfn.TaskInput.from_json_path_at("$"),
+                result_selector={"location.$": "$.Payload.location"},
+            )
+        )
+
+        fit_preprocessor = tasks.SageMakerCreateTrainingJob(
+            self,
+            "FitPreprocessor",
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            training_job_name=sfn.JsonPath.string_at("$.plan.preprocessor_job_name"),
+            role=self.job_role.without_policy_updates(),
+            algorithm_specification=tasks.AlgorithmSpecification(
+                training_image=tasks.DockerImage.from_registry(sklearn_training_image),
+                training_input_mode=tasks.InputMode.FILE,
+            ),
+            hyperparameters={
+                "sagemaker_program": ENTRY_POINT,
+                "sagemaker_submit_directory": self.preprocessor_source.s3_object_url,
+                "sagemaker_region": Aws.REGION,
+                "sagemaker_container_log_level": "20",
+                "feature_dim": str(self._training.hyperparameters.feature_dim),
+            },
+            input_data_config=[self._channel("train", "$.plan.raw_train_prefix_uri", "text/csv")],
+            output_data_config=tasks.OutputDataConfig(
+                s3_output_location=tasks.S3Location.from_json_expression("$.plan.training_output_uri"),
+                encryption_key=self._key,
+            ),
+            resource_config=self._resources(self._training.preprocessor_instance_type),
+            stopping_condition=self._stopping(),
+            result_selector={"model_artifact.$": "$.ModelArtifacts.S3ModelArtifacts"},
+            result_path="$.preprocessor",
+        )
+        _retry_sagemaker(fit_preprocessor)
+        create_model = tasks.SageMakerCreateModel(
+            self,
+            "CreatePreprocessorModel",
+            model_name=sfn.JsonPath.string_at("$.plan.preprocessor_model_name"),
+            role=self.job_role.without_policy_updates(),
+            primary_container=tasks.ContainerDefinition(
+                image=tasks.DockerImage.from_registry(sklearn_serving_image),
+                model_s3_location=tasks.S3Location.from_json_expression("$.preprocessor.model_artifact"),
+                environment_variables=sfn.TaskInput.from_object(
+                    {
+                        "SAGEMAKER_PROGRAM": ENTRY_POINT,
+                        "SAGEMAKER_SUBMIT_DIRECTORY": self.preprocessor_source.s3_object_url,
+                        "SAGEMAKER_REGION": Aws.REGION,
+                        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                    }
+                ),
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        _retry_sagemaker(create_model)
+
+        train_locations = sfn.DistributedMap(
+            self,
+            "TrainLocations",
+            item_reader=sfn.S3JsonItemReader(bucket=bucket, key=sfn.JsonPath.string_at("$.plan.plan_key")),
+            item_selector={
+                "item": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+                "preprocessor_model_name": sfn.JsonPath.string_at("$.plan.preprocessor_model_name"),
+            },
+            max_concurrency=self._training.parallel_training_jobs,
+            result_writer_v2=sfn.ResultWriterV2(
+                bucket=bucket, prefix=sfn.JsonPath.string_at("$.plan.results_prefix")
+            ),
+            result_path="$.training_results",
+        )
+        train_locations.item_processor(self._per_location(linear_learner_image))
+
+        promote_preprocessor = tasks.LambdaInvoke(
+            self,
+            "PromotePreprocessor",
+            lambda_function=self.promote_artifact.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "training_job_name": sfn.JsonPath.string_at("$.plan.preprocessor_job_name"),
+                    "artifact": "preprocessor",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        summarize = tasks.LambdaInvoke(
+            self,
+            "Summarize",
+            lambda_function=self.summarize_run.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "run_id": sfn.JsonPath.string_at("$.plan.run_id"),
+                    "map_result": sfn.JsonPath.object_at("$.training_results"),
+                }
+            ),
+            payload_response_only=True,
+        )
+        for state in (plan_inline, plan_manifest, generate, fit_preprocessor, create_model, train_locations,
+                      promote_preprocessor, summarize):  # fmt: skip
+            state.add_catch(run_failed, result_path="$.failure")
+
+        after_plan = (
+            generate.next(fit_preprocessor)
+            .next(create_model)
+            .next(train_locations)
+            .next(promote_preprocessor)
+            .next(summarize)
+        )
+        plan_inline.next(after_plan)
+        plan_manifest.next(after_plan)
+        return (
+            sfn.Choice(self, "LocationsInlineOrManifest")
+            .when(sfn.Condition.is_present("$.locations_manifest_key"), plan_manifest)
+            .when(sfn.Condition.is_present("$.locations"), plan_inline)
+            .otherwise(invalid_input)
+        )
+
+    def _per_location(self, linear_learner_image: str) -> sfn.IChainable:
+        """Transform → train → promote for one plan item; every failure becomes a FAILED record."""
+        transforms = sfn.Parallel(self, "TransformSplits", result_path=sfn.JsonPath.DISCARD)
+        for split in ("train", "validation"):
+            transforms.branch(self._transform(split))
+        hyperparameters = self._training.hyperparameters
+        train_model = tasks.SageMakerCreateTrainingJob(
+            self,
+            "TrainModel",
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            training_job_name=sfn.JsonPath.string_at("$.item.training_job_name"),
+            role=self.job_role.without_policy_updates(),
+            algorithm_specification=tasks.AlgorithmSpecification(
+                training_image=tasks.DockerImage.from_registry(linear_learner_image),
+                training_input_mode=tasks.InputMode.FILE,
+            ),
+            hyperparameters={name: str(value) for name, value in hyperparameters.model_dump().items()},
+            input_data_config=[
+                self._channel("train", "$.item.preprocessed_train_uri", LINEAR_LEARNER.content_type),
+                self._channel(
+                    "validation", "$.item.preprocessed_validation_uri", LINEAR_LEARNER.content_type
+                ),
+            ],
+            output_data_config=tasks.OutputDataConfig(
+                s3_output_location=tasks.S3Location.from_json_expression("$.item.training_output_uri"),
+                encryption_key=self._key,
+            ),
+            resource_config=self._resources(self._training.training_instance_type),
+            stopping_condition=self._stopping(),
+            enable_network_isolation=True,
+            tags={LOCATION_TAG: sfn.JsonPath.string_at("$.item.location")},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        _retry_sagemaker(train_model)
+        promote = tasks.LambdaInvoke(
+            self,
+            "PromoteModel",
+            lambda_function=self.promote_artifact.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "training_job_name": sfn.JsonPath.string_at("$.item.training_job_name"),
+                    "location": sfn.JsonPath.string_at("$.item.location"),
+                }
+            ),
+            result_selector={
+                "location.$": "$.Payload.location",
+                "status": "SUCCEEDED",
+                "training_job_name.$": "$.Payload.training_job_name",
+                "target_model.$": "$.Payload.target_model",
+                "model_version.$": "$.Payload.version",
+                "validation_metrics.$": "$.Payload.validation_metrics",
+            },
+        )
+        for step, state in (("transform", transforms), ("train", train_model), ("promote", promote)):
+            record = sfn.Pass(
+                self,
+                f"Record{step.capitalize()}Failure",
+                parameters={
+                    "location": sfn.JsonPath.string_at("$.item.location"),
+                    "status": "FAILED",
+                    "failed_step": step,
+                    "error": sfn.JsonPath.string_at("$.failure.Error"),
+                    "cause": sfn.JsonPath.string_at("$.failure.Cause"),
+                },
+            )
+            state.add_catch(record, result_path="$.failure")
+        return transforms.next(train_model).next(promote)
+
+    def _transform(self, split: str) -> tasks.SageMakerCreateTransformJob:
+        transform = tasks.SageMakerCreateTransformJob(
+            self,
+            f"Transform{split.capitalize()}",
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            transform_job_name=sfn.JsonPath.string_at(f"$.item.transform_{split}_job_name"),
+            model_name=sfn.JsonPath.string_at("$.preprocessor_model_name"),
+            role=self.job_role.without_policy_updates(),
+            environment={PREPROCESSOR_MODE_ENV: LABELLED_TRANSFORM_MODE},
+            transform_input=tasks.TransformInput(
+                transform_data_source=tasks.TransformDataSource(
+                    s3_data_source=tasks.TransformS3DataSource(
+                        s3_uri=sfn.JsonPath.string_at(f"$.item.raw_{split}_uri"),
+                        s3_data_type=tasks.S3DataType.S3_PREFIX,
+                    )
+                ),
+                content_type="text/csv",
+                split_type=tasks.SplitType.LINE,
+            ),
+            transform_output=tasks.TransformOutput(
+                s3_output_path=sfn.JsonPath.string_at(f"$.item.preprocessed_{split}_uri"),
+                accept="text/csv",
+                assemble_with=tasks.AssembleWith.LINE,
+                encryption_key=self._key,
+            ),
+            transform_resources=tasks.TransformResources(
+                instance_count=1,
+                instance_type=_ml_instance(self._training.transform_instance_type),
+                volume_encryption_key=self._key,
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        _retry_sagemaker(transform)
+        return transform
+
+    def _channel(self, name: str, uri_path: str, content_type: str) -> tasks.Channel:
+        return tasks.Channel(
+            channel_name=name,
+            content_type=content_type,
+            data_source=tasks.DataSource(
+                s3_data_source=tasks.S3DataSource(
+                    s3_location=tasks.S3Location.from_json_expression(uri_path),
+                    s3_data_type=tasks.S3DataType.S3_PREFIX,
+                    s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED,
+                )
+            ),
+        )
+
+    def _resources(self, instance_type: str) -> tasks.ResourceConfig:
+        return tasks.ResourceConfig(
+            instance_count=1,
+            instance_type=_ml_instance(instance_type),
+            volume_size=Size.gibibytes(30),
+            volume_encryption_key=self._key,
+        )
+
+    def _stopping(self) -> tasks.StoppingCondition:
+        return tasks.StoppingCondition(max_runtime=Duration.minutes(self._training.max_job_runtime_minutes))

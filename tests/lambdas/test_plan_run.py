@@ -1,0 +1,385 @@
+"""The run-planning Lambda against moto: the plan's exact items, idempotent retries, rejected inputs.
+
+The expected keys and job names are spelled out literally here (not computed with ``s3_layout``
+or ``naming``), so a change of the layout that would break the state machine's wiring fails a test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import pytest
+from botocore.stub import Stubber  # type: ignore[import-untyped]
+
+from tests.lambdas.conftest import BUCKET, REGION, RUN_ID, MotoAccount
+
+_HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "plan_run"
+if str(_HANDLER_DIR) not in sys.path:
+    sys.path.insert(0, str(_HANDLER_DIR))
+plan_run = importlib.import_module("plan_run")
+
+PLAN_KEY = f"pipeline-runs/{RUN_ID}/plan.json"
+MANIFEST_KEY = "location-manifests/three-cities.json"
+LOCATIONS = ["NewYork_NY", "Chicago_IL", "austin-tx"]
+"""Deliberately not sorted: the plan keeps the input order."""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client() -> Iterator[None]:
+    plan_run._s3_client.cache_clear()
+    yield
+    plan_run._s3_client.cache_clear()
+
+
+def run(aws: MotoAccount, event: object, *, max_locations: int = 10_000) -> dict[str, Any]:
+    """Run the pure function the handler runs, with the recorded moto S3 client."""
+    result: dict[str, Any] = plan_run.plan_run(
+        plan_run.parse_run_event(event),
+        s3=aws.s3,
+        settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=max_locations),
+    )
+    return result
+
+
+def expected_item(location: str, job_fragment: str, run_id: str = RUN_ID) -> dict[str, str]:
+    return {
+        "run_id": run_id,
+        "location": location,
+        "training_job_name": f"ll-{job_fragment}-{run_id}",
+        "transform_train_job_name": f"tt-{job_fragment}-{run_id}",
+        "transform_validation_job_name": f"tv-{job_fragment}-{run_id}",
+        "raw_train_uri": f"s3://{BUCKET}/raw-data/{run_id}/train/{location}.csv",
+        "raw_validation_uri": f"s3://{BUCKET}/raw-data/{run_id}/validation/{location}.csv",
+        "preprocessed_train_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/{location}/train/",
+        "preprocessed_validation_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/{location}/validation/",
+        "training_output_uri": f"s3://{BUCKET}/training-output/{run_id}/",
+    }
+
+
+EXPECTED_ITEMS = [
+    expected_item("NewYork_NY", "NewYork-NY"),
+    expected_item("Chicago_IL", "Chicago-IL"),
+    expected_item("austin-tx", "austin-tx"),
+]
+
+
+def expected_result(run_id: str, count: int) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "location_count": count,
+        "plan_key": f"pipeline-runs/{run_id}/plan.json",
+        "results_prefix": f"pipeline-runs/{run_id}/results/",
+        "generation_results_prefix": f"pipeline-runs/{run_id}/generation/",
+        "preprocessor_job_name": f"pp-{run_id}",
+        "preprocessor_model_name": f"pp-{run_id}",
+        "raw_train_prefix_uri": f"s3://{BUCKET}/raw-data/{run_id}/train/",
+        "training_output_uri": f"s3://{BUCKET}/training-output/{run_id}/",
+    }
+
+
+def test_an_inline_list_becomes_one_item_per_location_in_input_order(aws: MotoAccount) -> None:
+    result = run(aws, {"run_id": RUN_ID, "locations": LOCATIONS})
+
+    assert result == expected_result(RUN_ID, 3)
+    plan = json.loads(aws.read(PLAN_KEY))
+    assert plan == EXPECTED_ITEMS
+    assert [list(item) for item in plan] == [list(EXPECTED_ITEMS[0])] * 3  # a fixed key order
+    assert aws.object_keys() == [PLAN_KEY]
+    [put] = aws.recorder.calls
+    assert put.operation == "PutObject"
+    assert put.params["IfNoneMatch"] == "*"
+    assert put.params["ContentType"] == "application/json"
+    # The bucket's default encryption (SSE-KMS, project key) applies; the function names no key.
+    assert not {"ServerSideEncryption", "SSEKMSKeyId"} & set(put.params)
+
+
+def test_a_manifest_gives_the_same_items_as_the_same_list_inline(aws: MotoAccount) -> None:
+    aws.put(MANIFEST_KEY, json.dumps(LOCATIONS, indent=2).encode("utf-8"))
+
+    result = run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY, "locations": None})
+
+    assert result == expected_result(RUN_ID, 3)
+    assert json.loads(aws.read(PLAN_KEY)) == EXPECTED_ITEMS
+    assert aws.recorder.operations() == ["GetObject", "PutObject"]
+    assert aws.recorder.calls[0].key == MANIFEST_KEY
+
+
+def test_a_manifest_saved_with_a_byte_order_mark_is_read(aws: MotoAccount) -> None:
+    aws.put(MANIFEST_KEY, b"\xef\xbb\xbf" + json.dumps(LOCATIONS).encode("utf-8"))
+
+    assert run(aws, {"run_id": "run-bom", "locations_manifest_key": MANIFEST_KEY})["location_count"] == 3
+
+
+def test_a_retry_finds_its_own_plan_and_writes_nothing(aws: MotoAccount) -> None:
+    event = {"run_id": RUN_ID, "locations": LOCATIONS}
+    first = run(aws, event)
+    plan_bytes = aws.read(PLAN_KEY)
+    state = aws.bucket_state()
+    aws.recorder.clear()
+
+    assert run(aws, event) == first
+    assert aws.bucket_state() == state  # no new object version in the versioned bucket
+    assert aws.read(PLAN_KEY) == plan_bytes
+    assert aws.recorder.operations() == ["PutObject", "GetObject"]  # refused create, then compared
+
+
+def test_a_run_id_that_already_has_another_plan_is_refused(aws: MotoAccount) -> None:
+    run(aws, {"run_id": RUN_ID, "locations": LOCATIONS})
+    plan_bytes = aws.read(PLAN_KEY)
+    state = aws.bucket_state()
+
+    with pytest.raises(plan_run.RunAlreadyPlanned) as raised:
+        run(aws, {"run_id": RUN_ID, "locations": ["Boston_MA"]})
+
+    assert str(raised.value) == (
+        f"Run {RUN_ID!r} already has a different plan at s3://{BUCKET}/{PLAN_KEY}; the run id is the "
+        "execution name, so start the new run under a name not used before."
+    )
+    assert aws.bucket_state() == state
+    assert aws.read(PLAN_KEY) == plan_bytes
+
+
+def test_plans_of_different_runs_do_not_interfere(aws: MotoAccount) -> None:
+    run(aws, {"run_id": "run-a", "locations": LOCATIONS})
+    run(aws, {"run_id": "run-b", "locations": ["Boston_MA"]})
+
+    assert json.loads(aws.read("pipeline-runs/run-b/plan.json")) == [
+        expected_item("Boston_MA", "Boston-MA", "run-b")
+    ]
+    assert len(json.loads(aws.read("pipeline-runs/run-a/plan.json"))) == 3
+
+
+def test_ten_thousand_locations_from_a_manifest(aws: MotoAccount) -> None:
+    names = [f"loc-{index:05d}" for index in range(10_000)]
+    aws.put(MANIFEST_KEY, json.dumps(names).encode("utf-8"))
+
+    result = run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY}, max_locations=10_000)
+
+    assert result["location_count"] == 10_000
+    plan = json.loads(aws.read(PLAN_KEY))
+    assert [item["location"] for item in plan] == names
+    assert plan[9_999] == expected_item("loc-09999", "loc-09999")
+
+
+def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUCKET_NAME", BUCKET)
+    monkeypatch.setenv("MAX_LOCATIONS", "2")
+
+    with pytest.raises(plan_run.InvalidRunRequest, match="more than MAX_LOCATIONS=2"):
+        plan_run.handler({"run_id": RUN_ID, "locations": LOCATIONS}, None)
+    assert aws.object_keys() == []
+
+    result = plan_run.handler({"run_id": RUN_ID, "locations": LOCATIONS[:2]}, None)
+    assert result == expected_result(RUN_ID, 2)
+    assert json.loads(aws.read(PLAN_KEY)) == EXPECTED_ITEMS[:2]
+
+
+# --------------------------------------------------------------------------------------------------
+# Rejected requests: each names what is wrong and writes nothing
+
+
+BAD_EVENTS = [
+    pytest.param(["NewYork_NY"], "The event must be a JSON object, got array;", id="not-an-object"),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": LOCATIONS, "bucket": "other"},
+        "The event has unexpected field(s) bucket;",
+        id="unknown-field",
+    ),
+    pytest.param({"locations": LOCATIONS}, "The event is missing run_id;", id="missing-run-id"),
+    pytest.param(
+        {"run_id": "run_2025", "locations": LOCATIONS},
+        "run id 'run_2025' is not allowed: use 1 to 24 characters",
+        id="run-id-underscore",
+    ),
+    pytest.param(
+        {"run_id": "r" * 25, "locations": LOCATIONS},
+        "the run id is the Step Functions execution name, so start the execution with a name that follows",
+        id="run-id-too-long",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": LOCATIONS, "locations_manifest_key": MANIFEST_KEY},
+        "exactly one of locations and locations_manifest_key, got both;",
+        id="both-sources",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": None, "locations_manifest_key": None},
+        "exactly one of locations and locations_manifest_key, got neither;",
+        id="no-source",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": "NewYork_NY"},
+        "locations must be a JSON array of location names, got string.",
+        id="locations-not-a-list",
+    ),
+    pytest.param({"run_id": RUN_ID, "locations": []}, "Locations has no location names;", id="empty-list"),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": ["NewYork_NY", "New York"]},
+        "locations[1]: location name 'New York' is not allowed: use 1 to 32 characters",
+        id="invalid-name",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": [42]},
+        "locations[0]: location name must be a string",
+        id="name-not-a-string",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": ["NewYork_NY", "Chicago_IL", "newyork-ny"]},
+        "locations[2] 'newyork-ny' collides with locations[0] 'NewYork_NY': SageMaker job names ignore case",
+        id="collision",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations": ["a", "b", "c", "d"]},
+        "Locations has 4 location names, more than MAX_LOCATIONS=3; split the locations",
+        id="too-many",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations_manifest_key": "raw-data/all.json"},
+        "locations_manifest_key 'raw-data/all.json' is not allowed: upload the manifest under "
+        "location-manifests/",
+        id="manifest-outside-prefix",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations_manifest_key": "location-manifests/"},
+        "locations_manifest_key 'location-manifests/' is not allowed",
+        id="manifest-key-is-the-prefix",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "locations_manifest_key": ["location-manifests/a.json"]},
+        "locations_manifest_key must be a string (an S3 key under location-manifests/), got array.",
+        id="manifest-key-not-a-string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "message"), BAD_EVENTS)
+def test_a_bad_event_is_rejected_and_nothing_is_written(
+    aws: MotoAccount, event: object, message: str
+) -> None:
+    state = aws.bucket_state()
+
+    with pytest.raises(plan_run.InvalidRunRequest) as raised:
+        run(aws, event, max_locations=3)
+
+    assert message in str(raised.value)
+    assert str(raised.value).endswith(".")
+    assert "\n" not in str(raised.value)
+    assert aws.bucket_state() == state
+    assert "PutObject" not in aws.recorder.operations()
+
+
+MANIFEST_URI = f"s3://{BUCKET}/{MANIFEST_KEY}"
+
+BAD_MANIFESTS = [
+    pytest.param(None, f"The location manifest {MANIFEST_URI} does not exist;", id="missing"),
+    pytest.param(
+        b"NewYork_NY\nChicago_IL\n", f"The location manifest {MANIFEST_URI} is not UTF-8 JSON", id="csv"
+    ),
+    pytest.param(b'["NewYork_NY", "Chicago_IL"', "is not UTF-8 JSON", id="truncated-json"),
+    pytest.param(b"\xff\xfe[]", "is not UTF-8 JSON", id="not-utf8"),
+    pytest.param(
+        b'{"locations": ["NewYork_NY"]}',
+        f"The location manifest {MANIFEST_URI} holds a JSON object, not an array;",
+        id="object",
+    ),
+    pytest.param(
+        b'["NewYork_NY", 7]',
+        f"Entry [1] of the location manifest {MANIFEST_URI} is a JSON number, not a location name string.",
+        id="number-entry",
+    ),
+    pytest.param(b"[]", f"The location manifest {MANIFEST_URI} has no location names;", id="empty"),
+    pytest.param(
+        b'["NewYork_NY", "../models/x"]',
+        f"entry [1] of the location manifest {MANIFEST_URI}: location name '../models/x' is not allowed",
+        id="invalid-name",
+    ),
+    pytest.param(
+        b'["Chicago_IL", "CHICAGO-IL"]',
+        f"entry [1] of the location manifest {MANIFEST_URI} 'CHICAGO-IL' collides with entry [0]",
+        id="collision",
+    ),
+    pytest.param(
+        b'["a", "b", "c", "d"]',
+        f"The location manifest {MANIFEST_URI} has 4 location names, more than MAX_LOCATIONS=3;",
+        id="too-many",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_MANIFESTS)
+def test_a_bad_manifest_is_rejected_and_nothing_is_written(
+    aws: MotoAccount, body: bytes | None, message: str
+) -> None:
+    if body is not None:
+        aws.put(MANIFEST_KEY, body)
+    state = aws.bucket_state()
+
+    with pytest.raises(plan_run.LocationManifestError) as raised:
+        run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY}, max_locations=3)
+
+    assert message in str(raised.value)
+    assert aws.bucket_state() == state
+    assert aws.recorder.operations() == ["GetObject"]
+
+
+def test_an_oversized_manifest_is_not_read(aws: MotoAccount, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = json.dumps(LOCATIONS).encode("utf-8")
+    aws.put(MANIFEST_KEY, body)
+    monkeypatch.setattr(plan_run, "MANIFEST_MAX_BYTES", len(body) - 1)
+
+    with pytest.raises(plan_run.LocationManifestError, match=rf"is {len(body)} bytes, more than the"):
+        run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY})
+    assert aws.object_keys() == [MANIFEST_KEY]
+
+
+def test_an_unreadable_manifest_says_it_may_be_missing() -> None:
+    """Without s3:ListBucket, S3 answers 403 for a missing key (moto cannot, so a Stubber does)."""
+    s3 = boto3.client("s3", region_name=REGION)  # fake credentials from the autouse fixture
+    with Stubber(s3) as stubber:
+        stubber.add_client_error(
+            "get_object",
+            service_error_code="AccessDenied",
+            http_status_code=403,
+            expected_params={"Bucket": BUCKET, "Key": MANIFEST_KEY},
+        )
+        with pytest.raises(plan_run.LocationManifestError) as raised:
+            plan_run.plan_run(
+                plan_run.parse_run_event({"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY}),
+                s3=s3,
+                settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=10),
+            )
+        stubber.assert_no_pending_responses()  # and no further call (a Stubber fails unexpected ones)
+    assert str(raised.value) == (
+        f"The location manifest {MANIFEST_URI} cannot be read (AccessDenied): it does not exist, or it is "
+        "encrypted with a key other than the project key."
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MAX_LOCATIONS": "10"}, "Environment variable BUCKET_NAME '' is not an S3 bucket name;"),
+        ({"BUCKET_NAME": "Not_A_Bucket", "MAX_LOCATIONS": "10"}, "BUCKET_NAME 'Not_A_Bucket' is not"),
+        (
+            {"BUCKET_NAME": BUCKET},
+            "Environment variable MAX_LOCATIONS '' must be a whole number of at least 1.",
+        ),
+        ({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "0"}, "MAX_LOCATIONS '0' must be a whole number"),
+        ({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "ten"}, "MAX_LOCATIONS 'ten' must be a whole number"),
+        ({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "-5"}, "MAX_LOCATIONS '-5' must be a whole number"),
+    ],
+)
+def test_a_bad_environment_names_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(plan_run.InvalidEnvironment, match=re.escape(message)):
+        plan_run.load_plan_settings(environ)
+
+
+def test_the_environment_is_parsed() -> None:
+    settings = plan_run.load_plan_settings({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": " 10000 "})
+    assert settings == plan_run.PlanSettings(bucket=BUCKET, max_locations=10_000)

@@ -1,0 +1,346 @@
+"""The training state machine, its roles and Lambdas, as synthesized with the default settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match
+
+from mme_constructs.training_pipeline import LOG_DELIVERY_ACTIONS
+from project_config import load_default_config
+from project_config.loader import deep_merge, default_context
+from stacks.storage_stack import StorageExports
+from stacks.training_stack import TrainingStack
+from tests.conftest import REPO_ROOT, STORAGE_EXPORTS, SynthesizedApp
+
+SYNC = "arn:aws:states:::sagemaker:{}.sync"
+KEY_ARN = STORAGE_EXPORTS["MmeStorage-KeyArn"]
+
+
+def _resources(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def _chain(states: dict[str, Any], start: str) -> list[str]:
+    order, name = [], start
+    while name:
+        order.append(name)
+        name = states[name].get("Next")
+    return order
+
+
+def test_main_flow_runs_the_steps_in_order(training_definition: dict[str, Any]) -> None:
+    states = training_definition["States"]
+    assert training_definition["StartAt"] == "LocationsInlineOrManifest"
+    choice = states["LocationsInlineOrManifest"]
+    assert [(c["Variable"], c["Next"]) for c in choice["Choices"]] == [
+        ("$.locations_manifest_key", "PlanFromManifest"),
+        ("$.locations", "PlanFromList"),
+    ]
+    assert choice["Default"] == "InvalidInput"
+    expected = ["GenerateData", "FitPreprocessor", "CreatePreprocessorModel", "TrainLocations",
+                "PromotePreprocessor", "Summarize"]  # fmt: skip
+    assert _chain(states, "PlanFromList") == ["PlanFromList", *expected]
+    assert _chain(states, "PlanFromManifest") == ["PlanFromManifest", *expected]
+    assert (
+        training_definition["TimeoutSeconds"] == load_default_config().training.execution_timeout_minutes * 60
+    )
+
+
+def test_plan_receives_the_execution_name_as_run_id(training_definition: dict[str, Any]) -> None:
+    states = training_definition["States"]
+    assert states["PlanFromList"]["Parameters"]["Payload"] == {
+        "run_id.$": "$$.Execution.Name",
+        "locations.$": "$.locations",
+    }
+    assert states["PlanFromManifest"]["Parameters"]["Payload"] == {
+        "run_id.$": "$$.Execution.Name",
+        "locations_manifest_key.$": "$.locations_manifest_key",
+    }
+
+
+def test_both_maps_are_distributed_and_read_the_plan_from_s3(training_definition: dict[str, Any]) -> None:
+    states = training_definition["States"]
+    for name in ("GenerateData", "TrainLocations"):
+        state = states[name]
+        assert state["ItemProcessor"]["ProcessorConfig"] == {
+            "Mode": "DISTRIBUTED",
+            "ExecutionType": "STANDARD",
+        }
+        assert state["ItemReader"] == {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {
+                "Bucket": STORAGE_EXPORTS["MmeStorage-ArtifactBucketName"],
+                "Key.$": "$.plan.plan_key",
+            },
+        }
+        assert "ItemsPath" not in state  # never inline: template size does not depend on locations
+    assert states["TrainLocations"]["MaxConcurrency"] == load_default_config().training.parallel_training_jobs
+    assert states["TrainLocations"]["ResultWriter"]["Parameters"]["Prefix.$"] == "$.plan.results_prefix"
+
+
+def test_per_location_steps_use_run_job_and_catch_every_failure(training_definition: dict[str, Any]) -> None:
+    processor = training_definition["States"]["TrainLocations"]["ItemProcessor"]
+    states = processor["States"]
+    assert _chain(states, processor["StartAt"]) == ["TransformSplits", "TrainModel", "PromoteModel"]
+    branches = states["TransformSplits"]["Branches"]
+    transforms = [b["States"][b["StartAt"]] for b in branches]
+    assert {t["Resource"] for t in transforms} == {SYNC.format("createTransformJob")}
+    assert states["TrainModel"]["Resource"] == SYNC.format("createTrainingJob")
+    for step, name in (
+        ("transform", "TransformSplits"),
+        ("train", "TrainModel"),
+        ("promote", "PromoteModel"),
+    ):
+        (catch,) = states[name]["Catch"]
+        assert catch == {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.failure",
+            "Next": f"Record{step.capitalize()}Failure",
+        }
+        record = states[f"Record{step.capitalize()}Failure"]
+        assert record["Type"] == "Pass"
+        assert "Next" not in record
+        assert record["Parameters"] == {
+            "location.$": "$.item.location",
+            "status": "FAILED",
+            "failed_step": step,
+            "error.$": "$.failure.Error",
+            "cause.$": "$.failure.Cause",
+        }
+
+
+def test_sagemaker_steps_retry_throttling_and_quota_with_backoff(training_definition: dict[str, Any]) -> None:
+    processor_states = training_definition["States"]["TrainLocations"]["ItemProcessor"]["States"]
+    transforms = [b["States"][b["StartAt"]] for b in processor_states["TransformSplits"]["Branches"]]
+    for state in [
+        training_definition["States"]["FitPreprocessor"],
+        processor_states["TrainModel"],
+        *transforms,
+    ]:
+        retries = {tuple(r["ErrorEquals"]): r for r in state["Retry"]}
+        assert retries[("SageMaker.AmazonSageMakerException", "ThrottlingException")]["BackoffRate"] == 2
+        quota = retries[("SageMaker.ResourceLimitExceededException", "SageMaker.ResourceLimitExceeded")]
+        assert quota["IntervalSeconds"] == 120
+        assert quota["MaxAttempts"] == 6
+        assert not any(
+            "States.TaskFailed" in r["ErrorEquals"] for r in state["Retry"]
+        )  # a failed job is final
+
+
+def test_linear_learner_job_from_config(training_definition: dict[str, Any]) -> None:
+    config = load_default_config().training
+    params = training_definition["States"]["TrainLocations"]["ItemProcessor"]["States"]["TrainModel"][
+        "Parameters"
+    ]
+    assert params["HyperParameters"] == {
+        "predictor_type": "regressor",
+        "feature_dim": "10",
+        "mini_batch_size": "100",
+        "epochs": "10",
+        "num_models": "32",
+        "loss": "absolute_loss",
+    }
+    assert params["AlgorithmSpecification"] == {
+        "TrainingInputMode": "File",
+        "TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1",
+    }
+    channels = {c["ChannelName"]: c for c in params["InputDataConfig"]}
+    assert set(channels) == {"train", "validation"}
+    for name, channel in channels.items():
+        assert channel["ContentType"] == "text/csv;label_size=1"
+        assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.item.preprocessed_{name}_uri"
+    assert params["ResourceConfig"]["InstanceType"] == config.training_instance_type
+    assert params["ResourceConfig"]["VolumeKmsKeyId"] == KEY_ARN
+    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.item.training_output_uri", "KmsKeyId": KEY_ARN}
+    assert params["EnableNetworkIsolation"] is True
+    assert params["Tags"] == [{"Key": "mme:location", "Value.$": "$.item.location"}]
+    assert params["TrainingJobName.$"] == "$.item.training_job_name"
+
+
+def test_preprocessor_fit_model_and_transforms(
+    training_definition: dict[str, Any], synthesized: SynthesizedApp
+) -> None:
+    states = training_definition["States"]
+    fit = states["FitPreprocessor"]
+    assert fit["Resource"] == SYNC.format("createTrainingJob")
+    hyper = fit["Parameters"]["HyperParameters"]
+    assert hyper["sagemaker_program"] == "housing_preprocessor.py"
+    assert hyper["sagemaker_submit_directory"].startswith("s3://cdk-hnb659fds-assets-111122223333-us-east-1/")
+    assert hyper["sagemaker_submit_directory"].endswith(".gz")
+    assert hyper["feature_dim"] == "10"
+    (channel,) = fit["Parameters"]["InputDataConfig"]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.plan.raw_train_prefix_uri"
+    assert fit["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == (
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+    )
+    assert fit["ResultSelector"] == {"model_artifact.$": "$.ModelArtifacts.S3ModelArtifacts"}
+
+    model = states["CreatePreprocessorModel"]["Parameters"]
+    assert model["PrimaryContainer"]["ModelDataUrl.$"] == "$.preprocessor.model_artifact"
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "housing_preprocessor.py"
+    assert (
+        model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
+        == hyper["sagemaker_submit_directory"]
+    )
+
+    processor_states = states["TrainLocations"]["ItemProcessor"]["States"]
+    for branch in processor_states["TransformSplits"]["Branches"]:
+        transform = branch["States"][branch["StartAt"]]["Parameters"]
+        split = "train" if transform["TransformJobName.$"].endswith("train_job_name") else "validation"
+        assert transform["Environment"] == {"MME_PREPROCESSOR_MODE": "labelled-transform"}
+        assert transform["ModelName.$"] == "$.preprocessor_model_name"
+        assert (
+            transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.item.raw_{split}_uri"
+        )
+        assert transform["TransformInput"]["SplitType"] == "Line"
+        assert transform["TransformOutput"] == {
+            "S3OutputPath.$": f"$.item.preprocessed_{split}_uri",
+            "Accept": "text/csv",
+            "AssembleWith": "Line",
+            "KmsKeyId": KEY_ARN,
+        }
+
+
+def test_state_machine_logs_and_traces(synthesized: SynthesizedApp) -> None:
+    template = synthesized.assertions("training")
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": True,
+                "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": Match.any_value()}}],
+            },
+            "TracingConfiguration": {"Enabled": True},
+            "StateMachineType": "STANDARD",
+        },
+    )
+    log_groups = _resources(synthesized.template("training"), "AWS::Logs::LogGroup")
+    assert len(log_groups) == 5  # the state machine and four Lambdas
+    for group in log_groups.values():
+        assert group["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "MmeStorage-KeyArn"}
+        assert group["Properties"]["RetentionInDays"] == load_default_config().training.log_retention_days
+
+
+def test_definition_passes_the_asl_validator(training_definition: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(training_definition))
+    result = _asl_validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = dict(training_definition, StartAt="NoSuchState")
+    path.write_text(json.dumps(broken))
+    assert _asl_validate(path).returncode != 0
+
+
+def _asl_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["npx", "--no-install", "asl-validator", "--json-path", str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _policy_statements(template: dict[str, Any], path_fragment: str) -> list[dict[str, Any]]:
+    policies = [p for k, p in _resources(template, "AWS::IAM::ManagedPolicy").items() if path_fragment in k]
+    assert len(policies) == 1, path_fragment
+    statements: list[dict[str, Any]] = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_roles_have_one_managed_policy_each_and_no_inline_or_aws_managed_policies(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = synthesized.template("training")
+    assert _resources(template, "AWS::IAM::Policy") == {}
+    roles = _resources(template, "AWS::IAM::Role")
+    assert len(roles) == 6  # job, state machine, four Lambdas
+    for role in roles.values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert "Policies" not in role["Properties"]
+
+
+def test_only_unscoped_apis_get_a_star_resource(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("training")
+    allowed_star = {
+        "cloudwatch:PutMetricData",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        *LOG_DELIVERY_ACTIONS,
+    }
+    for policy in _resources(template, "AWS::IAM::ManagedPolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in action for action in actions)
+            if statement["Resource"] == "*":
+                assert set(actions) <= allowed_star, actions
+
+
+def test_state_machine_may_pass_only_the_job_role_and_only_to_sagemaker(synthesized: SynthesizedApp) -> None:
+    statements = _policy_statements(synthesized.template("training"), "StateMachinePermissions")
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("TrainingPipelineJobRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    sagemaker_resources = json.dumps(
+        [s["Resource"] for s in statements if "sagemaker:CreateTrainingJob" in s["Action"]]
+    )
+    assert ":training-job/pp-*" in sagemaker_resources
+    assert ":training-job/ll-*" in sagemaker_resources
+
+
+def test_lambdas_run_on_the_latest_python_with_tracing(synthesized: SynthesizedApp) -> None:
+    functions = _resources(synthesized.template("training"), "AWS::Lambda::Function")
+    handlers = {f["Properties"]["Handler"] for f in functions.values()}
+    assert handlers == {
+        "plan_run.handler",
+        "generate_data.handler",
+        "promote_artifact.handler",
+        "summarize_run.handler",
+    }
+    for function in functions.values():
+        assert function["Properties"]["Runtime"] == "python3.14"
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_template_does_not_grow_with_the_number_of_locations(cdk_context: dict[str, Any]) -> None:
+    def training_template(location_count: int) -> str:
+        locations = [f"City{i:05d}_XX" for i in range(location_count)]
+        config = load_default_config().model_copy()
+        config = type(config).model_validate(
+            deep_merge(default_context(), {"data": {"locations": locations}})
+        )
+        app = cdk.App(context=cdk_context)
+        stack = TrainingStack(
+            app,
+            "MmeTraining",
+            storage=StorageExports(stack_name="MmeStorage"),
+            training=config.training,
+            data=config.data,
+        )
+        return json.dumps(cdk.assertions.Template.from_stack(stack).to_json(), sort_keys=True)
+
+    assert training_template(4) == training_template(10_000)
+
+
+@pytest.mark.parametrize("name", ["plan_run", "generate_data", "promote_artifact", "summarize_run"])
+def test_lambda_assets_hold_the_handler_and_the_shared_package(
+    synthesized: SynthesizedApp, name: str
+) -> None:
+    template = synthesized.template("training")
+    (function,) = [f for f in _resources(template, "AWS::Lambda::Function").values()
+                   if f["Properties"]["Handler"] == f"{name}.handler"]  # fmt: skip
+    asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    folder = synthesized.outdir / f"asset.{asset_hash}"
+    assert (folder / f"{name}.py").is_file()
+    assert (folder / "mme_shared" / "s3_layout.py").is_file()
+    assert not list(folder.rglob("__pycache__"))
