@@ -22,7 +22,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help setup synth test lint format snapshot-update diagram benchmark refresh-images diff clean
+.PHONY: help setup synth test lint format snapshot-update diagram benchmark refresh-images deploy diff clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ benchmark: setup ## Serving-path benchmark of the scikit-learn preprocessor (p50
 
 refresh-images: setup ## Regenerate mme_constructs/data/sagemaker_images.json from sagemaker-core (needs PyPI)
 	$(BIN)/python -m scripts.refresh_image_uris
+
+deploy: setup ## First deploy and redeploys: storage + training, a training run if needed, then everything (needs AWS credentials)
+	$(BIN)/python -m scripts.deploy $(if $(CONFIG),--config $(CONFIG),)
 
 diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS credentials)
 	$(CDK) diff $(CDK_FLAGS)

@@ -9,12 +9,15 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from project_config import ConfigError, ProjectConfig, load_config
-from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY
+from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY, PREPROCESSOR_NONCE_CONTEXT_KEY
+from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageStack
 from stacks.training_stack import TrainingStack
 
 
-def build_app(app: cdk.App, config: ProjectConfig) -> dict[str, cdk.Stack]:
+def build_app(
+    app: cdk.App, config: ProjectConfig, *, preprocessor_nonce: str | None = None
+) -> dict[str, cdk.Stack]:
     """Add every stack of one deployment to ``app``; returns them by role for tests."""
     env = (
         cdk.Environment(account=config.account, region=config.region)
@@ -30,10 +33,21 @@ def build_app(app: cdk.App, config: ProjectConfig) -> dict[str, cdk.Stack]:
         data=config.data,
         env=env,
     )
+    endpoint = EndpointStack(
+        app,
+        f"{config.stack_prefix}Endpoint",
+        storage=storage.exports,
+        endpoint=config.endpoint,
+        training=config.training,
+        preprocessor_nonce=preprocessor_nonce,
+        env=env,
+    )
     training.add_stack_dependency(storage)
+    # Not a data dependency: the endpoint serves what training promotes, so deploy training first.
+    endpoint.add_stack_dependency(training)
     cdk.Tags.of(app).add("project", "sagemaker-mme")
     add_compliance_checks(app)
-    return {"storage": storage, "training": training}
+    return {"storage": storage, "training": training, "endpoint": endpoint}
 
 
 def add_compliance_checks(app: cdk.App) -> None:
@@ -54,7 +68,8 @@ def main() -> None:
     except ConfigError as error:
         print(f"Invalid configuration: {error}.", file=sys.stderr)
         sys.exit(1)
-    build_app(app, config)
+    nonce = app.node.try_get_context(PREPROCESSOR_NONCE_CONTEXT_KEY)
+    build_app(app, config, preprocessor_nonce=str(nonce) if nonce is not None else None)
     app.synth()
 
 

@@ -79,6 +79,11 @@ class HandlerFunction(Construct):
         key: kms.IKey,
         log_retention_days: int,
         timeout: Duration,
+        invoked_by: str = "the training state machine",
+        dlq_reason: str = (
+            "Invoked synchronously by the training state machine, which records every failure; a "
+            "dead-letter queue applies only to asynchronous invocations."
+        ),
         memory_size: int = 256,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -118,18 +123,14 @@ class HandlerFunction(Construct):
         for rule, reason in (
             (
                 "NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
-                "Invoked only by the training state machine, whose Map concurrency bounds it; "
-                "reserving concurrency would fail deploys in accounts with a small Lambda quota.",
+                f"Invoked only by {invoked_by}, which bounds its concurrency; reserving "
+                "concurrency would fail deploys in accounts with a small Lambda quota.",
             ),
-            (
-                "NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ",
-                "Invoked synchronously by Step Functions, which retries and records every failure; "
-                "a dead-letter queue applies only to asynchronous invocations.",
-            ),
+            ("NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ", dlq_reason),
             (
                 "NIST.800.53.R5::NIST.800.53.R5-LambdaInsideVPC",
-                "The handler only calls S3 and SageMaker APIs over TLS with IAM auth and keeps no "
-                "data locally; no VPC resource needs to be reached.",
+                "The handler only calls AWS APIs over TLS with IAM auth and keeps no data locally; "
+                "no VPC resource needs to be reached.",
             ),
         ):
             acknowledge(self.function, rule, reason)

@@ -57,6 +57,7 @@ import gc
 import json
 import math
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ FloatArray = npt.NDArray[np.float64]
 MODE_ENV_VAR: Final = "MME_PREPROCESSOR_MODE"
 MODEL_FILE: Final = "preprocessor.joblib"
 METADATA_FILE: Final = "preprocessor.json"
+CODE_DIR: Final = "code"
+"""The artifact carries this script (and mme_shared) under ``code/``, so a network-isolated endpoint
+can serve it with ``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code`` without reaching S3 itself."""
 ARTIFACT_FORMAT: Final = 1
 CSV_MEDIA_TYPE: Final = "text/csv"
 JSON_MEDIA_TYPE: Final = "application/json"
@@ -741,6 +745,12 @@ def train(train_dir: Path, model_dir: Path, feature_dim: int | None = None) -> d
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(column_transformer, model_dir / MODEL_FILE)
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    shutil.copytree(
+        Path(__file__).resolve().parent,
+        model_dir / CODE_DIR,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", CODE_DIR),
+        dirs_exist_ok=True,
+    )
     return metadata
 
 

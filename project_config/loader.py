@@ -20,6 +20,10 @@ CONTEXT_KEY = "mme"
 OVERRIDE_CONTEXT_KEY = "config"
 """Context key (``-c config=path.json``) naming the user's override file."""
 
+PREPROCESSOR_NONCE_CONTEXT_KEY = "preprocessor_nonce"
+"""Context key ``make deploy`` sets to the run that just trained: the endpoint stack re-checks the
+preprocessor artifact and, if it changed, replaces its model. Unset, templates stay deterministic."""
+
 _CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 

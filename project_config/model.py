@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mme_constructs import image_table
 from mme_shared.naming import (
@@ -39,6 +39,13 @@ _EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9+=,.@:/-]{2,1224}")
 _STACK_PREFIX_RE = re.compile(r"[A-Z][A-Za-z0-9]{0,23}")
 
 PositiveInt = Annotated[int, Field(ge=1)]
+
+MULTI_MODEL_CPU_FAMILIES = (
+    "c4", "c5", "c5d", "c6i", "c6id", "c7i", "m4", "m5", "m5d", "m6i", "m6id", "m7i",
+    "r5", "r5d", "r6i", "r6id", "r7i", "t2", "t3",
+)  # fmt: skip
+"""CPU instance families that can host the scikit-learn and linear-learner CPU images of a
+multi-model inference pipeline (GPU, Inferentia and Trainium families need other images)."""
 
 
 class _Section(BaseModel):
@@ -222,7 +229,14 @@ class EndpointConfig(_Section):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _instance_type(value)
+        family = _instance_type(value).split(".")[1]
+        if family not in MULTI_MODEL_CPU_FAMILIES:
+            allowed = ", ".join(f"ml.{f}" for f in MULTI_MODEL_CPU_FAMILIES)
+            raise ValueError(
+                f"{value!r} cannot host the pipeline's CPU containers in MultiModel mode; use a type "
+                f"of one of these families: {allowed}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _scaling_is_consistent(self) -> EndpointConfig:
@@ -353,10 +367,11 @@ class ProjectConfig(_Section):
     stack_prefix: str
     """Prefix of every stack name, e.g. ``Mme`` gives ``MmeStorage``."""
     account: str | None = None
-    region: str | None = None
     storage: StorageConfig
     data: DataConfig
     training: TrainingConfig
+    region: str | None = None
+    """Validated after ``training``: the region must have that framework version's images."""
     endpoint: EndpointConfig
     tenants: TenantsConfig
     alarms: AlarmsConfig
@@ -379,7 +394,26 @@ class ProjectConfig(_Section):
 
     @field_validator("region")
     @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is not None and _REGION_RE.fullmatch(value) is None:
+    def _region(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if _REGION_RE.fullmatch(value) is None:
             raise ValueError(f"must be an AWS region such as 'us-east-1' or null, got {value!r}")
+        training = info.data.get("training")
+        if training is None:  # training failed validation; its own error is reported
+            return value
+        version, tag = training.sklearn_framework_version, training.linear_learner_image_tag
+        supported = sorted(
+            set(image_table.supported_regions(sklearn_framework_version=version, linear_learner_tag=tag))
+            & set(
+                image_table.supported_regions(
+                    sklearn_framework_version=version, linear_learner_tag=tag, sklearn_scope="training"
+                )
+            )
+        )
+        if value not in supported:
+            raise ValueError(
+                f"{value!r} has no scikit-learn {version} and linear-learner {tag} images in the SageMaker "
+                f"region tables; supported regions: {', '.join(supported)}"
+            )
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable
@@ -32,7 +33,8 @@ class SynthesizedApp:
     outdir: Path
 
     def template(self, role: str) -> dict[str, Any]:
-        return self.templates[self.stacks[role].stack_name]
+        """A private copy, so that no test can change what the next one sees."""
+        return copy.deepcopy(self.templates[self.stacks[role].stack_name])
 
     def assertions(self, role: str) -> cdk.assertions.Template:
         return cdk.assertions.Template.from_json(self.template(role))

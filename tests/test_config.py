@@ -208,6 +208,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "'ml.m4.xlarge'",
     ),
     (
+        "GPU endpoint instance for CPU containers",
+        {"endpoint": {"instance_type": "ml.g4dn.xlarge"}},
+        "config key 'endpoint.instance_type' 'ml.g4dn.xlarge' cannot host the pipeline's CPU containers "
+        "in MultiModel mode; use a type of one of these families: ml.c4, ml.c5",
+    ),
+    (
         "account ID of the wrong length",
         {"account": "12345"},
         "config key 'account' must be a 12-digit AWS account ID or null, got '12345'",
@@ -216,6 +222,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "malformed region",
         {"region": "US-EAST-1"},
         "config key 'region' must be an AWS region such as 'us-east-1' or null, got 'US-EAST-1'",
+    ),
+    (
+        "well-formed region without SageMaker images",
+        {"region": "xx-nowhere-1"},
+        "config key 'region' 'xx-nowhere-1' has no scikit-learn 1.9-0 and linear-learner 1 images in the "
+        "SageMaker region tables; supported regions: af-south-1,",
     ),
     (
         "unsafe tenant name",

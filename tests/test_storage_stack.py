@@ -191,12 +191,15 @@ def test_build_app_wires_every_stack_into_the_app(cdk_context: dict[str, Any]) -
     assert {role: s.stack_name for role, s in stacks.items()} == {
         "storage": "StagingStorage",
         "training": "StagingTraining",
+        "endpoint": "StagingEndpoint",
     }
     assert {c.node.id for c in app.node.children if isinstance(c, cdk.Stack)} == {
         "StagingStorage",
         "StagingTraining",
+        "StagingEndpoint",
     }
     assert stacks["storage"] in stacks["training"].dependencies
+    assert stacks["training"] in stacks["endpoint"].dependencies
 
 
 def test_stateless_stacks_use_the_store_through_named_exports(synthesized: SynthesizedApp) -> None:

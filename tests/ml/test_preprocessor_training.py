@@ -67,6 +67,16 @@ def test_the_fit_uses_all_locations_statistics(
     assert [list(categories) for categories in encoder.categories_] == [["n", "y"], ["n", "y"]]
 
 
+def test_the_artifact_carries_its_serving_code(container_training: ContainerTraining) -> None:
+    """For network-isolated endpoints: SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code."""
+    code = container_training.model_dir / hp.CODE_DIR
+    assert (code / "housing_preprocessor.py").read_bytes() == (
+        container_training.code_dir / "housing_preprocessor.py"
+    ).read_bytes()
+    assert (code / "mme_shared" / "housing_data.py").is_file()
+    assert not list(code.rglob("__pycache__"))
+
+
 def test_the_tarball_is_self_contained(container_training: ContainerTraining) -> None:
     """The script ran with PYTHONPATH ignored, so mme_shared came from the extracted tarball."""
     located = subprocess.run(

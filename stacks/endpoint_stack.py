@@ -1,0 +1,52 @@
+"""Stateless stack: the multi-model inference-pipeline endpoint and its autoscaling."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack
+from constructs import Construct
+
+from mme_constructs.multi_model_endpoint import MultiModelEndpoint
+from project_config.model import EndpointConfig, TrainingConfig
+from stacks.storage_stack import StorageExports
+
+
+class EndpointStack(Stack):
+    """Serves every promoted per-location model from one endpoint."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: StorageExports,
+        endpoint: EndpointConfig,
+        training: TrainingConfig,
+        preprocessor_nonce: str | None = None,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description="SageMaker multi-model endpoint project: the multi-model inference-pipeline endpoint",
+        )
+        # The bucket and multi-model prefix are outputs of the storage stack (re-exporting an import
+        # here would only duplicate them).
+        self.endpoint = MultiModelEndpoint(
+            self,
+            "MultiModelEndpoint",
+            bucket=storage.import_bucket(self),
+            key=storage.import_key(self),
+            endpoint=endpoint,
+            training=training,
+            preprocessor_nonce=preprocessor_nonce,
+        )
+        for name, value, description in (
+            ("EndpointName", self.endpoint.endpoint_name, "InvokeEndpoint target"),
+            (
+                "VariantName",
+                self.endpoint.variant_name,
+                "Production variant (CloudWatch dimension VariantName)",
+            ),
+        ):
+            CfnOutput(self, name, value=value, description=description)
