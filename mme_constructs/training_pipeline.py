@@ -514,7 +514,7 @@ class TrainingPipeline(Construct):
             self,
             "InvalidInput",
             error="InvalidRunRequest",
-            cause="Execution input needs 'locations' (a list of location names) or "
+            cause="Execution input needs exactly one of 'locations' (a list of location names) and "
             "'locations_manifest_key' (a JSON array under location-manifests/ in the artifact bucket).",
         )
         run_failed = sfn.Fail(
@@ -537,7 +537,7 @@ class TrainingPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
             result_writer_v2=sfn.ResultWriterV2(
                 bucket=bucket,
-                prefix=sfn.JsonPath.format("{}generation/", sfn.JsonPath.string_at("$.plan.results_prefix")),
+                prefix=sfn.JsonPath.string_at("$.plan.generation_results_prefix"),
             ),
         )
         generate.item_processor(
@@ -654,6 +654,13 @@ class TrainingPipeline(Construct):
         plan_manifest.next(after_plan)
         return (
             sfn.Choice(self, "LocationsInlineOrManifest")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.locations_manifest_key"),
+                    sfn.Condition.is_present("$.locations"),
+                ),
+                invalid_input,
+            )
             .when(sfn.Condition.is_present("$.locations_manifest_key"), plan_manifest)
             .when(sfn.Condition.is_present("$.locations"), plan_inline)
             .otherwise(invalid_input)

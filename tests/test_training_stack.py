@@ -38,7 +38,15 @@ def test_main_flow_runs_the_steps_in_order(training_definition: dict[str, Any]) 
     states = training_definition["States"]
     assert training_definition["StartAt"] == "LocationsInlineOrManifest"
     choice = states["LocationsInlineOrManifest"]
-    assert [(c["Variable"], c["Next"]) for c in choice["Choices"]] == [
+    both, manifest, inline = choice["Choices"]
+    assert both == {
+        "And": [
+            {"Variable": "$.locations_manifest_key", "IsPresent": True},
+            {"Variable": "$.locations", "IsPresent": True},
+        ],
+        "Next": "InvalidInput",
+    }
+    assert [(c["Variable"], c["Next"]) for c in (manifest, inline)] == [
         ("$.locations_manifest_key", "PlanFromManifest"),
         ("$.locations", "PlanFromList"),
     ]
@@ -83,6 +91,9 @@ def test_both_maps_are_distributed_and_read_the_plan_from_s3(training_definition
         assert "ItemsPath" not in state  # never inline: template size does not depend on locations
     assert states["TrainLocations"]["MaxConcurrency"] == load_default_config().training.parallel_training_jobs
     assert states["TrainLocations"]["ResultWriter"]["Parameters"]["Prefix.$"] == "$.plan.results_prefix"
+    assert (
+        states["GenerateData"]["ResultWriter"]["Parameters"]["Prefix.$"] == "$.plan.generation_results_prefix"
+    )
 
 
 def test_per_location_steps_use_run_job_and_catch_every_failure(training_definition: dict[str, Any]) -> None:
