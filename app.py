@@ -11,6 +11,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 from project_config import ConfigError, ProjectConfig, load_config
 from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY, PREPROCESSOR_NONCE_CONTEXT_KEY
 from stacks.endpoint_stack import EndpointStack
+from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageStack
 from stacks.training_stack import TrainingStack
 
@@ -42,12 +43,23 @@ def build_app(
         preprocessor_nonce=preprocessor_nonce,
         env=env,
     )
+    monitoring = MonitoringStack(
+        app,
+        f"{config.stack_prefix}Monitoring",
+        storage=storage.exports,
+        endpoint_name=endpoint.endpoint.endpoint_name,
+        variant_name=endpoint.endpoint.variant_name,
+        state_machine_arn=training.pipeline.state_machine.state_machine_arn,
+        promotion_function_name=training.pipeline.promote_artifact.function.function_name,
+        alarms=config.alarms,
+        env=env,
+    )
     training.add_stack_dependency(storage)
     # Not a data dependency: the endpoint serves what training promotes, so deploy training first.
     endpoint.add_stack_dependency(training)
     cdk.Tags.of(app).add("project", "sagemaker-mme")
     add_compliance_checks(app)
-    return {"storage": storage, "training": training, "endpoint": endpoint}
+    return {"storage": storage, "training": training, "endpoint": endpoint, "monitoring": monitoring}
 
 
 def add_compliance_checks(app: cdk.App) -> None:

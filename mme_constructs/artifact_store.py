@@ -69,6 +69,17 @@ class ArtifactStore(Construct):
             )
         )
 
+        # CloudWatch alarms publish to the project's SNS topic, which this key encrypts.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+
         # Server access logs can only be delivered to an SSE-S3 bucket (S3 does not write logs to
         # SSE-KMS targets), so this bucket uses S3-managed keys; it holds request metadata only.
         self.access_log_bucket = s3.Bucket(

@@ -40,6 +40,7 @@ class TemplateRenderer:
                 f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
             ),
             "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
+            "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}",
         }[resource_type]
 
     def render(self, node: Any) -> Any:
@@ -66,6 +67,9 @@ class TemplateRenderer:
             return self.exports[self.render(node["Fn::ImportValue"])]
         if "Fn::Sub" in node:
             return re.sub(r"\$\{([^}]+)\}", lambda m: PSEUDO[m.group(1)], node["Fn::Sub"])
+        if "Fn::GetStackOutput" in node:  # a CDK cross-stack reference: any stable literal will do
+            reference = node["Fn::GetStackOutput"]
+            return f"{reference['StackName']}.{reference['OutputName']}"
         if "Fn::FindInMap" in node:
             mapping, first, second = (self.render(part) for part in node["Fn::FindInMap"])
             return self.template["Mappings"][mapping][first][second]

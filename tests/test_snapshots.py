@@ -38,7 +38,7 @@ def test_normalise_replaces_asset_hashes() -> None:
     }
 
 
-@pytest.mark.parametrize("role", ["storage", "training", "endpoint"])
+@pytest.mark.parametrize("role", ["storage", "training", "endpoint", "monitoring"])
 def test_stack_matches_snapshot(
     synthesized: SynthesizedApp, role: str, json_snapshot: SnapshotAssertion
 ) -> None:

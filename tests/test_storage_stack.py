@@ -192,11 +192,13 @@ def test_build_app_wires_every_stack_into_the_app(cdk_context: dict[str, Any]) -
         "storage": "StagingStorage",
         "training": "StagingTraining",
         "endpoint": "StagingEndpoint",
+        "monitoring": "StagingMonitoring",
     }
     assert {c.node.id for c in app.node.children if isinstance(c, cdk.Stack)} == {
         "StagingStorage",
         "StagingTraining",
         "StagingEndpoint",
+        "StagingMonitoring",
     }
     assert stacks["storage"] in stacks["training"].dependencies
     assert stacks["training"] in stacks["endpoint"].dependencies

@@ -1,0 +1,46 @@
+"""Stateless stack: the CloudWatch dashboard and the alarms of one deployment."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack
+from constructs import Construct
+
+from mme_constructs.observability import EndpointObservability
+from project_config.model import AlarmsConfig
+from stacks.storage_stack import StorageExports
+
+
+class MonitoringStack(Stack):
+    """What an operator opens first: cache behaviour, health, training, promotion; one alarm topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: StorageExports,
+        endpoint_name: str,
+        variant_name: str,
+        state_machine_arn: str,
+        promotion_function_name: str,
+        alarms: AlarmsConfig,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description="SageMaker multi-model endpoint project: dashboard and alarms",
+        )
+        self.observability = EndpointObservability(
+            self,
+            "Observability",
+            endpoint_name=endpoint_name,
+            variant_name=variant_name,
+            state_machine_arn=state_machine_arn,
+            promotion_function_name=promotion_function_name,
+            key=storage.import_key(self),
+            alarms=alarms,
+        )
+        CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
