@@ -13,6 +13,7 @@ from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY, PREPROCESSO
 from stacks.endpoint_stack import EndpointStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageStack
+from stacks.tenant_access_stack import build_tenant_stacks
 from stacks.training_stack import TrainingStack
 
 
@@ -54,12 +55,26 @@ def build_app(
         alarms=config.alarms,
         env=env,
     )
+    tenant_stacks = build_tenant_stacks(
+        app,
+        config.stack_prefix,
+        endpoint_arn=endpoint.endpoint.endpoint_arn,
+        tenants=config.tenants,
+        env=env,
+    )
     training.add_stack_dependency(storage)
     # Not a data dependency: the endpoint serves what training promotes, so deploy training first.
     endpoint.add_stack_dependency(training)
     cdk.Tags.of(app).add("project", "sagemaker-mme")
     add_compliance_checks(app)
-    return {"storage": storage, "training": training, "endpoint": endpoint, "monitoring": monitoring}
+    stacks: dict[str, cdk.Stack] = {
+        "storage": storage,
+        "training": training,
+        "endpoint": endpoint,
+        "monitoring": monitoring,
+    }
+    stacks.update({stack.stack_name: stack for stack in tenant_stacks})
+    return stacks
 
 
 def add_compliance_checks(app: cdk.App) -> None:

@@ -275,6 +275,7 @@ class MultiModelEndpoint(Construct):
             self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
         )
         self.endpoint_name = self.endpoint.attr_endpoint_name
+        self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         self.variant_name = VARIANT_NAME
 
         scaling = endpoint.autoscaling

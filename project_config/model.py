@@ -301,6 +301,11 @@ def _principal(principal: str) -> str:
     return principal
 
 
+ROLES_MODE_MAX_TENANTS = 2000
+"""Spread over a fixed set of stacks (see stacks/tenant_access_stack.py) within CloudFormation's
+per-stack limits of 500 resources and 200 outputs."""
+
+
 class TenantsConfig(_Section):
     """Per-tenant access to models via the ``sagemaker:TargetModel`` condition key."""
 
@@ -322,12 +327,27 @@ class TenantsConfig(_Section):
     @field_validator("tenants")
     @classmethod
     def _tenant_names(cls, tenants: dict[str, TenantConfig]) -> dict[str, TenantConfig]:
-        if len(tenants) > 5000:
-            raise ValueError(f"at most 5000 tenants are supported, got {len(tenants)}")
+        seen: dict[str, str] = {}
         for name in tenants:
             if TENANT_NAME_RE.fullmatch(name) is None:
                 raise ValueError(f"tenant name {name!r} is not allowed: use {TENANT_NAME_RULE}")
+            key = name.replace("_", "").replace("-", "")
+            if key in seen:
+                raise ValueError(
+                    f"tenant name {name!r} duplicates {seen[key]!r} (names must differ in more than "
+                    "'_' and '-', because they name stack outputs)"
+                )
+            seen[key] = name
         return tenants
+
+    @model_validator(mode="after")
+    def _roles_mode_scales(self) -> TenantsConfig:
+        if self.mode == "roles" and len(self.tenants) > ROLES_MODE_MAX_TENANTS:
+            raise ValueError(
+                f"mode 'roles' supports at most {ROLES_MODE_MAX_TENANTS} tenants (one IAM role each), got "
+                f"{len(self.tenants)}; use mode 'abac' (one role, tenant session tags) for more"
+            )
+        return self
 
     @model_validator(mode="after")
     def _abac_has_principals(self) -> TenantsConfig:

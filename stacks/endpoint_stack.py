@@ -44,6 +44,11 @@ class EndpointStack(Stack):
         for name, value, description in (
             ("EndpointName", self.endpoint.endpoint_name, "InvokeEndpoint target"),
             (
+                "EndpointArn",
+                self.endpoint.endpoint_arn,
+                "Resource of every tenant's InvokeEndpoint permission",
+            ),
+            (
                 "VariantName",
                 self.endpoint.variant_name,
                 "Production variant (CloudWatch dimension VariantName)",

@@ -41,6 +41,10 @@ class TemplateRenderer:
             ),
             "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
             "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}",
+            # Ref of an endpoint is its ARN; SageMaker writes the name in lower case there.
+            "AWS::SageMaker::Endpoint": (
+                f"arn:{PARTITION}:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name.lower()}"
+            ),
         }[resource_type]
 
     def render(self, node: Any) -> Any:

@@ -67,6 +67,23 @@ THROWAWAY_OVERRIDES: dict[str, Any] = {
     "account": "111122223333",
     "region": "eu-west-1",
     "storage": {"removal_policy": "destroy", "noncurrent_version_expiration_days": 3},
+    "tenants": {
+        "mode": "roles",
+        "shared_model_patterns": ["common/*"],
+        "tenants": {
+            "company_a": {
+                "model_patterns": ["company_a/*"],
+                "trusted_principals": ["arn:aws:iam::111122223333:role/company-a-app"],
+                "max_session_duration_hours": 1,
+            },
+            "company_b": {
+                "model_patterns": ["company_b/*"],
+                "trusted_principals": ["444455556666"],
+                "external_id": "company-b-external-id",
+                "max_session_duration_hours": 2,
+            },
+        },
+    },
 }
 
 
@@ -74,7 +91,7 @@ THROWAWAY_OVERRIDES: dict[str, Any] = {
 def synthesized_throwaway(
     cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> SynthesizedApp:
-    """A throwaway environment: explicit account/region, removal policy destroy."""
+    """A throwaway environment: explicit account/region, removal policy destroy, two tenant roles."""
     return _synthesize(cdk_context, THROWAWAY_OVERRIDES, tmp_path_factory.mktemp("cdk.out.throwaway"))
 
 

@@ -235,6 +235,17 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "config key 'tenants.tenants' tenant name 'Company A' is not allowed",
     ),
     (
+        "tenant names that differ only in '_' and '-'",
+        {"tenants": {"tenants": {"company_a": _tenant(), "company-a": _tenant()}}},
+        "config key 'tenants.tenants' tenant name 'company-a' duplicates 'company_a'",
+    ),
+    (
+        "too many tenants for one role each",
+        {"tenants": {"tenants": {f"t{i}": _tenant() for i in range(2001)}}},
+        "config key 'tenants' mode 'roles' supports at most 2000 tenants (one IAM role each), got 2001; "
+        "use mode 'abac'",
+    ),
+    (
         "tenant model pattern with '..'",
         {"tenants": {"tenants": {"company_a": _tenant(model_patterns=["company_a/../*"])}}},
         "config key 'tenants.tenants.company_a.model_patterns' model pattern 'company_a/../*' is not allowed",

@@ -1,0 +1,170 @@
+"""Per-tenant access to the models behind one endpoint, with the ``sagemaker:TargetModel`` key.
+
+A principal allowed ``sagemaker:InvokeEndpoint`` on the endpoint can call every model behind it
+unless its policy restricts ``sagemaker:TargetModel`` (the model's key relative to the multi-model
+prefix). Every tenant policy here therefore has three parts:
+
+* Allow ``InvokeEndpoint`` on this endpoint's ARN only, when TargetModel matches the tenant's
+  patterns (``StringLike``);
+* Deny a TargetModel containing ``..``: ``company_a/*`` would otherwise also match
+  ``company_a/../company_b/model.tar.gz``;
+* Deny a request without a TargetModel (an unconditioned call would otherwise reach no model but
+  should not be allowed to try).
+
+Two ways to hand these out: ``roles`` (one role per tenant, patterns from config) and ``abac``
+(one role for every tenant; the pattern is ``${aws:PrincipalTag/tenant}/*`` from the caller's
+session tag, so the template does not grow with the number of tenants).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from project_config.model import TenantConfig
+
+TENANT_TAG: Final = "tenant"
+INVOKE: Final = "sagemaker:InvokeEndpoint"
+TARGET_MODEL: Final = "sagemaker:TargetModel"
+ABAC_TENANT_PATTERN: Final = f"${{aws:PrincipalTag/{TENANT_TAG}}}/*"
+
+
+def invoke_statements(endpoint_arn: str, model_patterns: Sequence[str]) -> list[iam.PolicyStatement]:
+    """The allow plus the two guard denies that scope an invoker to ``model_patterns``."""
+    return [
+        iam.PolicyStatement(
+            sid="InvokeOnlyTheseModels",
+            actions=[INVOKE],
+            resources=[endpoint_arn],
+            conditions={"StringLike": {TARGET_MODEL: list(model_patterns)}},
+        ),
+        iam.PolicyStatement(
+            sid="DenyPathTraversal",
+            effect=iam.Effect.DENY,
+            actions=[INVOKE],
+            resources=[endpoint_arn],
+            conditions={"StringLike": {TARGET_MODEL: ["*..*"]}},
+        ),
+        iam.PolicyStatement(
+            sid="DenyWithoutTargetModel",
+            effect=iam.Effect.DENY,
+            actions=[INVOKE],
+            resources=[endpoint_arn],
+            conditions={"Null": {TARGET_MODEL: "true"}},
+        ),
+    ]
+
+
+def _principal(trusted: str) -> iam.IPrincipal:
+    return iam.AccountPrincipal(trusted) if trusted.isdigit() else iam.ArnPrincipal(trusted)
+
+
+def _trusted(principals: Sequence[str]) -> iam.PrincipalBase:
+    built = [_principal(p) for p in principals]
+    return built[0] if len(built) == 1 else iam.CompositePrincipal(*built)  # type: ignore[return-value]
+
+
+def output_id(tenant: str) -> str:
+    """``company_a`` -> ``TenantRoleCompanyA`` (config guarantees these are unique)."""
+    return "TenantRole" + "".join(part.capitalize() for part in re.split(r"[_-]", tenant) if part)
+
+
+class TenantRoles(Construct):
+    """One role per tenant (``roles`` mode): invoke only the tenant's and the shared patterns."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_arn: str,
+        tenants: Mapping[str, TenantConfig],
+        shared_model_patterns: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.roles: dict[str, iam.Role] = {}
+        for name, tenant in sorted(tenants.items()):
+            trusted = _trusted(tenant.trusted_principals)
+            if tenant.external_id is not None:
+                trusted = trusted.with_conditions({"StringEquals": {"sts:ExternalId": tenant.external_id}})
+            role = iam.Role(
+                self,
+                name,
+                assumed_by=trusted,
+                description=f"Invokes only tenant {name}'s models on the multi-model endpoint",
+                max_session_duration=Duration.hours(tenant.max_session_duration_hours),
+            )
+            iam.ManagedPolicy(
+                self,
+                f"{name}-invoke",
+                roles=[role],
+                description=f"Tenant {name}: InvokeEndpoint limited by sagemaker:TargetModel",
+                statements=invoke_statements(endpoint_arn, [*tenant.model_patterns, *shared_model_patterns]),
+            )
+            CfnOutput(
+                scope,
+                output_id(name),
+                value=role.role_arn,
+                description=f"Role for tenant {name} (TargetModel {', '.join(tenant.model_patterns)})",
+            )
+            self.roles[name] = role
+
+
+class TenantAbacRole(Construct):
+    """One role for every tenant (``abac`` mode), scoped by the caller's ``tenant`` session tag.
+
+    Callers assume it with the tag, e.g.
+    ``aws sts assume-role --role-arn <arn> --role-session-name s --tags Key=tenant,Value=company_a``;
+    the trust policy refuses an AssumeRole without exactly that one tag.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_arn: str,
+        trusted_principals: Sequence[str],
+        shared_model_patterns: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        trusted = iam.SessionTagsPrincipal(
+            _trusted(trusted_principals).with_conditions(
+                {
+                    "StringLike": {f"aws:RequestTag/{TENANT_TAG}": "?*"},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_TAG]},
+                }
+            )
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=trusted,
+            description="Invokes the models of the tenant named by the session tag 'tenant'",
+            max_session_duration=Duration.hours(1),
+        )
+        statements = invoke_statements(endpoint_arn, [ABAC_TENANT_PATTERN, *shared_model_patterns])
+        statements.append(
+            iam.PolicyStatement(
+                sid="DenyWithoutTenantTag",
+                effect=iam.Effect.DENY,
+                actions=[INVOKE],
+                resources=[endpoint_arn],
+                conditions={"Null": {f"aws:PrincipalTag/{TENANT_TAG}": "true"}},
+            )
+        )
+        iam.ManagedPolicy(
+            self,
+            "Invoke",
+            roles=[self.role],
+            description="Any tenant: InvokeEndpoint limited to <tenant tag>/* and shared models",
+            statements=statements,
+        )
+        CfnOutput(
+            scope, "TenantAbacRoleArn", value=self.role.role_arn, description="Assume with tag tenant=<name>"
+        )

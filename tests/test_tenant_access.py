@@ -1,0 +1,107 @@
+"""Tenant roles: structure, scale, and (tests/iam) decisions under a real IAM evaluator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+
+from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, output_id
+from project_config.model import TenantsConfig
+from stacks.tenant_access_stack import (
+    MAX_TENANTS_PER_STACK,
+    TENANT_SHARDS,
+    build_tenant_stacks,
+    shard_of,
+    shard_tenants,
+)
+
+ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/mme-endpoint"
+CFN_MAX_RESOURCES = 500
+CFN_MAX_OUTPUTS = 200
+CFN_MAX_TEMPLATE_BYTES = 1_000_000  # uploaded through S3 (cdk deploy does this above 51,200 bytes)
+
+
+def _tenants(count: int, *, mode: str = "roles") -> TenantsConfig:
+    return TenantsConfig.model_validate(
+        {
+            "mode": mode,
+            "shared_model_patterns": ["common/*"],
+            "abac_trusted_principals": ["111122223333"] if mode == "abac" else [],
+            "tenants": {
+                f"tenant_{i:04d}": {
+                    "model_patterns": [f"tenant_{i:04d}/*"],
+                    "trusted_principals": ["111122223333"],
+                    "max_session_duration_hours": 1,
+                }
+                for i in range(count)
+            },
+        }
+    )
+
+
+def _templates(cdk_context: dict[str, Any], tenants: TenantsConfig) -> dict[str, dict[str, Any]]:
+    app = cdk.App(context=cdk_context)
+    stacks = build_tenant_stacks(app, "Mme", endpoint_arn=ENDPOINT_ARN, tenants=tenants, env=None)
+    assembly = app.synth()
+    assert {s.stack_name for s in stacks} == {s.stack_name for s in assembly.stacks}
+    return {s.stack_name: s.template for s in assembly.stacks}
+
+
+def test_a_thousand_tenants_fit_in_cloudformation_limits(cdk_context: dict[str, Any]) -> None:
+    templates = _templates(cdk_context, _tenants(1000))
+    assert 1 < len(templates) <= TENANT_SHARDS
+    roles = 0
+    for name, template in templates.items():
+        assert len(template["Resources"]) < CFN_MAX_RESOURCES, name
+        assert len(template["Outputs"]) < CFN_MAX_OUTPUTS, name
+        assert len(json.dumps(template)) < CFN_MAX_TEMPLATE_BYTES, name
+        roles += sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role")
+    assert roles == 1000
+
+
+def test_abac_template_does_not_grow_with_tenants(cdk_context: dict[str, Any]) -> None:
+    few = _templates(cdk_context, _tenants(2, mode="abac"))
+    many = _templates(cdk_context, _tenants(1500, mode="abac"))
+    assert json.dumps(few, sort_keys=True) == json.dumps(many, sort_keys=True)
+    (template,) = few.values()
+    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
+    (allow,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Condition"]["StringLike"]["sagemaker:TargetModel"] == [ABAC_TENANT_PATTERN, "common/*"]
+    (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    assert trust["Condition"] == {
+        "StringLike": {"aws:RequestTag/tenant": "?*"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["tenant"]},
+    }
+    assert set(template["Outputs"]) == {"TenantAbacRoleArn"}
+
+
+def test_sharding_is_stable_when_tenants_are_added() -> None:
+    before = _tenants(300).tenants
+    after = _tenants(900).tenants
+    placed_before = {name: index for index, members in shard_tenants(before).items() for name in members}
+    placed_after = {name: index for index, members in shard_tenants(after).items() for name in members}
+    assert all(placed_after[name] == index for name, index in placed_before.items())
+    assert shard_of("company_a") == shard_of("company_a")
+
+
+def test_an_overfull_shard_is_refused_with_advice() -> None:
+    crowded = {f"t{i}": None for i in range(100_000) if shard_of(f"t{i}") == 3}
+    members = dict(list(crowded.items())[: MAX_TENANTS_PER_STACK + 1])
+    with pytest.raises(
+        ValueError, match=r"tenant stack 3 would hold 191 tenants, .* use tenants.mode 'abac'"
+    ):
+        shard_tenants(members)  # type: ignore[arg-type]
+
+
+def test_no_tenants_no_stacks(cdk_context: dict[str, Any]) -> None:
+    assert _templates(cdk_context, _tenants(0)) == {}
+
+
+def test_output_ids_name_the_tenant() -> None:
+    assert output_id("company_a") == "TenantRoleCompanyA"
+    assert output_id("acme-eu_2") == "TenantRoleAcmeEu2"
