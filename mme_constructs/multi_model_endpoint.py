@@ -27,6 +27,7 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_constructs.access import ScopedPolicy
+from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.handler_function import HandlerFunction
 from mme_constructs.images import image_uris
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
@@ -245,7 +246,7 @@ class MultiModelEndpoint(Construct):
                     },
                 ),
                 PipelineContainer(
-                    image=images.linear_learner,
+                    image=ALGORITHMS[training.algorithm].image(images),
                     model_data_url=self.model_prefix_uri,
                     mode="MultiModel",
                     model_cache_enabled=endpoint.model_cache_enabled,

@@ -24,7 +24,6 @@ same size for 4 or 10,000 locations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Size, Stack
@@ -39,6 +38,7 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_constructs.access import ScopedPolicy
+from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.handler_function import HandlerFunction, log_retention
 from mme_constructs.images import image_uris
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
@@ -64,22 +64,6 @@ LOG_DELIVERY_ACTIONS: Final = (
 GENERATION_CONCURRENCY: Final = 40
 """Data-generation Lambdas in flight at once; each writes three small CSV files."""
 
-
-@dataclass(frozen=True)
-class Algorithm:
-    """What differs between MME-capable built-in algorithms (linear learner, XGBoost, k-NN)."""
-
-    name: str
-    content_type: str
-    """Content type of the label-first CSV channels the preprocessor's transform produces."""
-    validation_metric: str
-
-
-LINEAR_LEARNER: Final = Algorithm(
-    name="linear-learner",
-    content_type="text/csv;label_size=1",
-    validation_metric="validation:absolute_loss",
-)
 
 _SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException", "ThrottlingException"]
 _SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException", "SageMaker.ResourceLimitExceeded"]
@@ -121,6 +105,7 @@ class TrainingPipeline(Construct):
         self._bucket = bucket
         self._key = key
         self._training = training
+        self.algorithm = ALGORITHMS[training.algorithm]
 
         self.preprocessor_source = PreprocessorSource(self, "PreprocessorSource")
         images = {
@@ -162,7 +147,7 @@ class TrainingPipeline(Construct):
         definition = self._definition(
             sklearn_training_image=images["training"].sklearn,
             sklearn_serving_image=images["inference"].sklearn,
-            linear_learner_image=images["training"].linear_learner,
+            algorithm_image=self.algorithm.image(images["training"]),
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -473,7 +458,7 @@ class TrainingPipeline(Construct):
     # The definition
 
     def _definition(
-        self, *, sklearn_training_image: str, sklearn_serving_image: str, linear_learner_image: str
+        self, *, sklearn_training_image: str, sklearn_serving_image: str, algorithm_image: str
     ) -> sfn.IChainable:
         bucket = self._bucket
         plan_result = {
@@ -613,7 +598,7 @@ class TrainingPipeline(Construct):
             ),
             result_path="$.training_results",
         )
-        train_locations.item_processor(self._per_location(linear_learner_image))
+        train_locations.item_processor(self._per_location(algorithm_image))
 
         promote_preprocessor = tasks.LambdaInvoke(
             self,
@@ -666,7 +651,7 @@ class TrainingPipeline(Construct):
             .otherwise(invalid_input)
         )
 
-    def _per_location(self, linear_learner_image: str) -> sfn.IChainable:
+    def _per_location(self, algorithm_image: str) -> sfn.IChainable:
         """Transform → train → promote for one plan item; every failure becomes a FAILED record."""
         transforms = sfn.Parallel(self, "TransformSplits", result_path=sfn.JsonPath.DISCARD)
         for split in ("train", "validation"):
@@ -679,14 +664,14 @@ class TrainingPipeline(Construct):
             training_job_name=sfn.JsonPath.string_at("$.item.training_job_name"),
             role=self.job_role.without_policy_updates(),
             algorithm_specification=tasks.AlgorithmSpecification(
-                training_image=tasks.DockerImage.from_registry(linear_learner_image),
+                training_image=tasks.DockerImage.from_registry(algorithm_image),
                 training_input_mode=tasks.InputMode.FILE,
             ),
             hyperparameters={name: str(value) for name, value in hyperparameters.model_dump().items()},
             input_data_config=[
-                self._channel("train", "$.item.preprocessed_train_uri", LINEAR_LEARNER.content_type),
+                self._channel("train", "$.item.preprocessed_train_uri", self.algorithm.content_type),
                 self._channel(
-                    "validation", "$.item.preprocessed_validation_uri", LINEAR_LEARNER.content_type
+                    "validation", "$.item.preprocessed_validation_uri", self.algorithm.content_type
                 ),
             ],
             output_data_config=tasks.OutputDataConfig(

@@ -132,6 +132,8 @@ class TrainingConfig(_Section):
     """The Step Functions training pipeline."""
 
     parallel_training_jobs: Annotated[int, Field(ge=1, le=100)]
+    algorithm: Literal["linear-learner"]
+    """The per-location built-in algorithm (see mme_constructs/algorithms.py)."""
     preprocessor_instance_type: str
     transform_instance_type: str
     training_instance_type: str

@@ -11,6 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 
 from app import add_compliance_checks
 from tests.conftest import REPO_ROOT, SynthesizedApp
@@ -73,6 +74,31 @@ def test_nag_gate_rejects_an_insecure_bucket(cdk_context: dict[str, Any], tmp_pa
     report = json.loads((tmp_path / "validation-report.json").read_text())
     found = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
     assert {"AwsSolutions-S1", "AwsSolutions-S10", "NIST.800.53.R5-S3DefaultEncryptionKMS"} <= found
+
+
+def test_nist_gate_requires_a_kms_key_on_endpoint_configs(
+    cdk_context: dict[str, Any], tmp_path: Path
+) -> None:
+    """The NIST pack's SageMaker rule is live: an endpoint config without KmsKeyId fails synth."""
+    app = cdk.App(context=cdk_context, outdir=str(tmp_path))
+    sagemaker.CfnEndpointConfig(
+        cdk.Stack(app, "Unencrypted"),
+        "Config",
+        production_variants=[
+            sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name="AllTraffic",
+                model_name="m",
+                initial_instance_count=1,
+                instance_type="ml.m4.xlarge",
+            )
+        ],
+    )
+    add_compliance_checks(app)
+    with pytest.raises(RuntimeError, match=r"^ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    found = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
+    assert "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured" in found
 
 
 def test_cfn_lint_reports_nothing(both_apps: list[SynthesizedApp]) -> None:

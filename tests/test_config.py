@@ -176,6 +176,11 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "preprocessor emits (6 numeric + 2 one-hot pairs), got 11",
     ),
     (
+        "algorithm not in the registry",
+        {"training": {"algorithm": "xgboost"}},
+        "config key 'training.algorithm': input should be 'linear-learner', got \"xgboost\"",
+    ),
+    (
         "unknown removal policy",
         {"storage": {"removal_policy": "delete"}},
         "config key 'storage.removal_policy': input should be 'retain' or 'destroy', got \"delete\"",
