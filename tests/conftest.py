@@ -23,6 +23,11 @@ from project_config.loader import CONTEXT_KEY, deep_merge
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    """``{logical id: resource}`` of one CloudFormation type in a template."""
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
 @dataclass(frozen=True)
 class SynthesizedApp:
     """One synthesized deployment: its config, stacks, templates and cloud-assembly folder."""

@@ -19,17 +19,13 @@ from project_config.loader import deep_merge, default_context
 from project_config.model import ProjectConfig
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageExports
-from tests.conftest import SynthesizedApp
+from tests.conftest import SynthesizedApp, resources_of_type
 
 BUCKET = {"Fn::ImportValue": "MmeStorage-ArtifactBucketName"}
 
 
-def _resources(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
-
-
 def _one(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
-    ((logical_id, resource),) = _resources(template, resource_type).items()
+    ((logical_id, resource),) = resources_of_type(template, resource_type).items()
     return logical_id, resource
 
 
@@ -130,7 +126,9 @@ def _as_list(value: Any) -> list[Any]:
 
 def _execution_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     (policy,) = [
-        p for k, p in _resources(template, "AWS::IAM::ManagedPolicy").items() if "ExecutionPermissions" in k
+        p
+        for k, p in resources_of_type(template, "AWS::IAM::ManagedPolicy").items()
+        if "ExecutionPermissions" in k
     ]
     statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
@@ -220,7 +218,7 @@ def test_vpc_isolation_and_cache_settings_from_config(cdk_context: dict[str, Any
     statements = _execution_statements(template)
     assert "cdk-hnb659fds-assets-" not in json.dumps(statements)
     assert any("ec2:CreateNetworkInterface" in s["Action"] for s in statements)
-    assert _resources(template, "AWS::ApplicationAutoScaling::ScalableTarget") == {}
+    assert resources_of_type(template, "AWS::ApplicationAutoScaling::ScalableTarget") == {}
 
 
 def test_a_pipeline_takes_at_most_one_multi_model_container(cdk_context: dict[str, Any]) -> None:

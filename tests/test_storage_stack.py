@@ -11,22 +11,18 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from app import build_app
 from project_config import load_default_config
-from tests.conftest import SynthesizedApp
+from tests.conftest import SynthesizedApp, resources_of_type
 
 BUCKET_ID = "ArtifactStoreBucket47CE7D81"
 KEY_ID = "ArtifactStoreKey28E2B6CF"
 LOG_BUCKET_ID = "ArtifactStoreAccessLogBucketC3CDD40C"
 
 
-def _resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
-
-
 def test_logical_ids_of_stateful_resources_are_pinned(synthesized: SynthesizedApp) -> None:
     """A refactor that renames the bucket or key would make CloudFormation replace (and orphan) them."""
     template = synthesized.template("storage")
-    assert _resources_of_type(template, "AWS::KMS::Key").keys() == {KEY_ID}
-    assert _resources_of_type(template, "AWS::S3::Bucket").keys() == {BUCKET_ID, LOG_BUCKET_ID}
+    assert resources_of_type(template, "AWS::KMS::Key").keys() == {KEY_ID}
+    assert resources_of_type(template, "AWS::S3::Bucket").keys() == {BUCKET_ID, LOG_BUCKET_ID}
 
 
 def test_key_is_customer_managed_with_rotation(synthesized: SynthesizedApp) -> None:
@@ -75,7 +71,7 @@ def test_bucket_policy_denies_plain_http_and_old_tls(synthesized: SynthesizedApp
     template = synthesized.template("storage")
     policies = [
         p["Properties"]["PolicyDocument"]["Statement"]
-        for p in _resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        for p in resources_of_type(template, "AWS::S3::BucketPolicy").values()
         if p["Properties"]["Bucket"] == {"Ref": bucket_id}
     ]
     assert len(policies) == 1
@@ -173,7 +169,7 @@ def test_throwaway_environment_destroys_everything(synthesized_throwaway: Synthe
     assert (stack.account, stack.region) == ("111122223333", "eu-west-1")
     for logical_id in (BUCKET_ID, LOG_BUCKET_ID, KEY_ID):
         assert template["Resources"][logical_id]["DeletionPolicy"] == "Delete"
-    auto_delete = _resources_of_type(template, "Custom::S3AutoDeleteObjects")
+    auto_delete = resources_of_type(template, "Custom::S3AutoDeleteObjects")
     assert sorted(r["Properties"]["BucketName"]["Ref"] for r in auto_delete.values()) == sorted(
         [BUCKET_ID, LOG_BUCKET_ID]
     )

@@ -16,14 +16,10 @@ from project_config import load_default_config
 from project_config.loader import deep_merge, default_context
 from stacks.storage_stack import StorageExports
 from stacks.training_stack import TrainingStack
-from tests.conftest import REPO_ROOT, STORAGE_EXPORTS, SynthesizedApp
+from tests.conftest import REPO_ROOT, STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 
 SYNC = "arn:aws:states:::sagemaker:{}.sync"
 KEY_ARN = STORAGE_EXPORTS["MmeStorage-KeyArn"]
-
-
-def _resources(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
 
 
 def _chain(states: dict[str, Any], start: str) -> list[str]:
@@ -233,7 +229,7 @@ def test_state_machine_logs_and_traces(synthesized: SynthesizedApp) -> None:
             "StateMachineType": "STANDARD",
         },
     )
-    log_groups = _resources(synthesized.template("training"), "AWS::Logs::LogGroup")
+    log_groups = resources_of_type(synthesized.template("training"), "AWS::Logs::LogGroup")
     assert len(log_groups) == 5  # the state machine and four Lambdas
     for group in log_groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "MmeStorage-KeyArn"}
@@ -261,7 +257,9 @@ def _asl_validate(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _policy_statements(template: dict[str, Any], path_fragment: str) -> list[dict[str, Any]]:
-    policies = [p for k, p in _resources(template, "AWS::IAM::ManagedPolicy").items() if path_fragment in k]
+    policies = [
+        p for k, p in resources_of_type(template, "AWS::IAM::ManagedPolicy").items() if path_fragment in k
+    ]
     assert len(policies) == 1, path_fragment
     statements: list[dict[str, Any]] = policies[0]["Properties"]["PolicyDocument"]["Statement"]
     return statements
@@ -271,8 +269,8 @@ def test_roles_have_one_managed_policy_each_and_no_inline_or_aws_managed_policie
     synthesized: SynthesizedApp,
 ) -> None:
     template = synthesized.template("training")
-    assert _resources(template, "AWS::IAM::Policy") == {}
-    roles = _resources(template, "AWS::IAM::Role")
+    assert resources_of_type(template, "AWS::IAM::Policy") == {}
+    roles = resources_of_type(template, "AWS::IAM::Role")
     assert len(roles) == 6  # job, state machine, four Lambdas
     for role in roles.values():
         assert "ManagedPolicyArns" not in role["Properties"]
@@ -289,7 +287,7 @@ def test_only_unscoped_apis_get_a_star_resource(synthesized: SynthesizedApp) -> 
         "xray:GetSamplingTargets",
         *LOG_DELIVERY_ACTIONS,
     }
-    for policy in _resources(template, "AWS::IAM::ManagedPolicy").values():
+    for policy in resources_of_type(template, "AWS::IAM::ManagedPolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions)
@@ -310,7 +308,7 @@ def test_state_machine_may_pass_only_the_job_role_and_only_to_sagemaker(synthesi
 
 
 def test_lambdas_run_on_the_latest_python_with_tracing(synthesized: SynthesizedApp) -> None:
-    functions = _resources(synthesized.template("training"), "AWS::Lambda::Function")
+    functions = resources_of_type(synthesized.template("training"), "AWS::Lambda::Function")
     handlers = {f["Properties"]["Handler"] for f in functions.values()}
     assert handlers == {
         "plan_run.handler",
@@ -348,7 +346,7 @@ def test_lambda_assets_hold_the_handler_and_the_shared_package(
     synthesized: SynthesizedApp, name: str
 ) -> None:
     template = synthesized.template("training")
-    (function,) = [f for f in _resources(template, "AWS::Lambda::Function").values()
+    (function,) = [f for f in resources_of_type(template, "AWS::Lambda::Function").values()
                    if f["Properties"]["Handler"] == f"{name}.handler"]  # fmt: skip
     asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
     folder = synthesized.outdir / f"asset.{asset_hash}"

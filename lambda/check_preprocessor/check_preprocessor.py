@@ -46,7 +46,6 @@ import functools
 import json
 import logging
 import os
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -60,6 +59,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
+from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
 
 LOGGER = logging.getLogger(__name__)
 LOGGER.setLevel(logging.INFO)
@@ -80,7 +80,6 @@ SEND_BACKOFF_SECONDS: Final = 1.0
 FALLBACK_PHYSICAL_ID: Final = "preprocessor-check-not-created"
 """Only when a Create fails before the bucket is known: CloudFormation requires some id."""
 
-_BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _FORBIDDEN_CODES: Final = frozenset({"403", "AccessDenied", "Forbidden"})
 _TRAIN_FIRST: Final = (

@@ -48,6 +48,8 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import naming, s3_layout
+from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
@@ -61,7 +63,6 @@ _EXPECTED_EVENT: Final = (
     'expected {"run_id": str, "locations": [str, ...]} or '
     '{"run_id": str, "locations_manifest_key": "location-manifests/<name>.json"}'
 )
-_BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _INTEGER_RE: Final = re.compile(r"[0-9]+")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _FORBIDDEN_CODES: Final = frozenset({"403", "AccessDenied"})
@@ -165,16 +166,6 @@ def _manifest_key(key: object) -> str:
             f"{S3_KEY_MAX_BYTES}."
         )
     return key
-
-
-def _json_type(value: object) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    names = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
-    return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
 
 
 def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:

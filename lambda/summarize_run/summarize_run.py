@@ -67,7 +67,6 @@ import functools
 import itertools
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final, TypeAlias
@@ -77,6 +76,8 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import naming, s3_layout
+from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
@@ -105,7 +106,6 @@ _EXPECTED_EVENT: Final = (
     'expected {"run_id": str, "map_result": {"MapRunArn": str, '
     '"ResultWriterDetails": {"Bucket": str, "Key": str}}}'
 )
-_BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied"})
 
 
@@ -222,16 +222,6 @@ def parse_summary_event(event: object) -> SummaryRequest:
             "(<prefix><map run id>/manifest.json)."
         )
     return SummaryRequest(run_id=run_id, map_run_arn=map_run_arn, manifest_bucket=bucket, manifest_key=key)
-
-
-def _json_type(value: object) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    names = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
-    return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
 
 
 def load_summary_settings(environ: Mapping[str, str]) -> SummarySettings:
