@@ -43,3 +43,9 @@ class TrainingStack(Stack):
             value=self.pipeline.state_machine.state_machine_arn,
             description='Start an execution named <run id> with {"locations": [...]} to train',
         )
+        CfnOutput(
+            self,
+            "PromoteFunctionName",
+            value=self.pipeline.promote_artifact.function.function_name,
+            description="Lambda that promotes a finished training job into the multi-model prefix",
+        )
