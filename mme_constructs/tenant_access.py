@@ -18,7 +18,6 @@ session tag, so the template does not grow with the number of tenants).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -26,6 +25,7 @@ from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from mme_shared.naming import tenant_role_output_key
 from project_config.model import TenantConfig
 
 TENANT_TAG: Final = "tenant"
@@ -69,11 +69,6 @@ def _trusted(principals: Sequence[str]) -> iam.PrincipalBase:
     return built[0] if len(built) == 1 else iam.CompositePrincipal(*built)  # type: ignore[return-value]
 
 
-def output_id(tenant: str) -> str:
-    """``company_a`` -> ``TenantRoleCompanyA`` (config guarantees these are unique)."""
-    return "TenantRole" + "".join(part.capitalize() for part in re.split(r"[_-]", tenant) if part)
-
-
 class TenantRoles(Construct):
     """One role per tenant (``roles`` mode): invoke only the tenant's and the shared patterns."""
 
@@ -108,7 +103,7 @@ class TenantRoles(Construct):
             )
             CfnOutput(
                 scope,
-                output_id(name),
+                tenant_role_output_key(name),
                 value=role.role_arn,
                 description=f"Role for tenant {name} (TargetModel {', '.join(tenant.model_patterns)})",
             )

@@ -107,3 +107,11 @@ def transform_job_name(location: str, split: str, run_id: str) -> str:
     if split not in TRANSFORM_STEP_BY_SPLIT:
         raise ValueError(f"split {split!r} is not transformed: use train or validation")
     return _job_name(TRANSFORM_STEP_BY_SPLIT[split], run_id, location)
+
+
+def tenant_role_output_key(tenant: str) -> str:
+    """The stack output naming a tenant's role: ``company_a`` -> ``TenantRoleCompanyA``.
+
+    The config rejects tenant names that differ only in ``_`` and ``-``, so these keys are unique.
+    """
+    return "TenantRole" + "".join(part.capitalize() for part in re.split(r"[_-]", tenant) if part)

@@ -8,7 +8,8 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, output_id
+from mme_constructs.tenant_access import ABAC_TENANT_PATTERN
+from mme_shared.naming import tenant_role_output_key
 from project_config.model import TenantsConfig
 from stacks.tenant_access_stack import (
     MAX_TENANTS_PER_STACK,
@@ -103,5 +104,5 @@ def test_no_tenants_no_stacks(cdk_context: dict[str, Any]) -> None:
 
 
 def test_output_ids_name_the_tenant() -> None:
-    assert output_id("company_a") == "TenantRoleCompanyA"
-    assert output_id("acme-eu_2") == "TenantRoleAcmeEu2"
+    assert tenant_role_output_key("company_a") == "TenantRoleCompanyA"
+    assert tenant_role_output_key("acme-eu_2") == "TenantRoleAcmeEu2"

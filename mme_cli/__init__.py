@@ -1,0 +1,1 @@
+"""``mme``: the operator CLI that runs the walkthrough against a deployed stack set."""

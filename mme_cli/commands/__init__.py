@@ -1,0 +1,1 @@
+"""The commands of ``mme``, one module per group of related commands."""

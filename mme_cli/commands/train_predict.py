@@ -1,0 +1,502 @@
+"""``mme train`` (start, follow, summarise a training run) and ``mme predict`` (invoke a location's model).
+
+Both read every name from the deployment's stack outputs. ``train`` reuses the deploy script's
+execution input (inline locations, or a manifest under ``location-manifests/`` when too large);
+``predict`` resolves the location's current model from its pointer document, so it always invokes the
+version that was promoted last.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from rich.markup import escape
+from rich.table import Table
+
+from mme_cli.context import CliContext
+from mme_cli.deployment import CliError
+from mme_shared import naming, s3_layout
+from mme_shared.housing_data import CATEGORICAL_FEATURE_COLUMNS, FEATURE_COLUMNS
+from mme_shared.model_pointer import ModelPointer, ModelPointerError
+from scripts.deploy import FAILED_STATUSES, Clock, execution_input
+
+CLOCK: Clock = Clock()
+"""Time for the wait loop and the latency measurements; the tests replace it with a fake."""
+
+RUN_ID_PREFIX: Final = "run-"
+DEFAULT_POLL_SECONDS: Final = 10
+MAX_REPEAT: Final = 10_000
+MAX_CSV_ROWS: Final = 5_000
+"""Rows sent in one request; well under the endpoint's 6 MB payload limit for 8 short fields."""
+SHOWN_CAUSE_CHARS: Final = 300
+CATEGORY_VALUES: Final = ("y", "n")
+FIELDS_HELP: Final = " ".join(FEATURE_COLUMNS)
+
+
+def register(
+    app: typer.Typer, *, models_app: typer.Typer, experiment_app: typer.Typer, access_app: typer.Typer
+) -> None:
+    """Add ``train`` and ``predict`` to the top-level app (the groups are not used here)."""
+    app.command("train")(train)
+    app.command("predict")(predict)
+
+
+# --------------------------------------------------------------------------------------------------
+# mme train
+
+
+def train(
+    ctx: typer.Context,
+    locations: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--locations",
+            "--location",
+            "-l",
+            help="Locations to train, comma-separated or repeated (default: data.locations of the config).",
+            show_default=False,
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends, then print its summary.")
+    ] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help=f"Execution name, part of every job name ({naming.RUN_ID_RULE}). "
+            "Default: run-<UTC yyyymmdd-HHMMSS>.",
+            show_default=False,
+        ),
+    ] = None,
+    poll_seconds: Annotated[
+        int, typer.Option("--poll-seconds", min=1, max=600, help="Seconds between status checks with --wait.")
+    ] = DEFAULT_POLL_SECONDS,
+) -> None:
+    """Start a training run for some or all locations; --wait follows it and prints the summary.
+
+    Exits 1 if the run, or any location in it, failed.
+    """
+    cli: CliContext = ctx.obj
+    chosen = _locations(locations, cli.config.data.locations)
+    name = _run_id(run_id)
+    state_machine_arn = cli.deployment.state_machine_arn
+    bucket = cli.deployment.bucket
+    payload = execution_input(cli.client("s3"), bucket, name, chosen, cli.console.print)
+    stepfunctions = cli.client("stepfunctions")
+    try:
+        execution_arn = str(
+            stepfunctions.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)[
+                "executionArn"
+            ]
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            raise CliError(f"A training run named {name} already exists: pass another --run-id.") from None
+        raise
+    cli.console.print(
+        f"Started training run {name} for {len(chosen)} location(s): {execution_arn}", soft_wrap=True
+    )
+    if not wait:
+        cli.console.print(
+            f"Follow it with `aws stepfunctions describe-execution --execution-arn {execution_arn}`, "
+            "or start it with --wait.",
+            soft_wrap=True,
+        )
+        return
+    timeout_seconds = cli.config.training.execution_timeout_minutes * 60
+    description = _wait(cli, stepfunctions, execution_arn, timeout_seconds=timeout_seconds, poll=poll_seconds)
+    _report(cli, description, bucket)
+
+
+def _locations(options: Sequence[str] | None, configured: Sequence[str]) -> list[str]:
+    if not options:
+        return list(configured)
+    chosen: list[str] = []
+    for option in options:
+        for name in (part.strip() for part in option.split(",")):
+            problem = naming.location_name_problem(name)
+            if problem is not None:
+                raise CliError(f"--locations: location name {problem}.")
+            if name not in chosen:
+                chosen.append(name)
+    return chosen
+
+
+def _run_id(option: str | None) -> str:
+    text = (
+        option
+        if option is not None
+        else RUN_ID_PREFIX + CLOCK.utcnow().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    )
+    try:
+        return naming.validate_run_id(text)
+    except ValueError as error:
+        raise CliError(f"--run-id: {error}.") from None
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+def _wait(
+    cli: CliContext, stepfunctions: Any, arn: str, *, timeout_seconds: float, poll: float
+) -> dict[str, Any]:
+    """Poll DescribeExecution under a rich status line until the run leaves RUNNING."""
+    name = arn.rsplit(":", 1)[-1]
+    started = CLOCK.monotonic()
+    try:
+        with cli.console.status(f"Training run {name}: starting") as status:
+            while True:
+                description: dict[str, Any] = stepfunctions.describe_execution(executionArn=arn)
+                elapsed = CLOCK.monotonic() - started
+                state = str(description["status"])
+                if state != "RUNNING":
+                    cli.console.print(
+                        f"Training run {name}: {state} after {_duration(elapsed)}", soft_wrap=True
+                    )
+                    return description
+                status.update(f"Training run {name}: RUNNING, {_duration(elapsed)} elapsed")
+                if elapsed >= timeout_seconds:
+                    raise CliError(
+                        f"Training run {name} is still running after {_duration(elapsed)} (the configured "
+                        "execution timeout); it goes on in the background: follow it with "
+                        f"`aws stepfunctions describe-execution --execution-arn {arn}`."
+                    )
+                CLOCK.sleep(min(poll, max(timeout_seconds - elapsed, 1.0)))
+    except KeyboardInterrupt:
+        cli.errors.print(
+            f"Interrupted; training run {name} goes on in the background: follow it with "
+            f"`aws stepfunctions describe-execution --execution-arn {arn}`.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+
+
+def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> None:
+    """Print the run's summary as a table; CliError when the run or any location failed."""
+    arn = str(description.get("executionArn", ""))
+    name = arn.rsplit(":", 1)[-1]
+    state = str(description["status"])
+    if state in FAILED_STATUSES:
+        detail = ": ".join(_short(str(description[k])) for k in ("error", "cause") if description.get(k))
+        raise CliError(
+            f"Training run {name} ended {state}{f' ({detail})' if detail else ''}; see "
+            f"`aws stepfunctions get-execution-history --execution-arn {arn}`."
+        )
+    try:
+        summary = json.loads(description.get("output") or "")
+        succeeded_count, failed_count = int(summary["succeeded_count"]), int(summary["failed_count"])
+    except (ValueError, TypeError, KeyError):
+        raise CliError(
+            f"Training run {name} ended {state} but its output is not a run summary (succeeded_count, "
+            "failed_count); the state machine may be from another version of this project."
+        ) from None
+    summary_uri = s3_layout.s3_uri(bucket, str(summary.get("summary_key") or s3_layout.run_summary_key(name)))
+    table = Table(title=f"Training run {name}: {succeeded_count} trained, {failed_count} failed")
+    for column in ("Location", "Result", "Training job", "Model version", "Validation / error"):
+        table.add_column(column)
+    for entry in _entries(summary, "succeeded"):
+        metrics = entry.get("validation_metrics") or {}
+        shown = (
+            ", ".join(f"{k} = {_number(v)}" for k, v in sorted(metrics.items()))
+            if isinstance(metrics, dict)
+            else ""
+        )
+        table.add_row(
+            escape(str(entry.get("location", "?"))),
+            "[green]trained[/green]",
+            escape(str(entry.get("training_job_name") or "")),
+            escape(str(entry.get("model_version") or "")),
+            escape(shown or "-"),
+        )
+    for entry in _entries(summary, "failed"):
+        error = ": ".join(_short(str(entry[k])) for k in ("error", "cause") if entry.get(k))
+        table.add_row(
+            escape(str(entry.get("location", "?"))),
+            f"[red]failed at {escape(str(entry.get('failed_step') or 'unknown step'))}[/red]",
+            "",
+            "",
+            escape(error or "-"),
+        )
+    cli.console.print(table)
+    if summary.get("truncated"):
+        cli.console.print(f"The table is truncated; every location is in {summary_uri}.", soft_wrap=True)
+    else:
+        cli.console.print(f"Full summary: {summary_uri}", soft_wrap=True)
+    if failed_count:
+        raise CliError(
+            f"{failed_count} of {succeeded_count + failed_count} location(s) failed in training run {name}; "
+            f"see the table above and {summary_uri}."
+        )
+
+
+def _entries(summary: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    entries = summary.get(key)
+    return [e for e in entries if isinstance(e, Mapping)] if isinstance(entries, list) else []
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHOWN_CAUSE_CHARS else text[: SHOWN_CAUSE_CHARS - 1] + "…"
+
+
+def _number(value: object) -> str:
+    return f"{value:,.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# mme predict
+
+
+def predict(
+    ctx: typer.Context,
+    location: Annotated[
+        str,
+        typer.Argument(
+            metavar="LOCATION", help="The location whose current model answers.", show_default=False
+        ),
+    ],
+    fields: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="FIELDS...",
+            help=f"The 8 raw features in order ({FIELDS_HELP}), separated by spaces or commas, "
+            "e.g. 1993 2728 6 3.0 0.7 1 y y.",
+            show_default=False,
+        ),
+    ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help=f"A CSV file of rows of the 8 features (an optional header row is skipped; at most "
+            f"{MAX_CSV_ROWS} rows), sent in one request.",
+            show_default=False,
+        ),
+    ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            "-n",
+            min=1,
+            max=MAX_REPEAT,
+            help="Invoke this many times and print first-call (cold) vs later-call (warm) latency.",
+        ),
+    ] = 1,
+) -> None:
+    """Predict prices with LOCATION's current model; prints each price and the client-side latency.
+
+    --repeat N compares the first (cold) call with the later (warm) ones.
+    """
+    cli: CliContext = ctx.obj
+    problem = naming.location_name_problem(location)
+    if problem is not None:
+        raise CliError(f"LOCATION: location name {problem}.")
+    rows = _rows(fields, csv_file)
+    body = "\n".join(",".join(row) for row in rows) + "\n"
+
+    pointer = _current_model(cli, location)
+    endpoint = cli.deployment.endpoint_name
+    _require_in_service(cli.client("sagemaker"), endpoint)
+    runtime = cli.client("sagemaker-runtime")
+    latencies: list[float] = []
+    prices: list[float] = []
+    for _ in range(repeat):
+        started = CLOCK.monotonic()
+        response = _invoke(runtime, endpoint, pointer.target_model, body)
+        latencies.append(CLOCK.monotonic() - started)
+        prices = _prices(response, len(rows), pointer.target_model)
+
+    _print_prices(cli, rows, prices, pointer, latencies[0])
+    if repeat > 1:
+        _print_latency_table(cli, latencies)
+
+
+def _rows(fields: Sequence[str] | None, csv_file: Path | None) -> list[list[str]]:
+    """The rows to send, validated and normalised; CliError naming the first bad field."""
+    if fields and csv_file is not None:
+        raise CliError("Give either FIELDS or --csv FILE, not both.")
+    if csv_file is not None:
+        try:
+            with csv_file.open(newline="", encoding="utf-8") as handle:
+                raw_rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise CliError(f"Cannot read {csv_file}: {error}.") from None
+        if raw_rows and [cell.strip().upper() for cell in raw_rows[0]] == list(FEATURE_COLUMNS):
+            raw_rows = raw_rows[1:]
+        if not raw_rows:
+            raise CliError(f"{csv_file} has no data rows; each row holds the 8 features {FIELDS_HELP}.")
+        if len(raw_rows) > MAX_CSV_ROWS:
+            raise CliError(
+                f"{csv_file} has {len(raw_rows)} rows; send at most {MAX_CSV_ROWS} per call (split it)."
+            )
+        return [
+            _validated_row(row, f"Row {number} of {csv_file}: ") for number, row in enumerate(raw_rows, 1)
+        ]
+    if not fields:
+        raise CliError(f"Give the 8 features ({FIELDS_HELP}) as arguments, or --csv FILE.")
+    return [_validated_row(",".join(fields).split(","), "")]
+
+
+def _validated_row(cells: Sequence[str], where: str) -> list[str]:
+    values = [cell.strip() for cell in cells]
+    if len(values) != len(FEATURE_COLUMNS):
+        raise CliError(
+            f"{where}expected {len(FEATURE_COLUMNS)} fields ({FIELDS_HELP}), got {len(values)}: "
+            f"{' '.join(values) or '(none)'}."
+        )
+    row: list[str] = []
+    for position, (column, value) in enumerate(zip(FEATURE_COLUMNS, values, strict=True), 1):
+        if column in CATEGORICAL_FEATURE_COLUMNS:
+            if value.lower() not in CATEGORY_VALUES:
+                raise CliError(f"{where}field {position} ({column}) must be y or n, got {value!r}.")
+            row.append(value.lower())
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise CliError(f"{where}field {position} ({column}) must be a number, got {value!r}.")
+        row.append(value)
+    return row
+
+
+def _current_model(cli: CliContext, location: str) -> ModelPointer:
+    bucket = cli.deployment.bucket
+    key = s3_layout.current_pointer_key(location)
+    uri = s3_layout.s3_uri(bucket, key)
+    try:
+        document = cli.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            raise CliError(
+                f"Location {location} has no current model ({uri} does not exist): train it with "
+                f"`mme train --location {location} --wait`, or promote a trained job with "
+                "`mme models promote`."
+            ) from None
+        raise
+    try:
+        pointer = ModelPointer.from_json(document)
+    except ModelPointerError as error:
+        raise CliError(
+            f"The model pointer {uri} is not valid ({error}); promote the location again."
+        ) from None
+    if pointer.location != location:
+        raise CliError(
+            f"The model pointer {uri} names location {pointer.location}; promote {location} again."
+        )
+    return pointer
+
+
+def _require_in_service(sagemaker: Any, endpoint: str) -> None:
+    try:
+        description = sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError as error:
+        if "Could not find endpoint" in str(error.response.get("Error", {}).get("Message", "")):
+            raise CliError(
+                f"Endpoint {endpoint} does not exist: redeploy the endpoint stack (`make deploy`)."
+            ) from None
+        raise
+    status = str(description.get("EndpointStatus", "unknown"))
+    if status != "InService":
+        reason = description.get("FailureReason")
+        raise CliError(
+            f"Endpoint {endpoint} is {status}, not InService{f' ({reason})' if reason else ''}: "
+            "wait until it is InService (see `mme status`) and try again."
+        )
+
+
+def _invoke(runtime: Any, endpoint: str, target_model: str, body: str) -> dict[str, Any]:
+    try:
+        response: dict[str, Any] = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            TargetModel=target_model,
+            ContentType="text/csv",
+            Accept="application/json",
+            Body=body.encode("utf-8"),
+        )
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        code = str(details.get("Code", ""))
+        message = str(error.response.get("OriginalMessage") or details.get("Message", ""))
+        if code == "ModelError":
+            status = error.response.get("OriginalStatusCode")
+            logs = error.response.get("LogStreamArn")
+            raise CliError(
+                f"Model {target_model} failed to predict{f' (HTTP {status})' if status else ''}: "
+                f"{_short(message)}"
+                f"{f'; its log stream is {logs}' if logs else ''}."
+            ) from None
+        if code in {"ValidationError", "ValidationException"}:
+            raise CliError(
+                f"Endpoint {endpoint} rejected the request for {target_model}: {_short(message)}."
+            ) from None
+        raise
+    return response
+
+
+def _prices(response: Mapping[str, Any], expected: int, target_model: str) -> list[float]:
+    try:
+        answer = json.loads(response["Body"].read())
+        prices = [float(p["score"]) for p in answer["predictions"]]
+    except (ValueError, TypeError, KeyError):
+        raise CliError(
+            f"Model {target_model} answered in an unexpected format "
+            '(expected {"predictions": [{"score": ...}]}).'
+        ) from None
+    if len(prices) != expected:
+        raise CliError(f"Model {target_model} returned {len(prices)} prediction(s) for {expected} row(s).")
+    return prices
+
+
+def _print_prices(
+    cli: CliContext,
+    rows: Sequence[Sequence[str]],
+    prices: Sequence[float],
+    pointer: ModelPointer,
+    first: float,
+) -> None:
+    source = f"{pointer.location} model {pointer.version}"
+    if len(rows) == 1:
+        cli.console.print(
+            f"Price: ${prices[0]:,.2f}  ({escape(source)}, {first * 1000:.1f} ms)", soft_wrap=True
+        )
+        return
+    table = Table(title=f"{len(rows)} predictions by {escape(source)} in {first * 1000:.1f} ms")
+    table.add_column("Row", justify="right")
+    for column in FEATURE_COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("Price", justify="right")
+    for number, (row, price) in enumerate(zip(rows, prices, strict=True), 1):
+        table.add_row(str(number), *row, f"${price:,.2f}")
+    cli.console.print(table)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in (0, 1]) of a non-empty sample."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def _print_latency_table(cli: CliContext, latencies: Sequence[float]) -> None:
+    table = Table(title=f"Client-side latency over {len(latencies)} calls (ms)")
+    for column in ("Calls", "Count", "p50", "p90", "p99", "Max"):
+        table.add_column(column, justify="right" if column != "Calls" else "left")
+    for label, sample in (("cold (first call)", latencies[:1]), ("warm (later calls)", latencies[1:])):
+        stats = [percentile(sample, f) for f in (0.5, 0.9, 0.99)] + [max(sample)]
+        table.add_row(label, str(len(sample)), *(f"{s * 1000:.1f}" for s in stats))
+    cli.console.print(table)

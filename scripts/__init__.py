@@ -1,0 +1,1 @@
+"""Repository scripts: the first-deploy orchestration and the image-table refresh."""
