@@ -148,6 +148,32 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
+MAP_STAGES: Final = {"GenerateData": "data generated", "TrainLocations": "locations trained or failed"}
+"""The training state machine's two Distributed Maps, by state name, as progress is shown."""
+
+
+def map_progress(stepfunctions: Any, execution_arn: str) -> str:
+    """Per-location progress from the run's Map Runs, e.g. ``locations trained or failed 3/10``.
+
+    Each Map Run's ARN names its Map state (``mapRun:<state machine>/<state>:<id>``); its item
+    counts say how many locations are done. Empty while no Map has started (or if not allowed).
+    """
+    try:
+        runs = stepfunctions.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
+        parts = []
+        for run in runs:
+            arn = str(run["mapRunArn"])
+            state = arn.split(":mapRun:", 1)[-1].split("/", 1)[-1].split(":", 1)[0]
+            counts = stepfunctions.describe_map_run(mapRunArn=arn).get("itemCounts", {})
+            failed = sum(int(counts.get(key, 0)) for key in ("failed", "timedOut", "aborted"))
+            done = int(counts.get("succeeded", 0)) + failed
+            text = f"{MAP_STAGES.get(state, state)} {done}/{int(counts.get('total', 0))}"
+            parts.append(text + (f" ({failed} failed)" if failed else ""))
+    except ClientError:
+        return ""
+    return ", ".join(parts)
+
+
 def _wait(
     cli: CliContext, stepfunctions: Any, arn: str, *, timeout_seconds: float, poll: float
 ) -> dict[str, Any]:
@@ -165,7 +191,11 @@ def _wait(
                         f"Training run {name}: {state} after {_duration(elapsed)}", soft_wrap=True
                     )
                     return description
-                status.update(f"Training run {name}: RUNNING, {_duration(elapsed)} elapsed")
+                progress = map_progress(stepfunctions, arn)
+                status.update(
+                    f"Training run {name}: RUNNING, {_duration(elapsed)} elapsed"
+                    + (f"; {progress}" if progress else "")
+                )
                 if elapsed >= timeout_seconds:
                     raise CliError(
                         f"Training run {name} is still running after {_duration(elapsed)} (the configured "

@@ -594,3 +594,44 @@ def test_predict_help_reads_well(run_cli: RunCli) -> None:
     assert result.exit_code == 0
     for text in ("LOCATION", "FIELDS", "--csv", "--repeat", "YEAR_BUILT"):
         assert text in result.stdout
+
+
+class _MapRuns:
+    """A Step Functions client answering ListMapRuns/DescribeMapRun for one training run."""
+
+    def __init__(self, counts: dict[str, dict[str, int]], error: Exception | None = None) -> None:
+        self.counts = counts
+        self.error = error
+
+    def list_map_runs(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 (boto3's parameter name)
+        if self.error is not None:
+            raise self.error
+        machine = executionArn.split(":execution:", 1)[1].split(":", 1)[0]
+        return {
+            "mapRuns": [
+                {"mapRunArn": f"arn:aws:states:us-east-1:123456789012:mapRun:{machine}/{state}:uuid-{i}"}
+                for i, state in enumerate(self.counts)
+            ]
+        }
+
+    def describe_map_run(self, mapRunArn: str) -> dict[str, Any]:  # noqa: N803
+        state = mapRunArn.rsplit("/", 1)[1].split(":", 1)[0]
+        return {"itemCounts": self.counts[state]}
+
+
+def test_wait_shows_per_location_progress_from_the_map_runs() -> None:
+    from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+    from mme_cli.commands.train_predict import map_progress
+
+    arn = "arn:aws:states:us-east-1:123456789012:execution:training:run-1"
+    client = _MapRuns(
+        {
+            "GenerateData": {"total": 10, "succeeded": 10},
+            "TrainLocations": {"total": 10, "succeeded": 3, "failed": 1, "running": 4, "pending": 2},
+        }
+    )
+    assert map_progress(client, arn) == "data generated 10/10, locations trained or failed 4/10 (1 failed)"
+    assert map_progress(_MapRuns({}), arn) == ""
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListMapRuns")
+    assert map_progress(_MapRuns({}, error=denied), arn) == ""  # progress is best effort, never fatal
