@@ -56,6 +56,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 
 from mme_shared import naming, s3_layout
+from mme_shared.run_summary import NotARunSummary, read_run_outcome
 from project_config import ConfigError, ProjectConfig, load_default_config
 from project_config.loader import PREPROCESSOR_NONCE_CONTEXT_KEY
 
@@ -71,7 +72,6 @@ RUN_ID_PREFIX: Final = "deploy-"
 DEFAULT_POLL_SECONDS: Final = 30
 PROGRESS_EVERY_SECONDS: Final = 300
 """While the status stays the same, print a progress line this often (not on every poll)."""
-FAILED_STATUSES: Final = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 SHOWN_FAILURES: Final = 10
 EXIT_INTERRUPTED: Final = 130
 
@@ -388,25 +388,20 @@ def _duration(seconds: float) -> str:
 
 def report_outcome(description: Mapping[str, Any], bucket: str, say: Printer) -> None:
     """Print the run's summary; DeployError when it failed or trained no location."""
-    arn = str(description.get("executionArn", ""))
-    name = arn.rsplit(":", 1)[-1]
-    status = str(description["status"])
-    if status in FAILED_STATUSES:
-        detail = ": ".join(str(description[k]) for k in ("error", "cause") if description.get(k))
+    try:
+        outcome = read_run_outcome(description)
+    except NotARunSummary as error:
+        raise DeployError(str(error)) from None
+    name, arn, status = outcome.name, outcome.arn, outcome.status
+    if outcome.failed:
+        detail = outcome.detail
         raise DeployError(
             f"Training run {name} ended {status}{f' ({detail})' if detail else ''}, so the endpoint was not "
             f"deployed; see `aws stepfunctions get-execution-history --execution-arn {arn}`, fix the cause "
             "and run `make deploy` again."
         )
-    try:
-        summary = json.loads(description.get("output") or "")
-        succeeded, failed = int(summary["succeeded_count"]), int(summary["failed_count"])
-    except (ValueError, TypeError, KeyError):
-        raise DeployError(
-            f"Training run {name} ended {status} but its output is not a run summary (succeeded_count, "
-            "failed_count); the state machine may be from another version of this repository."
-        ) from None
-    summary_uri = s3_layout.s3_uri(bucket, str(summary.get("summary_key") or s3_layout.run_summary_key(name)))
+    summary, succeeded, failed = outcome.summary, outcome.succeeded_count, outcome.failed_count
+    summary_uri = s3_layout.s3_uri(bucket, outcome.summary_key)
     say(
         f"Training run {name}: {succeeded} location(s) trained, {failed} failed (full summary: {summary_uri})"
     )

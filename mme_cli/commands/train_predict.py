@@ -26,7 +26,8 @@ from mme_cli.deployment import CliError
 from mme_shared import naming, s3_layout
 from mme_shared.housing_data import CATEGORICAL_FEATURE_COLUMNS, FEATURE_COLUMNS
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
-from scripts.deploy import FAILED_STATUSES, Clock, execution_input
+from mme_shared.run_summary import NotARunSummary, read_run_outcome
+from scripts.deploy import Clock, execution_input
 
 CLOCK: Clock = Clock()
 """Time for the wait loop and the latency measurements; the tests replace it with a fake."""
@@ -214,24 +215,19 @@ def _wait(
 
 def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> None:
     """Print the run's summary as a table; CliError when the run or any location failed."""
-    arn = str(description.get("executionArn", ""))
-    name = arn.rsplit(":", 1)[-1]
-    state = str(description["status"])
-    if state in FAILED_STATUSES:
-        detail = ": ".join(_short(str(description[k])) for k in ("error", "cause") if description.get(k))
+    try:
+        outcome = read_run_outcome(description)
+    except NotARunSummary as error:
+        raise CliError(str(error)) from None
+    name, arn, state = outcome.name, outcome.arn, outcome.status
+    if outcome.failed:
+        detail = _short(outcome.detail) if outcome.detail else ""
         raise CliError(
             f"Training run {name} ended {state}{f' ({detail})' if detail else ''}; see "
             f"`aws stepfunctions get-execution-history --execution-arn {arn}`."
         )
-    try:
-        summary = json.loads(description.get("output") or "")
-        succeeded_count, failed_count = int(summary["succeeded_count"]), int(summary["failed_count"])
-    except (ValueError, TypeError, KeyError):
-        raise CliError(
-            f"Training run {name} ended {state} but its output is not a run summary (succeeded_count, "
-            "failed_count); the state machine may be from another version of this project."
-        ) from None
-    summary_uri = s3_layout.s3_uri(bucket, str(summary.get("summary_key") or s3_layout.run_summary_key(name)))
+    summary, succeeded_count, failed_count = outcome.summary, outcome.succeeded_count, outcome.failed_count
+    summary_uri = s3_layout.s3_uri(bucket, outcome.summary_key)
     table = Table(title=f"Training run {name}: {succeeded_count} trained, {failed_count} failed")
     for column in ("Location", "Result", "Training job", "Model version", "Validation / error"):
         table.add_column(column)
@@ -250,13 +246,13 @@ def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> Non
             escape(shown or "-"),
         )
     for entry in _entries(summary, "failed"):
-        error = ": ".join(_short(str(entry[k])) for k in ("error", "cause") if entry.get(k))
+        reason = ": ".join(_short(str(entry[k])) for k in ("error", "cause") if entry.get(k))
         table.add_row(
             escape(str(entry.get("location", "?"))),
             f"[red]failed at {escape(str(entry.get('failed_step') or 'unknown step'))}[/red]",
             "",
             "",
-            escape(error or "-"),
+            escape(reason or "-"),
         )
     cli.console.print(table)
     if summary.get("truncated"):
