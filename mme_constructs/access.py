@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -26,6 +26,13 @@ S3_READ: tuple[str, ...] = ("s3:GetObject",)
 S3_WRITE: tuple[str, ...] = ("s3:PutObject", "s3:AbortMultipartUpload")
 XRAY_ACTIONS: tuple[str, ...] = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 XRAY_REASON = "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions."
+
+
+def service_principal(service: str) -> iam.IPrincipal:
+    """An AWS service principal that may act only for this account (no confused deputy)."""
+    return iam.ServicePrincipal(service).with_conditions(
+        {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+    )
 
 
 def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
@@ -107,3 +114,13 @@ class ScopedPolicy(Construct):
 
     def allow_xray(self) -> None:
         self.allow(XRAY_ACTIONS, ["*"], why_wildcard=XRAY_REASON)
+
+    def allow_sagemaker_metrics(self) -> None:
+        """What SageMaker jobs and endpoints need to publish their metrics from the container."""
+        self.allow(
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            why_wildcard="PutMetricData has no resource-level permissions; the namespace condition "
+            "limits it to SageMaker's own metric namespaces.",
+        )

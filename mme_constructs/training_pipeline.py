@@ -120,9 +120,7 @@ class TrainingPipeline(Construct):
         self.job_role = iam.Role(
             self,
             "JobRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions(
-                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
+            assumed_by=access.service_principal("sagemaker.amazonaws.com"),
             description="SageMaker execution role of the training pipeline's jobs and models",
         )
         self._job_permissions()
@@ -138,9 +136,7 @@ class TrainingPipeline(Construct):
         self.state_machine_role = iam.Role(
             self,
             "StateMachineRole",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com").with_conditions(
-                {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
+            assumed_by=access.service_principal("states.amazonaws.com"),
             description="Runs the training state machine",
         )
         state_machine_permissions = self._state_machine_permissions()
@@ -227,13 +223,7 @@ class TrainingPipeline(Construct):
             ],
             why_wildcard="SageMaker names each job's log stream inside these two fixed log groups.",
         )
-        permissions.allow(
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            why_wildcard="PutMetricData has no resource-level permissions; the namespace condition "
-            "limits it to SageMaker's job metrics.",
-        )
+        permissions.allow_sagemaker_metrics()
 
     def _create_functions(self, data: DataConfig) -> None:
         bucket, key, retention = self._bucket, self._key, self._training.log_retention_days
