@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from rich.markup import escape
 from rich.table import Table
 
@@ -170,7 +170,7 @@ def map_progress(stepfunctions: Any, execution_arn: str) -> str:
             done = int(counts.get("succeeded", 0)) + failed
             text = f"{MAP_STAGES.get(state, state)} {done}/{int(counts.get('total', 0))}"
             parts.append(text + (f" ({failed} failed)" if failed else ""))
-    except ClientError:
+    except (ClientError, BotoCoreError):  # progress is best effort: never stop the wait for it
         return ""
     return ", ".join(parts)
 
