@@ -28,6 +28,9 @@ FEATURE_ROW: Final = "1993,2728,6,3.0,0.7,1,y,y"
 
 EXPERIMENT_FOLDER_PREFIX: Final = "_experiment-"
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+"""Not naming.RUN_ID_RE on purpose: an experiment's run id (``make_run_id``) only names S3 keys under
+the multi-model prefix and TargetModels, which take any printable characters; it never becomes part
+of a SageMaker resource name, so a trailing '-' does no harm here."""
 
 ENDPOINTS_NAMESPACE: Final = "/aws/sagemaker/Endpoints"
 SAGEMAKER_NAMESPACE: Final = "AWS/SageMaker"

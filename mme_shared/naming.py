@@ -62,9 +62,18 @@ def job_name_fragment(name: str) -> str:
 RUN_ID_MAX_LENGTH = 24
 """A run id (the Step Functions execution name) is part of every job name of the run; 24 leaves
 ``<3-char step>-<32-char location>-<run id>`` within SageMaker's 63-character limit."""
-RUN_ID_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9-]{{0,{RUN_ID_MAX_LENGTH - 1}}}")
+RUN_ID_RE = re.compile(rf"[A-Za-z0-9](?:[A-Za-z0-9-]{{0,{RUN_ID_MAX_LENGTH - 2}}}[A-Za-z0-9])?")
+"""The run id ends every SageMaker name of its run (``pp-<run>`` is also a model name), and SageMaker
+wants those to end in a letter or digit: job names ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, model
+names ``[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?`` (botocore's shapes). Runs of '-' are fine in both.
+
+A location needs no such rule: in a job name it is always followed by ``-<run id>``, so a trailing
+'_' or '-' only makes a run of '-' (``ll-Foo_-run`` -> ``ll-Foo--run``), and no model, endpoint or
+other SageMaker name is made from a location. tests/test_sagemaker_requests.py checks every request
+of a run with the longest and oddest names both rules accept."""
 RUN_ID_RULE = (
-    f"1 to {RUN_ID_MAX_LENGTH} characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
+    f"1 to {RUN_ID_MAX_LENGTH} characters from A-Z, a-z, 0-9 and '-', starting and ending with a "
+    "letter or digit"
 )
 SAGEMAKER_NAME_MAX_LENGTH = 63
 PREPROCESSOR_STEP = "pp"

@@ -90,20 +90,53 @@ def test_shared_package_uses_only_the_standard_library() -> None:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
 
 
+SAGEMAKER_JOB_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+"""botocore's TrainingJobName / TransformJobName pattern (tests/test_sagemaker_requests.py checks
+every request against the service model itself)."""
+
+
+@pytest.mark.parametrize("location", ["A" * 32, "Foo_", "Foo-", "9" * 32, "0", "Z9_-" * 8, "a_-_-b"])
+@pytest.mark.parametrize("run_id", ["r" * 24, "0", "a" + "-" * 22 + "z", "run-20250501-120000"])
+def test_job_names_are_valid_for_sagemaker_at_the_edges_of_the_rules(location: str, run_id: str) -> None:
+    names = [
+        naming.preprocessor_job_name(run_id),
+        naming.training_job_name(location, run_id),
+        naming.transform_job_name(location, "train", run_id),
+        naming.transform_job_name(location, "validation", run_id),
+    ]
+    assert [SAGEMAKER_JOB_NAME_RE.fullmatch(name) is not None for name in names] == [True] * 4, names
+
+
+def test_a_location_ending_in_a_separator_only_doubles_a_hyphen() -> None:
+    assert naming.training_job_name("Foo_", "run") == "ll-Foo--run"
+    assert naming.transform_job_name("Foo-", "train", "run") == "tt-Foo--run"
+
+
 def test_job_names_are_valid_for_sagemaker_and_traceable() -> None:
     longest = naming.training_job_name("A" * 32, "r" * 24)
     assert len(longest) <= 63
-    assert re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9])*", longest)
+    assert SAGEMAKER_JOB_NAME_RE.fullmatch(longest)
     assert naming.preprocessor_job_name("run-7") == "pp-run-7"
     assert naming.training_job_name("NewYork_NY", "run-7") == "ll-NewYork-NY-run-7"
     assert naming.transform_job_name("NewYork_NY", "train", "run-7") == "tt-NewYork-NY-run-7"
     assert naming.transform_job_name("NewYork_NY", "validation", "run-7") == "tv-NewYork-NY-run-7"
 
 
-@pytest.mark.parametrize("run_id", ["", "r" * 25, "run_7", "-run", "run/7", None])
+@pytest.mark.parametrize("run_id", ["", "r" * 25, "run_7", "-run", "run/7", None, "run-7-", "7-", "-"])
 def test_run_ids_that_cannot_be_part_of_a_job_name_are_rejected(run_id: object) -> None:
-    with pytest.raises(ValueError, match=r"^run id .* is not allowed: use 1 to 24 characters"):
+    with pytest.raises(ValueError, match=r"^run id ") as raised:
         naming.validate_run_id(run_id)
+    assert str(raised.value) == (
+        f"run id {run_id!r} is not allowed: use 1 to 24 characters from A-Z, a-z, 0-9 and '-', starting "
+        "and ending with a letter or digit (it becomes part of SageMaker job names)"
+    )
+
+
+@pytest.mark.parametrize(
+    "run_id", ["r", "7", "r" * 24, "a--b", "run-20250501-120000", "deploy-20250501-120000"]
+)
+def test_run_ids_at_the_edges_of_the_rule_are_accepted(run_id: str) -> None:
+    assert naming.validate_run_id(run_id) == run_id
 
 
 def test_transform_only_for_train_and_validation() -> None:

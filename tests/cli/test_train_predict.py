@@ -269,6 +269,11 @@ def test_train_wait_gives_up_after_the_execution_timeout(
             "Error: --locations: location name 'New York' is not allowed: use 1 to 32",
         ),
         (("--run-id", "bad_id"), "Error: --run-id: run id 'bad_id' is not allowed: use 1 to 24 characters"),
+        (
+            ("--run-id", "run-1-"),
+            "Error: --run-id: run id 'run-1-' is not allowed: use 1 to 24 characters from A-Z, a-z, 0-9 and "
+            "'-', starting and ending with a letter or digit",
+        ),
     ],
 )
 def test_train_rejects_bad_names_before_calling_aws(

@@ -199,6 +199,12 @@ BAD_EVENTS = [
         id="run-id-underscore",
     ),
     pytest.param(
+        {"run_id": "run-2025-", "locations": LOCATIONS},
+        "run id 'run-2025-' is not allowed: use 1 to 24 characters from A-Z, a-z, 0-9 and '-', starting "
+        "and ending with a letter or digit",
+        id="run-id-ends-with-a-hyphen",
+    ),
+    pytest.param(
         {"run_id": "r" * 25, "locations": LOCATIONS},
         "the run id is the Step Functions execution name, so start the execution with a name that follows",
         id="run-id-too-long",
