@@ -112,6 +112,14 @@ class ScopedPolicy(Construct):
         """Use of the project key for the objects, volumes and logs it encrypts."""
         self.allow(actions, [key.key_arn])
 
+    def allow_key_grants_for_aws_resources(self, key: kms.IKey) -> None:
+        """``kms:CreateGrant`` only for grants an AWS service makes for a resource it attaches (a job's
+        encrypted volume), never for grants code running under the role could hand to anyone else
+        (AWS KMS developer guide, condition key ``kms:GrantIsForAWSResource``)."""
+        self.allow(
+            ["kms:CreateGrant"], [key.key_arn], conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}
+        )
+
     def allow_xray(self) -> None:
         self.allow(XRAY_ACTIONS, ["*"], why_wildcard=XRAY_REASON)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -338,4 +339,30 @@ class EndpointObservability(Construct):
             promotion_errors,
             1,
             "The promotion Lambda failed: a trained model was not published.",
+        )
+        self._allow_alarms_to_publish()
+
+    def _allow_alarms_to_publish(self) -> None:
+        """Let exactly this deployment's alarms publish to the topic.
+
+        A topic policy replaces SNS's default policy, and ``enforce_ssl`` writes one whose only
+        statement is the TLS deny: without this statement no alarm notification would ever arrive.
+        The CloudWatch service principal may publish for alarms of this account (``aws:SourceAccount``)
+        and only for the alarms declared here (``aws:SourceArn``), as the Amazon SNS developer guide
+        recommends against the confused deputy ("Amazon SNS access control case examples", and
+        "Encryption at rest": AWS services publishing to encrypted topics; the key-policy half is the
+        storage stack's ``AllowCloudWatchAlarmsToPublishToEncryptedTopics``).
+        https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
+        """
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisDeploymentsAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnEquals": {"aws:SourceArn": [alarm.alarm_arn for alarm in self.alarms.values()]},
+                },
+            )
         )

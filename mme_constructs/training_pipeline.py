@@ -65,8 +65,16 @@ GENERATION_CONCURRENCY: Final = 40
 """Data-generation Lambdas in flight at once; each writes three small CSV files."""
 
 
-_SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException", "ThrottlingException"]
-_SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException", "SageMaker.ResourceLimitExceeded"]
+# How the optimized SageMaker integration names errors ("Manage SageMaker with Step Functions",
+# https://docs.aws.amazon.com/step-functions/latest/dg/connect-sagemaker.html, whose own example
+# retries these two names): "SageMaker." + the SDK's exception class. Errors the API models get their
+# own class (ResourceLimitExceeded -> SageMaker.ResourceLimitExceededException); throttling and
+# service errors arrive as SageMaker.AmazonSageMakerException. Only errors after which nothing was
+# created are retried: a retry repeats the create with the same name, which after a call that went
+# through can only fail as a duplicate (tests/test_sagemaker_retries.py checks the names against
+# botocore's SageMaker model).
+_SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException"]
+_SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException"]
 
 
 def _ml_instance(instance_type: str) -> ec2.InstanceType:
@@ -209,7 +217,12 @@ class TrainingPipeline(Construct):
         )
         source = self.preprocessor_source
         permissions.allow(["s3:GetObject"], [source.bucket.arn_for_objects(source.s3_object_key)])
-        permissions.allow_key(self._key, [*access.KMS_WRITE, "kms:CreateGrant", "kms:DescribeKey"])
+        # SageMaker API reference, OutputDataConfig.KmsKeyId and TransformOutput.KmsKeyId: "If you use
+        # a KMS key ID or an alias of your KMS key, the SageMaker execution role must include
+        # permissions to call kms:Encrypt." Decrypt/GenerateDataKey read and write the SSE-KMS objects.
+        permissions.allow_key(self._key, [*access.KMS_WRITE, "kms:Encrypt", "kms:DescribeKey"])
+        # VolumeKmsKeyId: SageMaker attaches the encrypted ML volume through a grant.
+        permissions.allow_key_grants_for_aws_resources(self._key)
         permissions.allow(
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [
@@ -397,9 +410,13 @@ class TrainingPipeline(Construct):
             [f"{s3_layout.PIPELINE_RUNS_PREFIX}*/plan.json"],
             why_wildcard="Both Maps read the run's items from pipeline-runs/<run id>/plan.json.",
         )
+        # Step Functions developer guide, "IAM policies for using Distributed Map states"
+        # (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html): a
+        # ResultWriter needs PutObject, GetObject, ListMultipartUploadParts and AbortMultipartUpload
+        # on its prefix (CDK's ResultWriterV2 grants the same four), and an SSE-KMS bucket's key.
         permissions.allow_objects(
             self._bucket,
-            ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
             [
                 f"{s3_layout.PIPELINE_RUNS_PREFIX}*/results/*",
                 f"{s3_layout.PIPELINE_RUNS_PREFIX}*/generation/*",
@@ -422,7 +439,12 @@ class TrainingPipeline(Construct):
         return permissions
 
     def _distributed_map_permissions(self) -> None:
-        """Distributed Maps run child executions of this same state machine."""
+        """Distributed Maps run child executions of this same state machine.
+
+        As "IAM policies for using Distributed Map states" lists: StartExecution on the state
+        machine, DescribeExecution and StopExecution on its executions, and RedriveExecution to
+        redrive a Map Run (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html).
+        """
         stack = Stack.of(self)
         permissions = ScopedPolicy(
             self,

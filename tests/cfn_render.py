@@ -41,6 +41,7 @@ class TemplateRenderer:
             ),
             "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
             "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}",
+            "AWS::CloudWatch::Alarm": f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
             # Ref of an endpoint is its ARN; SageMaker writes the name in lower case there.
             "AWS::SageMaker::Endpoint": (
                 f"arn:{PARTITION}:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name.lower()}"
@@ -64,6 +65,10 @@ class TemplateRenderer:
             return self._resource_arn(ref) if ref in self.template["Resources"] else ref
         if "Fn::GetAtt" in node:
             logical_id, attribute = node["Fn::GetAtt"]
+            if attribute == "Name" and self.template["Resources"][logical_id]["Type"] == (
+                "AWS::StepFunctions::StateMachine"
+            ):
+                return logical_id[:40]  # the name inside _resource_arn's state machine ARN
             if attribute != "Arn":
                 raise ValueError(f"cannot render GetAtt {logical_id}.{attribute}")
             return self._resource_arn(logical_id)

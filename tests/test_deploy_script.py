@@ -43,7 +43,7 @@ SUMMARY = {
         {
             "location": "austin-tx",
             "failed_step": "TrainModel",
-            "error": "SageMaker.ResourceLimitExceeded",
+            "error": "SageMaker.ResourceLimitExceededException",
             "cause": "The account-level service limit for ml.c4.xlarge is 0 instances.",
             "execution_arn": None,
         }
@@ -269,7 +269,7 @@ def test_first_deploy_trains_then_deploys_the_endpoint(
         f"(full summary: s3://{BUCKET}/pipeline-runs/{RUN_ID}/summary.json)"
     ) in account.printed
     assert (
-        "  failed: austin-tx: SageMaker.ResourceLimitExceeded: The account-level service limit for "
+        "  failed: austin-tx: SageMaker.ResourceLimitExceededException: The account-level service limit for "
         "ml.c4.xlarge is 0 instances."
     ) in account.printed
     assert account.printed[-1] == "Deployed."

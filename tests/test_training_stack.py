@@ -132,8 +132,8 @@ def test_sagemaker_steps_retry_throttling_and_quota_with_backoff(training_defini
         *transforms,
     ]:
         retries = {tuple(r["ErrorEquals"]): r for r in state["Retry"]}
-        assert retries[("SageMaker.AmazonSageMakerException", "ThrottlingException")]["BackoffRate"] == 2
-        quota = retries[("SageMaker.ResourceLimitExceededException", "SageMaker.ResourceLimitExceeded")]
+        assert retries[("SageMaker.AmazonSageMakerException",)]["BackoffRate"] == 2
+        quota = retries[("SageMaker.ResourceLimitExceededException",)]
         assert quota["IntervalSeconds"] == 120
         assert quota["MaxAttempts"] == 6
         assert not any(

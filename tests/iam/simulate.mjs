@@ -19,8 +19,9 @@
 // Guards against the library silently answering a different question than AWS would:
 //   * every policy must say "Version": "2012-10-17": the library substitutes ${...} policy
 //     variables whatever the version, AWS treats them as literal text in older or missing versions;
-//   * the principal must be an ARN with an account (the library accepts any string and then
-//     quietly treats it as an unknown principal);
+//   * the principal must be an ARN with an account, or a service principal (x.amazonaws.com) with
+//     no identity policies (the library accepts any string and then quietly treats it as an
+//     unknown principal);
 //   * the resource must be one concrete ARN (a "*" makes the library run a wildcard analysis,
 //     which is not what one InvokeEndpoint request is).
 // Context keys that do not exist for the action (a typo, or sagemaker:TargetModel on
@@ -31,6 +32,9 @@ import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 const POLICY_VERSION = '2012-10-17'
 const PRINCIPAL_ARN = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+/
+// An AWS service acting on its own behalf (cloudwatch.amazonaws.com publishing an alarm): it has no
+// identity policies, so only the resource policy can allow it.
+const SERVICE_PRINCIPAL = /^[a-z0-9-]+(\.[a-z0-9-]+)*\.amazonaws\.com$/
 const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+/
 
 class InputError extends Error {}
@@ -86,9 +90,14 @@ function parseCase(raw, index, seen) {
   if (typeof resource !== 'string' || !ARN.test(resource) || resource.includes('*')) {
     fail(`${named}: request.resource must be one concrete ARN (got ${JSON.stringify(resource)})`)
   }
-  if (typeof principal !== 'string' || !PRINCIPAL_ARN.test(principal)) {
+  const isService = typeof principal === 'string' && SERVICE_PRINCIPAL.test(principal)
+  if (isService && identityPolicies.length > 0) {
+    fail(`${named}: a service principal has no identity policies; give only resourcePolicy`)
+  }
+  if (typeof principal !== 'string' || !(PRINCIPAL_ARN.test(principal) || isService)) {
     fail(
-      `${named}: request.principal must be an IAM or STS ARN with an account ` +
+      `${named}: request.principal must be an IAM or STS ARN with an account, or a service ` +
+        `principal such as cloudwatch.amazonaws.com ` +
         `(got ${JSON.stringify(principal)})`
     )
   }
