@@ -20,6 +20,7 @@ from mme_shared.naming import (
     location_collision_key,
     location_name_problem,
 )
+from project_config import instance_types
 
 PREPROCESSED_FEATURE_COUNT = 10
 """6 standardised numeric columns + FRONT_PORCH and DECK one-hot encoded (2 categories each)."""
@@ -41,11 +42,12 @@ _STACK_PREFIX_RE = re.compile(r"[A-Z][A-Za-z0-9]{0,23}")
 PositiveInt = Annotated[int, Field(ge=1)]
 
 MULTI_MODEL_CPU_FAMILIES = (
-    "c4", "c5", "c5d", "c6i", "c6id", "c7i", "m4", "m5", "m5d", "m6i", "m6id", "m7i",
-    "r5", "r5d", "r6i", "r6id", "r7i", "t2", "t3",
+    "c4", "c5", "c5d", "c6i", "c7i", "m4", "m5", "m5d", "m6i", "m7i", "r5", "r5d", "r6i", "r7i", "t2",
 )  # fmt: skip
 """CPU instance families that can host the scikit-learn and linear-learner CPU images of a
-multi-model inference pipeline (GPU, Inferentia and Trainium families need other images)."""
+multi-model inference pipeline (GPU, Inferentia and Trainium families need other images), among
+those SageMaker endpoints offer. The ``d`` families among them are still refused, for their local
+NVMe storage (see ``instance_types``)."""
 
 
 class _Section(BaseModel):
@@ -146,8 +148,16 @@ class TrainingConfig(_Section):
 
     @field_validator("preprocessor_instance_type", "transform_instance_type", "training_instance_type")
     @classmethod
-    def _instance_types(cls, value: str) -> str:
-        return _instance_type(value)
+    def _instance_types(cls, value: str, info: ValidationInfo) -> str:
+        use = (
+            instance_types.TRANSFORM_JOB
+            if info.field_name == "transform_instance_type"
+            else instance_types.TRAINING_JOB  # the preprocessor is fitted by a training job
+        )
+        problem = instance_types.instance_type_problem(_instance_type(value), use)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("sklearn_framework_version")
     @classmethod
@@ -231,13 +241,20 @@ class EndpointConfig(_Section):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        family = _instance_type(value).split(".")[1]
-        if family not in MULTI_MODEL_CPU_FAMILIES:
-            allowed = ", ".join(f"ml.{f}" for f in MULTI_MODEL_CPU_FAMILIES)
+        use, families = instance_types.ENDPOINT, MULTI_MODEL_CPU_FAMILIES
+        if _instance_type(value) not in use.api_types:
+            raise ValueError(instance_types.instance_type_problem(value, use, families))
+        if instance_types.instance_family(value) not in families:
+            allowed = ", ".join(
+                f"ml.{f}" for f in families if f not in instance_types.INSTANCE_STORAGE_FAMILIES
+            )
             raise ValueError(
                 f"{value!r} cannot host the pipeline's CPU containers in MultiModel mode; use a type "
                 f"of one of these families: {allowed}"
             )
+        problem = instance_types.instance_type_problem(value, use, families)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
