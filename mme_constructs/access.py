@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Fn, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -24,6 +24,11 @@ KMS_READ: tuple[str, ...] = ("kms:Decrypt",)
 KMS_WRITE: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
 S3_READ: tuple[str, ...] = ("s3:GetObject",)
 S3_WRITE: tuple[str, ...] = ("s3:PutObject", "s3:AbortMultipartUpload")
+ECR_PULL_ACTIONS: tuple[str, ...] = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+)
 XRAY_ACTIONS: tuple[str, ...] = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 XRAY_REASON = "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions."
 
@@ -120,6 +125,22 @@ class ScopedPolicy(Construct):
             ["kms:CreateGrant"], [key.key_arn], conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}
         )
 
+    def allow_image_pull(self, image_uris: Sequence[str]) -> None:
+        """Pull the given container images (SageMaker developer guide, "How to use SageMaker AI
+        execution roles": the CreateTrainingJob, CreateTransformJob and CreateModel roles list
+        ``ecr:GetAuthorizationToken`` and the three pull actions on the image's repository)."""
+        stack = Stack.of(self)
+        repositories: dict[str, str] = {}  # several images (tags) may share one repository
+        for uri in image_uris:
+            arn = repository_arn(uri)
+            repositories.setdefault(json.dumps(stack.resolve(arn), sort_keys=True), arn)
+        self.allow(ECR_PULL_ACTIONS, list(repositories.values()))
+        self.allow(
+            ["ecr:GetAuthorizationToken"],
+            ["*"],
+            why_wildcard="ecr:GetAuthorizationToken has no resource-level permissions.",
+        )
+
     def allow_xray(self) -> None:
         self.allow(XRAY_ACTIONS, ["*"], why_wildcard=XRAY_REASON)
 
@@ -132,3 +153,13 @@ class ScopedPolicy(Construct):
             why_wildcard="PutMetricData has no resource-level permissions; the namespace condition "
             "limits it to SageMaker's own metric namespaces.",
         )
+
+
+def repository_arn(image_uri: str) -> str:
+    """``<account>.dkr.ecr.<region>.<domain>/<repository>:<tag>`` -> the repository's ARN.
+
+    Works on literal URIs and on ``Fn::FindInMap`` tokens alike (CloudFormation splits the latter).
+    """
+    account = Fn.select(0, Fn.split(".", image_uri))
+    repository = Fn.select(0, Fn.split(":", Fn.select(1, Fn.split("/", image_uri))))
+    return f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{account}:repository/{repository}"

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from aws_cdk import ArnFormat, Aws, CfnCustomResource, Duration, Fn, Stack
+from aws_cdk import ArnFormat, Aws, CfnCustomResource, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -45,11 +45,6 @@ MAX_PIPELINE_CONTAINERS: Final = 15
 ISOLATED_SUBMIT_DIRECTORY: Final = "/opt/ml/model/code"
 """Where the preprocessor artifact carries its own code (see ``preprocessor.CODE_DIR``)."""
 LOG_LEVELS: Final = {"DEBUG": "10", "INFO": "20", "WARNING": "30", "ERROR": "40"}
-ECR_PULL_ACTIONS: Final = (
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:BatchGetImage",
-)
 VPC_ACTIONS: Final = (
     "ec2:CreateNetworkInterface",
     "ec2:CreateNetworkInterfacePermission",
@@ -181,14 +176,7 @@ class MultiModelEndpoint(Construct):
         if not endpoint.network_isolation:
             permissions.allow(access.S3_READ, [source.bucket.arn_for_objects(source.s3_object_key)])
         permissions.allow_key(key, access.KMS_READ)
-        permissions.allow(
-            ECR_PULL_ACTIONS, [_repository_arn(images.sklearn), _repository_arn(images.linear_learner)]
-        )
-        permissions.allow(
-            ["ecr:GetAuthorizationToken"],
-            ["*"],
-            why_wildcard="ecr:GetAuthorizationToken has no resource-level permissions.",
-        )
+        permissions.allow_image_pull([images.sklearn, images.linear_learner])
         permissions.allow(
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [
@@ -332,13 +320,3 @@ class MultiModelEndpoint(Construct):
             check.add_property_override("Nonce", nonce)
         check.node.add_dependency(checker.permissions)
         return check
-
-
-def _repository_arn(image_uri: str) -> str:
-    """``<account>.dkr.ecr.<region>.<domain>/<repository>:<tag>`` -> the repository's ARN.
-
-    Works on literal URIs and on ``Fn::FindInMap`` tokens alike (CloudFormation splits the latter).
-    """
-    account = Fn.select(0, Fn.split(".", image_uri))
-    repository = Fn.select(0, Fn.split(":", Fn.select(1, Fn.split("/", image_uri))))
-    return f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{account}:repository/{repository}"

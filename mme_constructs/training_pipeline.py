@@ -131,7 +131,10 @@ class TrainingPipeline(Construct):
             assumed_by=access.service_principal("sagemaker.amazonaws.com"),
             description="SageMaker execution role of the training pipeline's jobs and models",
         )
-        self._job_permissions()
+        algorithm_image = self.algorithm.image(images["training"])
+        self._job_permissions(
+            images=[images["training"].sklearn, images["inference"].sklearn, algorithm_image]
+        )
         self._create_functions(data)
 
         self.log_group = logs.LogGroup(
@@ -151,7 +154,7 @@ class TrainingPipeline(Construct):
         definition = self._definition(
             sklearn_training_image=images["training"].sklearn,
             sklearn_serving_image=images["inference"].sklearn,
-            algorithm_image=self.algorithm.image(images["training"]),
+            algorithm_image=algorithm_image,
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -176,7 +179,7 @@ class TrainingPipeline(Construct):
     # ------------------------------------------------------------------------------------------
     # Roles and functions
 
-    def _job_permissions(self) -> None:
+    def _job_permissions(self, *, images: list[str]) -> None:
         """The jobs read raw/preprocessed data and their own outputs, and write transform/training output."""
         stack = Stack.of(self)
         bucket = self._bucket
@@ -237,6 +240,9 @@ class TrainingPipeline(Construct):
             why_wildcard="SageMaker names each job's log stream inside these two fixed log groups.",
         )
         permissions.allow_sagemaker_metrics()
+        # The training jobs pull the scikit-learn training and the algorithm images; the transform
+        # jobs run the preprocessor model, which pulls the scikit-learn serving image.
+        permissions.allow_image_pull(images)
 
     def _create_functions(self, data: DataConfig) -> None:
         bucket, key, retention = self._bucket, self._key, self._training.log_retention_days

@@ -79,6 +79,12 @@ class TemplateRenderer:
         if "Fn::GetStackOutput" in node:  # a CDK cross-stack reference: any stable literal will do
             reference = node["Fn::GetStackOutput"]
             return f"{reference['StackName']}.{reference['OutputName']}"
+        if "Fn::Split" in node:
+            delimiter, source = node["Fn::Split"]
+            return str(self.render(source)).split(delimiter)
+        if "Fn::Select" in node:
+            index, items = node["Fn::Select"]
+            return self.render(items)[int(index)]
         if "Fn::FindInMap" in node:
             mapping, first, second = (self.render(part) for part in node["Fn::FindInMap"])
             return self.template["Mappings"][mapping][first][second]

@@ -16,6 +16,7 @@ from project_config import load_default_config
 from project_config.loader import deep_merge, default_context
 from stacks.storage_stack import StorageExports
 from stacks.training_stack import TrainingStack
+from tests.cfn_render import TemplateRenderer
 from tests.conftest import REPO_ROOT, STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 
 SYNC = "arn:aws:states:::sagemaker:{}.sync"
@@ -281,6 +282,7 @@ def test_only_unscoped_apis_get_a_star_resource(synthesized: SynthesizedApp) -> 
     template = synthesized.template("training")
     allowed_star = {
         "cloudwatch:PutMetricData",
+        "ecr:GetAuthorizationToken",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
         "xray:GetSamplingRules",
@@ -353,3 +355,28 @@ def test_lambda_assets_hold_the_handler_and_the_shared_package(
     assert (folder / f"{name}.py").is_file()
     assert (folder / "mme_shared" / "s3_layout.py").is_file()
     assert not list(folder.rglob("__pycache__"))
+
+
+def test_job_role_pulls_exactly_the_jobs_images(synthesized: SynthesizedApp) -> None:
+    """ "How to use SageMaker AI execution roles" lists ECR pull actions for the jobs' images. The
+    repositories are AWS's (another account, whose repository policies are not ours to read), so this
+    is checked on the rendered policy rather than by the IAM evaluator."""
+    template = synthesized.template("training")
+    renderer = TemplateRenderer(template, STORAGE_EXPORTS)
+    (policy,) = [
+        r for k, r in resources_of_type(template, "AWS::IAM::ManagedPolicy").items()
+        if k.startswith("TrainingPipelineJobPermissions")
+    ]  # fmt: skip
+    pulls = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "ecr:BatchGetImage" in s["Action"]
+    ]
+    (pull,) = pulls
+    assert sorted(pull["Action"]) == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ]
+    assert set(renderer.render(pull["Resource"])) == {
+        "arn:aws:ecr:us-east-1:683313688378:repository/sagemaker-scikit-learn",
+        "arn:aws:ecr:us-east-1:382416733822:repository/linear-learner",
+    }
