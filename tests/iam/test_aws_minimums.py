@@ -6,6 +6,9 @@ the service makes, and the resource policy is the one that really applies (the t
 
 * CloudWatch alarms publishing to the encrypted alarm topic (Amazon SNS developer guide, "Amazon SNS
   access control case examples" and "Encryption at rest": compatibility with AWS services);
+* the training state machine's SageMaker ``.sync`` tasks (Step Functions developer guide, "IAM policies
+  for Amazon SageMaker AI": create/describe/stop on the job, PassRole to SageMaker only, the
+  EventBridge rules of the ``.sync`` pattern);
 * the training state machine running its Distributed Maps (Step Functions developer guide, "IAM
   policies for using Distributed Map states": StartExecution, Describe/StopExecution, RedriveExecution,
   the ItemReader's GetObject and the ResultWriter's PutObject, GetObject, ListMultipartUploadParts and
@@ -49,6 +52,7 @@ class Policies:
     state_machine_name: str
     state_machine_role: list[dict[str, Any]]
     job_role: list[dict[str, Any]]
+    job_role_name: str
 
 
 def _role_by_description(template: dict[str, Any], description: str) -> str:
@@ -84,6 +88,9 @@ def policies(synthesized: SynthesizedApp) -> Policies:
     training = synthesized.template("training")
     training_renderer = TemplateRenderer(training, STORAGE_EXPORTS)
     machine_id, _ = _one(training, "AWS::StepFunctions::StateMachine")
+    job_role = _role_by_description(
+        training, "SageMaker execution role of the training pipeline's jobs and models"
+    )
     return Policies(
         topic_arn=monitoring_renderer.render({"Ref": topic_id}),
         topic_policy=render_policy(topic_policy["Properties"]["PolicyDocument"], monitoring_renderer),
@@ -98,12 +105,8 @@ def policies(synthesized: SynthesizedApp) -> Policies:
         state_machine_role=role_identity_policies(
             training_renderer, _role_by_description(training, "Runs the training state machine")
         ),
-        job_role=role_identity_policies(
-            training_renderer,
-            _role_by_description(
-                training, "SageMaker execution role of the training pipeline's jobs and models"
-            ),
-        ),
+        job_role=role_identity_policies(training_renderer, job_role),
+        job_role_name=training_renderer.render({"Fn::GetAtt": [job_role, "Arn"]}).rsplit("/", 1)[1],
     )
 
 
@@ -314,6 +317,80 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
             principal=machine,
             resource_policy=p.key_policy,
         )
+
+    # -- The state machine's SageMaker .sync tasks ("IAM policies for Amazon SageMaker AI", the
+    # policies Step Functions generates for CreateTrainingJob/CreateTransformJob/CreateModel).
+    # SageMaker writes resource names into ARNs in lower case.
+    sagemaker = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+    jobs = {
+        "training-job": [f"pp-{RUN}", f"ll-newyork-ny-{RUN}"],
+        "transform-job": [f"tt-newyork-ny-{RUN}", f"tv-newyork-ny-{RUN}"],
+    }
+    verbs = {"training-job": "TrainingJob", "transform-job": "TransformJob"}
+    for kind, names in jobs.items():
+        for name in names:
+            for verb in ("Create", "Describe", "Stop"):
+                add(
+                    f"sfn: {verb}{verbs[kind]} {name}",
+                    ALLOWED,
+                    identity_policies=p.state_machine_role,
+                    action=f"sagemaker:{verb}{verbs[kind]}",
+                    resource=f"{sagemaker}:{kind}/{name}",
+                    principal=machine,
+                )
+            for action in ("sagemaker:AddTags", "sagemaker:ListTags"):
+                add(
+                    f"sfn: {action} on {name}",
+                    ALLOWED,
+                    identity_policies=p.state_machine_role,
+                    action=action,
+                    resource=f"{sagemaker}:{kind}/{name}",
+                    principal=machine,
+                )
+    add(
+        "sfn: CreateTrainingJob outside the job-name prefixes",
+        IMPLICIT,
+        identity_policies=p.state_machine_role,
+        action="sagemaker:CreateTrainingJob",
+        resource=f"{sagemaker}:training-job/someone-elses-job",
+        principal=machine,
+    )
+    add(
+        f"sfn: CreateModel pp-{RUN}",
+        ALLOWED,
+        identity_policies=p.state_machine_role,
+        action="sagemaker:CreateModel",
+        resource=f"{sagemaker}:model/pp-{RUN}",
+        principal=machine,
+    )
+    add(
+        "sfn: PassRole of the job role to SageMaker",
+        ALLOWED,
+        identity_policies=p.state_machine_role,
+        action="iam:PassRole",
+        resource=f"arn:aws:iam::{ACCOUNT}:role/{p.job_role_name}",
+        principal=machine,
+        context={"iam:PassedToService": "sagemaker.amazonaws.com"},
+    )
+    add(
+        "sfn: PassRole of the job role to another service",
+        IMPLICIT,
+        identity_policies=p.state_machine_role,
+        action="iam:PassRole",
+        resource=f"arn:aws:iam::{ACCOUNT}:role/{p.job_role_name}",
+        principal=machine,
+        context={"iam:PassedToService": "ec2.amazonaws.com"},
+    )
+    for kind in ("Training", "Transform"):
+        for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+            add(
+                f"sfn: {action} for the .sync {kind} job events",
+                ALLOWED,
+                identity_policies=p.state_machine_role,
+                action=action,
+                resource=f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForSageMaker{kind}JobsRule",
+                principal=machine,
+            )
 
     # -- SageMaker jobs: KMS-encrypted output and volumes ----------------------------------------
     job = _session("TrainingPipelineJobRole")
