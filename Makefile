@@ -2,6 +2,8 @@
 #   make synth   create .venv, install Python + npm dependencies, synthesize every stack to cdk.out/
 #   make test    the same setup, then lint, type-check and the whole test suite
 # Both are idempotent: dependencies are reinstalled only when a requirements/lock file changes.
+# `make test` also builds .venv-contract, the SageMaker scikit-learn container's toolkits that
+# tests/contract/ runs the preprocessor through (their pins conflict with .venv's).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,8 +23,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+CONTRACT_VENV := .venv-contract
+CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
 
-.PHONY: help setup synth test lint format snapshot-update diagram benchmark refresh-images deploy diff clean
+.PHONY: help setup contract-setup synth test lint format snapshot-update diagram benchmark refresh-images deploy diff clean clean-contract
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,13 +42,26 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Every package is pinned in requirements-contract.txt, hence --no-deps (the toolkits' own
+# declarations, e.g. flask==1.1.1, are not what the image runs). The `*` .gitignore keeps git and
+# ruff out of the venv; the patch script does what the image's Dockerfile does after its install.
+$(CONTRACT_STAMP): requirements-contract.txt scripts/patch_sagemaker_containers.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(CONTRACT_VENV)
+	@echo '*' > $(CONTRACT_VENV)/.gitignore
+	$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-contract.txt
+	$(CONTRACT_VENV)/bin/python scripts/patch_sagemaker_containers.py
+	@touch $@
+
 setup: $(PY_STAMP) $(NPM_STAMP) ## Create .venv and node_modules (only when needed)
+
+contract-setup: $(CONTRACT_STAMP) ## Create .venv-contract, the container toolkits for tests/contract (only when needed)
 
 synth: setup ## Synthesize every stack into cdk.out/ (CONFIG=path/to/file.json to override settings)
 	$(CDK) synth --quiet $(CDK_FLAGS)
 	@echo "Synthesized: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-test: setup lint ## Lint, type-check and run the whole test suite (synthesizes the app once)
+test: setup lint contract-setup ## Lint, type-check and run the whole test suite (synthesizes the app once)
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff (lint + format check) and mypy
@@ -79,3 +96,6 @@ diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS c
 
 clean: ## Remove cdk.out and caches (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+
+clean-contract: ## Remove .venv-contract (the next make test rebuilds it)
+	rm -rf $(CONTRACT_VENV)

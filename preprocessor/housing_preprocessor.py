@@ -14,7 +14,11 @@ Training (``python housing_preprocessor.py [--feature_dim N]``, as the container
     order): raw generated CSV, no header, the 8 features then PRICE last. Fits the transformer and
     writes ``preprocessor.joblib`` plus ``preprocessor.json`` (scikit-learn version, columns, row
     counts) to ``SM_MODEL_DIR``. The optional ``feature_dim`` hyperparameter makes the job fail
-    unless the output width equals the linear learner's ``feature_dim``.
+    unless the output width equals the linear learner's ``feature_dim``. A failed run writes its
+    reason to ``SM_OUTPUT_DIR/failure`` (``/opt/ml/output/failure``), which SageMaker shows as the
+    job's FailureReason: the container's runner does not capture the script's stderr, so without
+    that file the reason would be an empty ``ExecuteUserScriptError`` (the runner keeps a failure
+    file the script wrote).
 
 Serving (``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``)
     The environment variable ``MME_PREPROCESSOR_MODE`` on the SageMaker model or transform job
@@ -40,8 +44,16 @@ bare HTML 500 page (clients retry 5xx and never see the reason). So a bad reques
 returns it. It is a plain WSGI application, which Flask runs as the response: status 400 (bad
 content), 415 (unsupported Content-Type) or 406 (unsupported Accept) with a JSON body
 ``{"error": ..., "message": ...}`` whose message is one sentence naming what was wrong and what is
-allowed. A misconfigured *deployment* (unknown mode, artifact fitted with another scikit-learn)
-still raises, in ``model_fn``, so the container fails its health check at start-up.
+allowed; 413 for a body larger than SageMaker ever passes a container (6 MiB). A misconfigured
+*deployment* (unknown mode, artifact fitted with another scikit-learn) still raises, in
+``model_fn``, so the container fails its health check at start-up.
+
+With ``Content-Type`` exactly ``text/csv`` or ``application/json`` the container hands ``input_fn``
+the body already decoded as text, with every byte that is not valid UTF-8 replaced by U+FFFD
+(werkzeug decodes with ``errors="replace"``); any other type (``text/csv; charset=utf-8``) arrives
+as bytes. Both are refused alike when they are not UTF-8, so a U+FFFD in text is taken for the
+replacement it almost surely is, never for a category. ``tests/contract`` runs all of this through
+the container's real toolkits.
 
 Speed: serving does not call ``ColumnTransformer.transform`` (with pandas that costs milliseconds
 per request). :class:`LoadedPreprocessor` applies the fitted statistics directly with the same
@@ -97,6 +109,13 @@ can serve it with ``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code`` without reac
 ARTIFACT_FORMAT: Final = 1
 CSV_MEDIA_TYPE: Final = "text/csv"
 JSON_MEDIA_TYPE: Final = "application/json"
+MAX_REQUEST_BYTES: Final = 6 * 1024 * 1024
+"""The most SageMaker passes a container in one request: InvokeEndpoint takes at most 6 MB, and a
+batch transform's ``MaxPayloadInMB`` defaults to 6 (the training pipeline keeps the default)."""
+REPLACEMENT_CHARACTER: Final = "\ufffd"
+"""What the container's request decoding puts in place of bytes that are not valid UTF-8."""
+FAILURE_FILE: Final = "failure"
+"""Under ``SM_OUTPUT_DIR``: SageMaker reports its first 1024 characters as the FailureReason."""
 _NUMERIC_COUNT: Final = len(NUMERIC_FEATURE_COLUMNS)
 
 
@@ -447,16 +466,40 @@ def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+_NOT_UTF_8: Final = "The request body is not valid UTF-8 text; send UTF-8 encoded CSV or JSON."
+
+
 def decode_body(body: str | bytes | bytearray) -> str:
-    """Request bytes as text (UTF-8, an optional byte-order mark dropped)."""
+    """Request bytes as text (UTF-8, an optional byte-order mark dropped).
+
+    Text already decoded by the container with replacement (module docstring) is refused when it
+    holds U+FFFD, the mark of a byte that was not UTF-8.
+    """
     if isinstance(body, bytes | bytearray):
         try:
             return bytes(body).decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise InvalidRequestError(
-                "The request body is not valid UTF-8 text; send UTF-8 encoded CSV or JSON."
-            ) from None
+            raise InvalidRequestError(_NOT_UTF_8) from None
+    if REPLACEMENT_CHARACTER in body:
+        raise InvalidRequestError(_NOT_UTF_8)
     return body.removeprefix("\ufeff")
+
+
+def check_body_size(body: str | bytes | bytearray) -> None:
+    """Refuse (413) a body larger than :data:`MAX_REQUEST_BYTES`, counted in UTF-8 bytes."""
+    if isinstance(body, str):
+        if len(body) * 4 <= MAX_REQUEST_BYTES:  # a character takes at most 4 bytes in UTF-8
+            return
+        size = len(body.encode("utf-8", errors="surrogatepass"))
+    else:
+        size = len(body)
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidRequestError(
+            f"The request body is {size:,} bytes, more than the {MAX_REQUEST_BYTES:,} bytes "
+            f"({MAX_REQUEST_BYTES // 2**20} MiB) "
+            "SageMaker passes a container in one request; send the rows in smaller requests.",
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        )
 
 
 def parse_request(body: str | bytes | bytearray, content_type: str | None, mode: Mode) -> ParsedBatch:
@@ -467,6 +510,7 @@ def parse_request(body: str | bytes | bytearray, content_type: str | None, mode:
             f"Content type {content_type!r} is not supported; send {CSV_MEDIA_TYPE} or {JSON_MEDIA_TYPE}.",
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
         )
+    check_body_size(body)
     text = decode_body(body)
     if not text.strip():
         raise InvalidRequestError(
@@ -626,13 +670,30 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None) -> P
         return RejectedRequest.from_error(error)
 
 
+def _check_finite(features: FloatArray, batch: ParsedBatch) -> None:
+    """Refuse a number so large that standardising it overflows float64 (it would be sent as inf)."""
+    if np.isfinite(features).all():
+        return
+    row, column = (int(index) for index in np.argwhere(~np.isfinite(features))[0])
+    value = _shown(float(batch.numeric[row, column]))
+    raise InvalidRequestError(
+        f"Row {row + 1}, column {NUMERIC_FEATURE_COLUMNS[column]}: {value} is out of range: "
+        "standardising it overflows a 64-bit float."
+    )
+
+
 def predict_fn(
     input_data: ParsedBatch | RejectedRequest, model: LoadedPreprocessor
 ) -> TransformedBatch | RejectedRequest:
     """Apply the fitted preprocessor; a rejected request passes through untouched."""
     if isinstance(input_data, RejectedRequest):
         return input_data
-    return TransformedBatch(features=model.transform(input_data), labels=input_data.labels)
+    features = model.transform(input_data)
+    try:
+        _check_finite(features, input_data)
+    except InvalidRequestError as error:
+        return RejectedRequest.from_error(error)
+    return TransformedBatch(features=features, labels=input_data.labels)
 
 
 def _response_media_type(accept: str | None) -> str:
@@ -754,6 +815,17 @@ def train(train_dir: Path, model_dir: Path, feature_dim: int | None = None) -> d
     return metadata
 
 
+def report_failure(reason: str, environ: Mapping[str, str]) -> None:
+    """Print ``reason`` and write it to ``SM_OUTPUT_DIR/failure``, where SageMaker reads the
+    FailureReason (the container's runner keeps a failure file the script wrote; module docstring)."""
+    print(reason, file=sys.stderr)
+    output_dir = environ.get("SM_OUTPUT_DIR")
+    if output_dir:
+        failure = Path(output_dir) / FAILURE_FILE
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(reason + "\n", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Script-mode entry: SageMaker runs ``python housing_preprocessor.py --<hyperparameter> <value>``."""
     env = os.environ if environ is None else environ
@@ -776,8 +848,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         metadata = train(args.train, args.model_dir, args.feature_dim)
     except TrainingInputError as error:
-        print(f"Preprocessor training failed: {error}", file=sys.stderr)
+        report_failure(f"Preprocessor training failed: {error}", env)
         return 1
+    except Exception as error:
+        report_failure(f"Preprocessor training failed unexpectedly: {type(error).__name__}: {error}", env)
+        raise
     print(
         json.dumps(
             {key: metadata[key] for key in ("training_rows", "output_columns", "scikit_learn_version")}
