@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
-import botocore.session
+import botocore.session  # type: ignore[import-untyped]
 import pytest
 
 INTEGRATION_PREFIX: Final = "arn:aws:states:::sagemaker:"

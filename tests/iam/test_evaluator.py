@@ -446,7 +446,7 @@ def test_what_cannot_be_rendered_is_refused() -> None:
     placeholder = policy({"Effect": "Allow", "Action": INVOKE, "Resource": "MmeEndpoint.PublishOutputX"})
     with pytest.raises(RenderError, match=r"Resource 'MmeEndpoint.PublishOutputX' is not an ARN"):
         render_policy(placeholder, TENANT_RENDERER)
-    unknown = policy({"Effect": "Allow", "Action": INVOKE, "Resource": {"Fn::Select": [0, [ENDPOINT]]}})
+    unknown = policy({"Effect": "Allow", "Action": INVOKE, "Resource": {"Fn::Base64": ENDPOINT}})
     with pytest.raises(RenderError, match="intrinsics left after rendering"):
         render_policy(unknown, TENANT_RENDERER)
 
