@@ -69,9 +69,10 @@ GENERATION_CONCURRENCY: Final = 40
 # https://docs.aws.amazon.com/step-functions/latest/dg/connect-sagemaker.html, whose own example
 # retries these two names): "SageMaker." + the SDK's exception class. Errors the API models get their
 # own class (ResourceLimitExceeded -> SageMaker.ResourceLimitExceededException); throttling and
-# service errors arrive as SageMaker.AmazonSageMakerException. Only errors after which nothing was
-# created are retried: a retry repeats the create with the same name, which after a call that went
-# through can only fail as a duplicate (tests/test_sagemaker_retries.py checks the names against
+# service errors arrive as SageMaker.AmazonSageMakerException (so do validation and permission
+# errors, which no finer name separates: they are retried too, and the tests validate every request
+# instead). Only errors after which nothing was created are retried: a retry repeats the create with
+# the same name, which after a call that went through can only fail as a duplicate (tests/test_sagemaker_retries.py checks the names against
 # botocore's SageMaker model).
 _SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException"]
 _SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException"]
@@ -220,9 +221,13 @@ class TrainingPipeline(Construct):
         )
         source = self.preprocessor_source
         permissions.allow(["s3:GetObject"], [source.bucket.arn_for_objects(source.s3_object_key)])
-        # SageMaker API reference, OutputDataConfig.KmsKeyId and TransformOutput.KmsKeyId: "If you use
-        # a KMS key ID or an alias of your KMS key, the SageMaker execution role must include
-        # permissions to call kms:Encrypt." Decrypt/GenerateDataKey read and write the SSE-KMS objects.
+        # SageMaker API reference, OutputDataConfig.KmsKeyId: "If you use a KMS key ID or an alias of
+        # your KMS key, the SageMaker execution role must include permissions to call kms:Encrypt";
+        # "How to use SageMaker AI execution roles" (CreateTrainingJob; the transform jobs write their
+        # output with the same key): a KMS key in the output configuration needs kms:Encrypt, a volume
+        # KMS key in the resource configuration kms:CreateGrant
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html). Decrypt and
+        # GenerateDataKey read and write the SSE-KMS objects.
         permissions.allow_key(self._key, [*access.KMS_WRITE, "kms:Encrypt", "kms:DescribeKey"])
         # VolumeKmsKeyId: SageMaker attaches the encrypted ML volume through a grant.
         permissions.allow_key_grants_for_aws_resources(self._key)
@@ -379,15 +384,18 @@ class TrainingPipeline(Construct):
                 for handler in (self.plan_run, self.generate_data, self.promote_artifact, self.summarize_run)
             ],
         )
+        # "IAM policies for Amazon SageMaker AI" (what Step Functions generates for these tasks,
+        # https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html): create/describe/stop
+        # on the job, sagemaker:ListTags on "*", PassRole to SageMaker, the .sync EventBridge rules.
         permissions.allow(
             ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-             "sagemaker:AddTags", "sagemaker:ListTags"],
+             "sagemaker:AddTags"],
             [self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)],
             why_wildcard="Job names are made per run and location (pp-<run>, ll-<location>-<run>).",
         )  # fmt: skip
         permissions.allow(
             ["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
-             "sagemaker:AddTags", "sagemaker:ListTags"],
+             "sagemaker:AddTags"],
             [self._sagemaker_arn("transform-job", f"{step}-*") for step in TRANSFORM_STEPS],
             why_wildcard="Transform job names are made per run and location (tt-/tv-<location>-<run>).",
         )  # fmt: skip
@@ -395,6 +403,13 @@ class TrainingPipeline(Construct):
             ["sagemaker:CreateModel", "sagemaker:AddTags"],
             [self._sagemaker_arn("model", f"{PREPROCESSOR_STEP}-*")],
             why_wildcard="Each run creates its preprocessor model pp-<run>.",
+        )
+        permissions.allow(
+            ["sagemaker:ListTags"],
+            ["*"],
+            why_wildcard="Step Functions' SageMaker integration lists tags on resources AWS does not "
+            "name; AWS's generated policy (and CDK's SageMakerCreateModel) grant this read-only "
+            "action on *.",
         )
         permissions.allow(
             ["iam:PassRole"],
@@ -465,11 +480,15 @@ class TrainingPipeline(Construct):
                 stack.format_arn(
                     service="states",
                     resource="execution",
-                    resource_name=f"{self.state_machine.state_machine_name}/*",
+                    resource_name=f"{self.state_machine.state_machine_name}{separator}*",
                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                 )
+                # <name>:* the executions themselves (as the page lists for DescribeExecution),
+                # <name>/* the child executions of its Map Runs (<name>/<map run label>:<id>).
+                for separator in (":", "/")
             ],
-            why_wildcard="Child executions of a Map Run are named by Step Functions at run time.",
+            why_wildcard="Executions and their Map Runs' child executions are named by Step Functions "
+            "at run time.",
         )
 
     # ------------------------------------------------------------------------------------------

@@ -283,6 +283,7 @@ def test_only_unscoped_apis_get_a_star_resource(synthesized: SynthesizedApp) -> 
     allowed_star = {
         "cloudwatch:PutMetricData",
         "ecr:GetAuthorizationToken",
+        "sagemaker:ListTags",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
         "xray:GetSamplingRules",

@@ -13,9 +13,9 @@ the service makes, and the resource policy is the one that really applies (the t
   policies for using Distributed Map states": StartExecution, Describe/StopExecution, RedriveExecution,
   the ItemReader's GetObject and the ResultWriter's PutObject, GetObject, ListMultipartUploadParts and
   AbortMultipartUpload, and the key of an SSE-KMS bucket);
-* SageMaker jobs writing KMS-encrypted output (SageMaker API reference, ``OutputDataConfig.KmsKeyId``
-  and ``TransformOutput.KmsKeyId``: the role needs ``kms:Encrypt``) and encrypting their volumes
-  (``kms:CreateGrant``, which must be limited to grants for AWS resources).
+* SageMaker jobs writing KMS-encrypted output (SageMaker API reference, ``OutputDataConfig.KmsKeyId``,
+  and "How to use SageMaker AI execution roles": the role needs ``kms:Encrypt``) and encrypting their
+  volumes (``kms:CreateGrant``, which must be limited to grants for AWS resources).
 
 Policies come from the session's synthesized default app, rendered to literals.
 """
@@ -248,6 +248,15 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
             resource=child_execution,
             principal=machine,
         )
+    for action in ("states:DescribeExecution", "states:StopExecution"):
+        add(  # the page lists DescribeExecution on execution:<name>:*, the executions themselves
+            f"map: {action} of an execution of the state machine",
+            ALLOWED,
+            identity_policies=p.state_machine_role,
+            action=action,
+            resource=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{p.state_machine_name}:{RUN}",
+            principal=machine,
+        )
     add(
         "map: DescribeExecution of another state machine's execution",
         IMPLICIT,
@@ -338,7 +347,7 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
                     resource=f"{sagemaker}:{kind}/{name}",
                     principal=machine,
                 )
-            for action in ("sagemaker:AddTags", "sagemaker:ListTags"):
+            for action in ("sagemaker:AddTags",):
                 add(
                     f"sfn: {action} on {name}",
                     ALLOWED,
@@ -355,6 +364,15 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
         resource=f"{sagemaker}:training-job/someone-elses-job",
         principal=machine,
     )
+    for resource in (f"{sagemaker}:model/pp-{RUN}", f"{sagemaker}:training-job/ll-newyork-ny-{RUN}"):
+        add(  # the page grants ListTags on "*": AWS does not say on which resources it is called
+            f"sfn: ListTags on {resource.rsplit(':', 1)[1]}",
+            ALLOWED,
+            identity_policies=p.state_machine_role,
+            action="sagemaker:ListTags",
+            resource=resource,
+            principal=machine,
+        )
     add(
         f"sfn: CreateModel pp-{RUN}",
         ALLOWED,
