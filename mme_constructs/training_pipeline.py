@@ -16,7 +16,9 @@ Flow::
            -> TrainModel (linear learner, .sync) -> PromoteModel (Lambda)
            any failure -> a FAILED record for that location only (per-item Catch)
          results -> pipeline-runs/<run>/results/ (ResultWriter)
-      -> PromotePreprocessor (Lambda) -> Summarize (Lambda: pipeline-runs/<run>/summary.json)
+      -> Summarize (Lambda: pipeline-runs/<run>/summary.json)
+      -> AnythingPromoted? -> PromotePreprocessor (Lambda) -> RunSucceeded (output: the summary)
+                           else NothingPromoted (the run fails; nothing served changed)
 
 Locations never appear in the template: both Maps read the plan from S3, so the template is the
 same size for 4 or 10,000 locations.
@@ -72,8 +74,8 @@ GENERATION_CONCURRENCY: Final = 40
 # service errors arrive as SageMaker.AmazonSageMakerException (so do validation and permission
 # errors, which no finer name separates: they are retried too, and the tests validate every request
 # instead). Only errors after which nothing was created are retried: a retry repeats the create with
-# the same name, which after a call that went through can only fail as a duplicate (tests/test_sagemaker_retries.py checks the names against
-# botocore's SageMaker model).
+# the same name, which after a call that went through can only fail as a duplicate
+# (tests/test_sagemaker_retries.py checks the names against botocore's SageMaker model).
 _SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException"]
 _SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException"]
 
@@ -660,7 +662,17 @@ class TrainingPipeline(Construct):
                 }
             ),
             payload_response_only=True,
+            result_path="$.summary",
         )
+        nothing_promoted = sfn.Fail(
+            self,
+            "NothingPromoted",
+            error="NothingPromoted",
+            cause="No location of this run was promoted (every location failed), so the preprocessor "
+            "was not promoted either and nothing that is served changed; the run's summary "
+            "(pipeline-runs/<run id>/summary.json) says why each location failed.",
+        )
+        run_succeeded = sfn.Pass(self, "RunSucceeded", input_path="$.summary")
         for state in (plan_inline, plan_manifest, generate, fit_preprocessor, create_model, train_locations,
                       promote_preprocessor, summarize):  # fmt: skip
             state.add_catch(run_failed, result_path="$.failure")
@@ -669,8 +681,15 @@ class TrainingPipeline(Construct):
             generate.next(fit_preprocessor)
             .next(create_model)
             .next(train_locations)
-            .next(promote_preprocessor)
             .next(summarize)
+            .next(
+                sfn.Choice(self, "AnythingPromoted")
+                .when(
+                    sfn.Condition.number_greater_than("$.summary.succeeded_count", 0),
+                    promote_preprocessor.next(run_succeeded),
+                )
+                .otherwise(nothing_promoted)
+            )
         )
         plan_inline.next(after_plan)
         plan_manifest.next(after_plan)

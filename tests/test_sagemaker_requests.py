@@ -269,9 +269,14 @@ def _choice_matches(rule: Mapping[str, Any], data: Any, context: Context) -> boo
     if "Not" in rule:
         return not _choice_matches(rule["Not"], data, context)
     operators = set(rule) - {"Variable", "Next"}
+    if operators == {"NumericGreaterThan"}:
+        value = read_path(rule["Variable"], data, context)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UnsupportedDefinitionError(f"NumericGreaterThan on {value!r}, not a number")
+        return value > rule["NumericGreaterThan"]
     if operators != {"IsPresent"}:
         raise UnsupportedDefinitionError(
-            f"Choice rule with {sorted(operators)} (only IsPresent, And, Or, Not)"
+            f"Choice rule with {sorted(operators)} (only IsPresent, NumericGreaterThan, And, Or, Not)"
         )
     try:
         read_path(rule["Variable"], data, context)
@@ -305,7 +310,7 @@ STATE_FIELDS: Final = {
         "Catch", "Retry", "Label",
     },
     "Parallel": {"Branches", "ResultPath", "ResultSelector", "Catch", "Retry"},
-    "Pass": {"Parameters", "Result", "ResultPath"},
+    "Pass": {"Parameters", "Result", "ResultPath", "InputPath"},
     "Choice": {"Choices", "Default"},
     "Fail": {"Error", "Cause", "ErrorPath", "CausePath"},
     "Succeed": set(),
@@ -362,7 +367,8 @@ class Execution:
             "PlanRun": self._plan_run,
             "GenerateData": lambda event: {"location": event["location"], "splits": list(s3_layout.SPLITS)},
             "PromoteArtifact": self._promote,
-            "SummarizeRun": lambda event: {"run_id": event["run_id"]},
+            # The success path: every SageMaker request of the walk succeeds, so a location succeeded.
+            "SummarizeRun": lambda event: {"run_id": event["run_id"], "succeeded_count": 1},
         }
         kinds = [kind for kind in handlers if kind in match.group(1)]
         if len(kinds) != 1:
@@ -462,6 +468,8 @@ class Execution:
         if kind == "Succeed":
             return data, None
         if kind == "Pass":
+            if "InputPath" in state:
+                data = read_path(state["InputPath"], data, context)
             result = (
                 resolve(state["Parameters"], data, context)
                 if "Parameters" in state

@@ -225,6 +225,7 @@ def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: 
         "succeeded": succeeded,
         "failed": [],
         "truncated": False,
+        "nothing_promoted": False,
     }
     assert flow.read_json(s3_layout.run_summary_key(RUN_ID)) == {
         "run_id": RUN_ID,
@@ -232,6 +233,7 @@ def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: 
         "failed": [],
         "succeeded_count": 3,
         "failed_count": 0,
+        "nothing_promoted": False,
     }
 
     # The plan: one item per location, in input order.
@@ -360,6 +362,28 @@ def test_one_failing_location_does_not_stop_the_others(
     assert flow.read(s3_layout.PREPROCESSOR_ARTIFACT_KEY) == artifact_bytes(
         naming.preprocessor_job_name(RUN_ID)
     )
+
+
+def test_a_run_that_promotes_nothing_fails_and_changes_nothing_served(flow: Flow) -> None:
+    for location in LOCATIONS:
+        flow.fakes.sagemaker.failing_locations[location] = FAILURE_REASON
+
+    execution = flow.run(RUN_ID, {"locations": LOCATIONS})
+
+    assert (execution.status, execution.error) == ("FAILED", "NothingPromoted"), execution.explain()
+    assert execution.cause is not None
+    assert "No location of this run was promoted" in execution.cause
+    assert "summary.json" in execution.cause
+    assert "PromotePreprocessor" not in execution.entered_states()
+    # Nothing that the endpoint reads changed: no model, no pointer, no preprocessor.
+    for location in LOCATIONS:
+        _assert_not_promoted(flow, location)
+    assert flow.keys(s3_layout.PREPROCESSOR_ARTIFACT_KEY) == []
+    # The summary says so, and why each location failed.
+    summary = flow.read_json(s3_layout.run_summary_key(RUN_ID))
+    assert (summary["succeeded_count"], summary["failed_count"], summary["nothing_promoted"]) == (0, 3, True)
+    assert sorted(entry["location"] for entry in summary["failed"]) == sorted(LOCATIONS)
+    assert all(FAILURE_REASON in entry["cause"] for entry in summary["failed"])
 
 
 @pytest.mark.parametrize(

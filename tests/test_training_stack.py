@@ -49,9 +49,20 @@ def test_main_flow_runs_the_steps_in_order(training_definition: dict[str, Any]) 
     ]
     assert choice["Default"] == "InvalidInput"
     expected = ["GenerateData", "FitPreprocessor", "CreatePreprocessorModel", "TrainLocations",
-                "PromotePreprocessor", "Summarize"]  # fmt: skip
+                "Summarize", "AnythingPromoted"]  # fmt: skip
     assert _chain(states, "PlanFromList") == ["PlanFromList", *expected]
     assert _chain(states, "PlanFromManifest") == ["PlanFromManifest", *expected]
+    # The preprocessor is promoted only when a location was: otherwise the run fails, unchanged.
+    (promoted,) = states["AnythingPromoted"]["Choices"]
+    assert promoted == {
+        "Variable": "$.summary.succeeded_count",
+        "NumericGreaterThan": 0,
+        "Next": "PromotePreprocessor",
+    }
+    assert states["AnythingPromoted"]["Default"] == "NothingPromoted"
+    assert states["NothingPromoted"]["Type"] == "Fail"
+    assert _chain(states, "PromotePreprocessor") == ["PromotePreprocessor", "RunSucceeded"]
+    assert states["RunSucceeded"] == {"Type": "Pass", "InputPath": "$.summary", "End": True}
     assert (
         training_definition["TimeoutSeconds"] == load_default_config().training.execution_timeout_minutes * 60
     )

@@ -45,7 +45,10 @@ result file anywhere else is refused with ResultsOutsideRun before anything is r
 summary is written to ``s3_layout.run_summary_key(run_id)`` (SSE-KMS by the bucket's default)::
 
     {"run_id", "succeeded": [...by location], "failed": [...by location],
-     "succeeded_count", "failed_count"}
+     "succeeded_count", "failed_count", "nothing_promoted"}
+
+``nothing_promoted`` is true when no location succeeded: the state machine then fails the run
+(``NothingPromoted``) without promoting the preprocessor, so nothing that is served changes.
 
 with succeeded entries ``{"location", "training_job_name", "target_model", "model_version",
 "validation_metrics"}`` and failed entries ``{"location", "failed_step", "error", "cause",
@@ -303,6 +306,7 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
         "failed": [_as_dict(entry) for entry in failed],
         "succeeded_count": len(succeeded),
         "failed_count": len(failed),
+        "nothing_promoted": not succeeded,
     }
     summary_key = s3_layout.run_summary_key(run_id)
     s3.put_object(
@@ -326,6 +330,7 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
         "succeeded": [_as_dict(entry) for entry in succeeded[:RETURNED_ENTRIES]],
         "failed": [_as_dict(entry) for entry, _ in returned_failed],
         "truncated": truncated,
+        "nothing_promoted": not succeeded,
     }
 
 

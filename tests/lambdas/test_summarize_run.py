@@ -252,6 +252,7 @@ def test_a_realistic_export_is_summarised_by_location(aws: MotoAccount) -> None:
         "succeeded": EXPECTED_SUCCEEDED,
         "failed": EXPECTED_FAILED,
         "truncated": False,
+        "nothing_promoted": False,
     }
     assert json.loads(aws.read(SUMMARY_KEY)) == {
         "run_id": RUN_ID,
@@ -259,6 +260,7 @@ def test_a_realistic_export_is_summarised_by_location(aws: MotoAccount) -> None:
         "failed": EXPECTED_FAILED,
         "succeeded_count": 3,
         "failed_count": 3,
+        "nothing_promoted": False,
     }
     reads = [call.key for call in aws.recorder.calls if call.operation == "GetObject"]
     assert reads == [
@@ -326,6 +328,7 @@ def test_an_empty_map_run_gives_an_empty_summary(aws: MotoAccount) -> None:
         "succeeded": [],
         "failed": [],
         "truncated": False,
+        "nothing_promoted": True,
     }
 
 
