@@ -273,7 +273,7 @@ def _choice_matches(rule: Mapping[str, Any], data: Any, context: Context) -> boo
         value = read_path(rule["Variable"], data, context)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UnsupportedDefinitionError(f"NumericGreaterThan on {value!r}, not a number")
-        return value > rule["NumericGreaterThan"]
+        return bool(value > rule["NumericGreaterThan"])
     if operators != {"IsPresent"}:
         raise UnsupportedDefinitionError(
             f"Choice rule with {sorted(operators)} (only IsPresent, NumericGreaterThan, And, Or, Not)"
