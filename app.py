@@ -59,6 +59,7 @@ def build_app(
         app,
         config.stack_prefix,
         endpoint_arn=endpoint.endpoint.endpoint_arn,
+        storage=storage.exports,
         tenants=config.tenants,
         env=env,
     )

@@ -11,6 +11,14 @@ prefix). Every tenant policy here therefore has three parts:
 * Deny a request without a TargetModel (an unconditioned call would otherwise reach no model but
   should not be allowed to try).
 
+A tenant also needs to learn the current TargetModel of the models it may invoke: each location's
+pointer ``model-pointers/<location>.json`` names it. Every tenant policy therefore also allows
+``s3:GetObject`` on exactly the pointers of the locations its patterns cover (a pattern's first path
+segment is the location, so ``company_a/*`` gives ``model-pointers/company_a.json`` and a wildcard
+there covers the same locations the invoke condition does), and ``kms:Decrypt`` on the project key
+only through S3 (``kms:ViaService``), which decides GetObject first. Nothing else in the bucket is
+readable, and no other tenant's pointer.
+
 Two ways to hand these out: ``roles`` (one role per tenant, patterns from config) and ``abac``
 (one role for every tenant; the pattern is ``${aws:PrincipalTag/tenant}/*`` from the caller's
 session tag, so the template does not grow with the number of tenants).
@@ -18,13 +26,16 @@ session tag, so the template does not grow with the number of tenants).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from mme_constructs import access
+from mme_shared import s3_layout
 from mme_shared.naming import tenant_role_output_key
 from project_config.model import TenantConfig
 
@@ -60,6 +71,46 @@ def invoke_statements(endpoint_arn: str, model_patterns: Sequence[str]) -> list[
     ]
 
 
+_FIRST_SEGMENT = re.compile(r"(?:\$\{[^}]*\}|[^/])*")
+"""A pattern's first path segment; a policy variable such as ``${aws:PrincipalTag/tenant}`` is one piece."""
+
+
+def pointer_key_patterns(model_patterns: Sequence[str]) -> list[str]:
+    """The pointer keys of the locations that ``model_patterns`` may invoke, in pattern order."""
+    keys: dict[str, None] = {}
+    for pattern in model_patterns:
+        match = _FIRST_SEGMENT.match(pattern)
+        assert match is not None  # the expression matches the empty string at least
+        keys[f"{s3_layout.MODEL_POINTERS_PREFIX}{match.group(0)}.json"] = None
+    return list(keys)
+
+
+def pointer_statements(
+    policy: iam.ManagedPolicy, *, bucket_arn: str, key_arn: str, model_patterns: Sequence[str]
+) -> None:
+    """Let the policy's role read its own locations' pointers (and nothing else in the bucket)."""
+    resources = [f"{bucket_arn}/{key}" for key in pointer_key_patterns(model_patterns)]
+    policy.add_statements(
+        iam.PolicyStatement(sid="ReadOwnModelPointers", actions=["s3:GetObject"], resources=resources),
+        iam.PolicyStatement(
+            sid="DecryptPointersThroughS3",
+            actions=["kms:Decrypt"],
+            resources=[key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+        ),
+    )
+    stack = Stack.of(policy)
+    for resource in resources:
+        flat = access.flatten_reference(stack.resolve(resource))
+        if "*" in flat:
+            access.acknowledge(
+                policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]",
+                "The tenant's own model patterns contain a wildcard; the pointer keys it covers are the "
+                "locations its InvokeEndpoint condition already covers.",
+            )
+
+
 def _principal(trusted: str) -> iam.IPrincipal:
     return iam.AccountPrincipal(trusted) if trusted.isdigit() else iam.ArnPrincipal(trusted)
 
@@ -78,6 +129,8 @@ class TenantRoles(Construct):
         construct_id: str,
         *,
         endpoint_arn: str,
+        bucket_arn: str,
+        key_arn: str,
         tenants: Mapping[str, TenantConfig],
         shared_model_patterns: Sequence[str],
     ) -> None:
@@ -94,13 +147,15 @@ class TenantRoles(Construct):
                 description=f"Invokes only tenant {name}'s models on the multi-model endpoint",
                 max_session_duration=Duration.hours(tenant.max_session_duration_hours),
             )
-            iam.ManagedPolicy(
+            patterns = [*tenant.model_patterns, *shared_model_patterns]
+            policy = iam.ManagedPolicy(
                 self,
                 f"{name}-invoke",
                 roles=[role],
-                description=f"Tenant {name}: InvokeEndpoint limited by sagemaker:TargetModel",
-                statements=invoke_statements(endpoint_arn, [*tenant.model_patterns, *shared_model_patterns]),
+                description=f"Tenant {name}: InvokeEndpoint limited by TargetModel, and its pointers",
+                statements=invoke_statements(endpoint_arn, patterns),
             )
+            pointer_statements(policy, bucket_arn=bucket_arn, key_arn=key_arn, model_patterns=patterns)
             CfnOutput(
                 scope,
                 tenant_role_output_key(name),
@@ -124,6 +179,8 @@ class TenantAbacRole(Construct):
         construct_id: str,
         *,
         endpoint_arn: str,
+        bucket_arn: str,
+        key_arn: str,
         trusted_principals: Sequence[str],
         shared_model_patterns: Sequence[str],
     ) -> None:
@@ -153,12 +210,18 @@ class TenantAbacRole(Construct):
                 conditions={"Null": {f"aws:PrincipalTag/{TENANT_TAG}": "true"}},
             )
         )
-        iam.ManagedPolicy(
+        policy = iam.ManagedPolicy(
             self,
             "Invoke",
             roles=[self.role],
             description="Any tenant: InvokeEndpoint limited to <tenant tag>/* and shared models",
             statements=statements,
+        )
+        pointer_statements(
+            policy,
+            bucket_arn=bucket_arn,
+            key_arn=key_arn,
+            model_patterns=[ABAC_TENANT_PATTERN, *shared_model_patterns],
         )
         CfnOutput(
             scope, "TenantAbacRoleArn", value=self.role.role_arn, description="Assume with tag tenant=<name>"

@@ -13,11 +13,12 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from aws_cdk import Environment, Stack
+from aws_cdk import Environment, Fn, Stack
 from constructs import Construct
 
 from mme_constructs.tenant_access import TenantAbacRole, TenantRoles
 from project_config.model import TenantConfig, TenantsConfig
+from stacks.storage_stack import StorageExports
 
 TENANT_SHARDS: Final = 16
 MAX_TENANTS_PER_STACK: Final = 190
@@ -51,6 +52,7 @@ class TenantRolesStack(Stack):
         construct_id: str,
         *,
         endpoint_arn: str,
+        storage: StorageExports,
         tenants: Mapping[str, TenantConfig],
         shared_model_patterns: Sequence[str],
         env: Environment | None = None,
@@ -65,6 +67,8 @@ class TenantRolesStack(Stack):
             self,
             "TenantRoles",
             endpoint_arn=endpoint_arn,
+            bucket_arn=Fn.import_value(storage.bucket_arn),
+            key_arn=Fn.import_value(storage.key_arn),
             tenants=tenants,
             shared_model_patterns=shared_model_patterns,
         )
@@ -79,6 +83,7 @@ class TenantAbacStack(Stack):
         construct_id: str,
         *,
         endpoint_arn: str,
+        storage: StorageExports,
         tenants: TenantsConfig,
         env: Environment | None = None,
     ) -> None:
@@ -92,19 +97,32 @@ class TenantAbacStack(Stack):
             self,
             "TenantAccess",
             endpoint_arn=endpoint_arn,
+            bucket_arn=Fn.import_value(storage.bucket_arn),
+            key_arn=Fn.import_value(storage.key_arn),
             trusted_principals=tenants.abac_trusted_principals,
             shared_model_patterns=tenants.shared_model_patterns,
         )
 
 
 def build_tenant_stacks(
-    scope: Construct, prefix: str, *, endpoint_arn: str, tenants: TenantsConfig, env: Environment | None
+    scope: Construct,
+    prefix: str,
+    *,
+    endpoint_arn: str,
+    storage: StorageExports,
+    tenants: TenantsConfig,
+    env: Environment | None,
 ) -> list[Stack]:
     """The tenant stacks the configuration asks for (none when there are no tenants)."""
     if tenants.mode == "abac":
         return [
             TenantAbacStack(
-                scope, f"{prefix}TenantAccess", endpoint_arn=endpoint_arn, tenants=tenants, env=env
+                scope,
+                f"{prefix}TenantAccess",
+                endpoint_arn=endpoint_arn,
+                storage=storage,
+                tenants=tenants,
+                env=env,
             )
         ]
     return [
@@ -112,6 +130,7 @@ def build_tenant_stacks(
             scope,
             f"{prefix}Tenants{index:02d}",
             endpoint_arn=endpoint_arn,
+            storage=storage,
             tenants=members,
             shared_model_patterns=tenants.shared_model_patterns,
             env=env,

@@ -8,9 +8,11 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from mme_constructs.tenant_access import ABAC_TENANT_PATTERN
+from app import add_compliance_checks
+from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, pointer_key_patterns
 from mme_shared.naming import tenant_role_output_key
 from project_config.model import TenantsConfig
+from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import (
     MAX_TENANTS_PER_STACK,
     TENANT_SHARDS,
@@ -45,7 +47,9 @@ def _tenants(count: int, *, mode: str = "roles") -> TenantsConfig:
 
 def _templates(cdk_context: dict[str, Any], tenants: TenantsConfig) -> dict[str, dict[str, Any]]:
     app = cdk.App(context=cdk_context)
-    stacks = build_tenant_stacks(app, "Mme", endpoint_arn=ENDPOINT_ARN, tenants=tenants, env=None)
+    stacks = build_tenant_stacks(
+        app, "Mme", endpoint_arn=ENDPOINT_ARN, storage=StorageExports("MmeStorage"), tenants=tenants, env=None
+    )
     assembly = app.synth()
     assert {s.stack_name for s in stacks} == {s.stack_name for s in assembly.stacks}
     return {s.stack_name: s.template for s in assembly.stacks}
@@ -69,7 +73,11 @@ def test_abac_template_does_not_grow_with_tenants(cdk_context: dict[str, Any]) -
     assert json.dumps(few, sort_keys=True) == json.dumps(many, sort_keys=True)
     (template,) = few.values()
     (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
-    (allow,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    (allow,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "InvokeOnlyTheseModels"
+    ]
     assert allow["Condition"]["StringLike"]["sagemaker:TargetModel"] == [ABAC_TENANT_PATTERN, "common/*"]
     (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
@@ -108,3 +116,45 @@ def test_no_tenants_no_stacks(cdk_context: dict[str, Any]) -> None:
 def test_output_ids_name_the_tenant() -> None:
     assert tenant_role_output_key("company_a") == "TenantRoleCompanyA"
     assert tenant_role_output_key("acme-eu_2") == "TenantRoleAcmeEu2"
+
+
+def test_wildcard_patterns_give_pointer_patterns_and_pass_cdk_nag(cdk_context: dict[str, Any]) -> None:
+    """A tenant pattern with a wildcard covers the same locations' pointers, acknowledged beside it."""
+    assert pointer_key_patterns(["company_a/*", "company_*/eu/*", "common/*", "company_a/x/*"]) == [
+        "model-pointers/company_a.json",
+        "model-pointers/company_*.json",
+        "model-pointers/common.json",
+    ]
+    assert pointer_key_patterns([ABAC_TENANT_PATTERN]) == ["model-pointers/${aws:PrincipalTag/tenant}.json"]
+    tenants = TenantsConfig.model_validate(
+        {
+            "mode": "roles",
+            "shared_model_patterns": [],
+            "abac_trusted_principals": [],
+            "tenants": {
+                "group": {
+                    "model_patterns": ["company_*/*"],
+                    "trusted_principals": ["111122223333"],
+                    "max_session_duration_hours": 1,
+                }
+            },
+        }
+    )
+    app = cdk.App(context=cdk_context)
+    build_tenant_stacks(
+        app, "Mme", endpoint_arn=ENDPOINT_ARN, storage=StorageExports("MmeStorage"), tenants=tenants, env=None
+    )
+    add_compliance_checks(app)
+    (stack,) = app.synth().stacks  # raises if cdk-nag has an unacknowledged finding
+    (policy,) = [r for r in stack.template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
+    (read,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "ReadOwnModelPointers"
+    ]
+    assert read["Resource"] == {
+        "Fn::Join": [
+            "",
+            [{"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}, "/model-pointers/company_*.json"],
+        ]
+    }

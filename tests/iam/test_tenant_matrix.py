@@ -22,8 +22,15 @@ from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import TenantAbacStack
 from tests.cfn_render import ACCOUNT, TemplateRenderer
-from tests.conftest import SynthesizedApp
-from tests.iam.evaluator import Case, CaseBatch, Decision, role_identity_policies, role_trust_policy
+from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
+from tests.iam.evaluator import (
+    Case,
+    CaseBatch,
+    Decision,
+    render_policy,
+    role_identity_policies,
+    role_trust_policy,
+)
 
 ALLOWED, IMPLICIT, EXPLICIT = Decision.ALLOWED, Decision.IMPLICITLY_DENIED, Decision.EXPLICITLY_DENIED
 INVOKE = "sagemaker:InvokeEndpoint"
@@ -64,13 +71,24 @@ def _roles(template: dict[str, Any]) -> dict[str, str]:
     return roles
 
 
+BUCKET_ARN = STORAGE_EXPORTS["MmeStorage-ArtifactBucketArn"]
+KEY_ARN = STORAGE_EXPORTS["MmeStorage-KeyArn"]
+
+
+def storage_exports(prefix: str) -> dict[str, str]:
+    """The storage stack's exports for a deployment's stack prefix (realistic literal values)."""
+    return {
+        name.replace("MmeStorage-", f"{prefix}Storage-"): value for name, value in STORAGE_EXPORTS.items()
+    }
+
+
 def _deployment(
     endpoint_stack_name: str, endpoint: dict[str, Any], tenant_templates: list[dict[str, Any]]
 ) -> Deployment:
     endpoint_renderer, endpoint_arn = _endpoint_renderer(endpoint)
     identity, trust, arns = {}, {}, {}
     for template in tenant_templates:
-        renderer = TemplateRenderer(template, {})
+        renderer = TemplateRenderer(template, storage_exports(endpoint_stack_name.removesuffix("Endpoint")))
         for logical_id, name in _roles(template).items():
             identity[name] = role_identity_policies(
                 renderer, logical_id, other_stacks={endpoint_stack_name: endpoint_renderer}
@@ -108,7 +126,11 @@ def abac_mode(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFact
         app, "MmeEndpoint", storage=storage, endpoint=config.endpoint, training=config.training
     )
     TenantAbacStack(
-        app, "MmeTenantAccess", endpoint_arn=endpoint.endpoint.endpoint_arn, tenants=config.tenants
+        app,
+        "MmeTenantAccess",
+        endpoint_arn=endpoint.endpoint.endpoint_arn,
+        storage=storage,
+        tenants=config.tenants,
     )
     add_compliance_checks(app)  # the ABAC stack passes cdk-nag too
     assembly = app.synth()
@@ -177,9 +199,115 @@ ABAC_CASES: list[tuple[str, str | None, str, bool, str | None, Decision]] = [
 ]
 
 
+def _pointer(name: str) -> str:
+    return f"{BUCKET_ARN}/model-pointers/{name}"
+
+
+VIA_S3 = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+# (case id, deployment, role or tenant tag, action, resource, context, expected): learning the current
+# TargetModel of one's own models (the location pointers) and nothing else.
+POINTER_CASES: list[tuple[str, str, str | None, str, str, dict[str, str], Decision]] = [
+    ("pointer: own", "roles", "company_a", "s3:GetObject", _pointer("company_a.json"), {}, ALLOWED),
+    ("pointer: shared", "roles", "company_a", "s3:GetObject", _pointer("common.json"), {}, ALLOWED),
+    (
+        "pointer: other tenant's",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        _pointer("company_b.json"),
+        {},
+        IMPLICIT,
+    ),
+    (
+        "pointer: prefix extension",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        _pointer("company_ab.json"),
+        {},
+        IMPLICIT,
+    ),
+    ("pointer: b reads a's", "roles", "company_b", "s3:GetObject", _pointer("company_a.json"), {}, IMPLICIT),
+    (
+        "pointer: b reads its own",
+        "roles",
+        "company_b",
+        "s3:GetObject",
+        _pointer("company_b.json"),
+        {},
+        ALLOWED,
+    ),
+    (
+        "pointer: the model artifact itself",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        f"{BUCKET_ARN}/models/company_a/company_a-v1.tar.gz",
+        {},
+        IMPLICIT,
+    ),
+    ("pointer: list the pointers", "roles", "company_a", "s3:ListBucket", BUCKET_ARN, {}, IMPLICIT),
+    (
+        "pointer: overwrite own",
+        "roles",
+        "company_a",
+        "s3:PutObject",
+        _pointer("company_a.json"),
+        {},
+        IMPLICIT,
+    ),
+    ("pointer key: decrypt through S3", "roles", "company_a", "kms:Decrypt", KEY_ARN, VIA_S3, ALLOWED),
+    ("pointer key: decrypt directly", "roles", "company_a", "kms:Decrypt", KEY_ARN, {}, IMPLICIT),
+    ("abac pointer: own", "abac", "company_a", "s3:GetObject", _pointer("company_a.json"), {}, ALLOWED),
+    ("abac pointer: shared", "abac", "company_a", "s3:GetObject", _pointer("common.json"), {}, ALLOWED),
+    (
+        "abac pointer: other tenant's",
+        "abac",
+        "company_a",
+        "s3:GetObject",
+        _pointer("company_b.json"),
+        {},
+        IMPLICIT,
+    ),
+    ("abac pointer: without a tag", "abac", None, "s3:GetObject", _pointer("company_a.json"), {}, IMPLICIT),
+    ("abac pointer key: decrypt through S3", "abac", "company_a", "kms:Decrypt", KEY_ARN, VIA_S3, ALLOWED),
+]
+
+
 @pytest.fixture(scope="module")
-def matrix(roles_mode: Deployment, abac_mode: Deployment) -> CaseBatch:
+def key_policy(synthesized_throwaway: SynthesizedApp) -> dict[str, Any]:
+    """The project key's policy: the resource policy of every KMS request."""
+    storage = synthesized_throwaway.template("storage")
+    (key,) = [r for r in storage["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    return render_policy(key["Properties"]["KeyPolicy"], TemplateRenderer(storage, {}))
+
+
+def _pointer_cases(roles_mode: Deployment, abac_mode: Deployment, key_policy: dict[str, Any]) -> list[Case]:
     cases = []
+    for case_id, mode, who, action, resource, context, _ in POINTER_CASES:
+        deployment, role = (roles_mode, who) if mode == "roles" else (abac_mode, "abac")
+        assert role is not None
+        full_context = dict(context)
+        if mode == "abac" and who is not None:
+            full_context[TAG] = who
+        cases.append(
+            Case(
+                id=case_id,
+                identity_policies=deployment.identity[role],
+                action=action,
+                resource=resource,
+                principal=_session(deployment.role_arn[role]),
+                context=full_context,
+                resource_policy=key_policy if action.startswith("kms:") else None,
+                resource_account=ACCOUNT if resource.startswith("arn:aws:s3:") else None,
+            )
+        )
+    return cases
+
+
+@pytest.fixture(scope="module")
+def matrix(roles_mode: Deployment, abac_mode: Deployment, key_policy: dict[str, Any]) -> CaseBatch:
+    cases = _pointer_cases(roles_mode, abac_mode, key_policy)
     for case_id, role, action, elsewhere, context, _ in ROLE_CASES:
         cases.append(
             Case(
@@ -281,12 +409,17 @@ def _trust_cases(roles_mode: Deployment, abac_mode: Deployment) -> list[Case]:
     ]
 
 
-EXPECTED = {c[0]: c[-1] for c in ROLE_CASES} | {c[0]: c[-1] for c in ABAC_CASES} | TRUST_EXPECTED
+EXPECTED = (
+    {c[0]: c[-1] for c in ROLE_CASES}
+    | {c[0]: c[-1] for c in ABAC_CASES}
+    | TRUST_EXPECTED
+    | {c[0]: c[-1] for c in POINTER_CASES}
+)
 
 
 def test_matrix_is_large_and_covers_every_kind_of_denial() -> None:
     assert len(EXPECTED) >= 20
-    assert len(EXPECTED) == len(ROLE_CASES) + len(ABAC_CASES) + len(TRUST_EXPECTED)  # ids are unique
+    assert len(EXPECTED) == len(ROLE_CASES) + len(ABAC_CASES) + len(TRUST_EXPECTED) + len(POINTER_CASES)
     assert {ALLOWED, IMPLICIT, EXPLICIT} <= set(EXPECTED.values())
 
 
