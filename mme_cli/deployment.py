@@ -50,6 +50,11 @@ class Deployment:
         return self.output("Storage", "ArtifactBucketName")
 
     @property
+    def key_arn(self) -> str:
+        """The project's KMS key: what every object the CLI writes (pointers) is encrypted with."""
+        return self.output("Storage", "KeyArn")
+
+    @property
     def model_prefix_uri(self) -> str:
         return s3_layout.s3_uri(self.bucket, s3_layout.MULTI_MODEL_PREFIX)
 

@@ -85,6 +85,7 @@ from mme_shared.model_pointer import (
     ModelPointerError,
 )
 from mme_shared.naming import location_name_problem
+from mme_shared.pointer_store import UNCONDITIONAL, write_pointer
 
 LOGGER = logging.getLogger(__name__)
 LOGGER.setLevel(logging.INFO)
@@ -678,14 +679,8 @@ def _update_pointer(s3: S3Client, settings: Settings, pointer: ModelPointer) -> 
     if current is not None and replace(current, promoted_at=pointer.promoted_at) == pointer:
         LOGGER.info("s3://%s/%s already names %s", settings.bucket, pointer.pointer_key, pointer.version)
         return current
-    s3.put_object(
-        Bucket=settings.bucket,
-        Key=pointer.pointer_key,
-        Body=pointer.to_json().encode("utf-8"),
-        ContentType="application/json",
-        ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=settings.kms_key_arn,
-    )
+    # Unconditional: the copy it names has just been verified, and the newest promotion wins.
+    write_pointer(s3, settings.bucket, pointer, kms_key_arn=settings.kms_key_arn, expected_etag=UNCONDITIONAL)
     LOGGER.info("s3://%s/%s now names %s", settings.bucket, pointer.pointer_key, pointer.version)
     return pointer
 

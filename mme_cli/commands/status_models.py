@@ -27,6 +27,7 @@ from mme_cli.deployment import CliError
 from mme_shared import s3_layout
 from mme_shared.model_pointer import CHECKSUM_ALGORITHMS, ArtifactChecksum, ModelPointer, ModelPointerError
 from mme_shared.naming import validate_location_name
+from mme_shared.pointer_store import PointerChanged, write_pointer
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _TARBALL_SUFFIX = ".tar.gz"
@@ -473,6 +474,7 @@ def rollback(
     cli = _context(ctx)
     location = _checked_location(location)
     bucket = cli.deployment.bucket
+    key_arn = cli.deployment.key_arn  # before anything is read: a missing output fails up front
     s3 = cli.client("s3")
     entry = _scan_models(s3, bucket, s3_layout.location_models_prefix(location)).get(location)
     read = _read_pointer(s3, bucket, location)
@@ -508,23 +510,15 @@ def rollback(
         checksum=_full_object_checksum(head),
         validation_metrics=_validation_metrics(cli, target.version),
     )
-    # Conditional on the pointer read above, so a promotion that lands meanwhile is not undone.
-    condition = {"IfNoneMatch": "*"} if read.etag is None else {"IfMatch": read.etag}
+    # The promotion Lambda's writer (SSE-KMS under the project key), conditional on the pointer read
+    # above, so a promotion that lands meanwhile is not undone.
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=pointer.pointer_key,
-            Body=pointer.to_json().encode("utf-8"),
-            ContentType="application/json",
-            **condition,
-        )
-    except ClientError as error:
-        if _error_code(error) in {"PreconditionFailed", "ConditionalRequestConflict"}:
-            raise CliError(
-                f"s3://{bucket}/{pointer.pointer_key} changed while rolling back (a promotion?); "
-                "nothing was written: check `mme models list` and run the rollback again."
-            ) from None
-        raise
+        write_pointer(s3, bucket, pointer, kms_key_arn=key_arn, expected_etag=read.etag)
+    except PointerChanged:
+        raise CliError(
+            f"s3://{bucket}/{pointer.pointer_key} changed while rolling back (a promotion?); "
+            "nothing was written: check `mme models list` and run the rollback again."
+        ) from None
     old = "none" if current is None else current.version
     cli.console.print(f"{location}: {old} -> {pointer.version}", markup=False, highlight=False)
     cli.console.print(f"Clients now invoke TargetModel {pointer.target_model}", markup=False, highlight=False)

@@ -23,6 +23,7 @@ ACCOUNT = "123456789012"  # moto's default account
 BUCKET = "mme-artifacts-test"
 ENDPOINT = "mme-endpoint-test"
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:mme-training-test"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def deployed(aws: None) -> None:
     """The four stacks of the default config (prefix Mme), with the outputs the CLI reads."""
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-    create_stack("MmeStorage", {"ArtifactBucketName": BUCKET, "ModelPrefixUri": f"s3://{BUCKET}/models/"})
+    create_stack(
+        "MmeStorage",
+        {"ArtifactBucketName": BUCKET, "ModelPrefixUri": f"s3://{BUCKET}/models/", "KeyArn": KEY_ARN},
+    )
     create_stack("MmeTraining", {"StateMachineArn": STATE_MACHINE_ARN})
     create_stack(
         "MmeEndpoint",

@@ -17,7 +17,7 @@ from mme_cli.commands import status_models
 from mme_cli.context import CliContext
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ArtifactChecksum, ModelPointer
-from tests.cli.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, STATE_MACHINE_ARN, CliResult
+from tests.cli.conftest import ACCOUNT, BUCKET, ENDPOINT, KEY_ARN, REGION, STATE_MACHINE_ARN, CliResult
 
 RunCli = Callable[..., CliResult]
 PROMOTE_FUNCTION = "mme-promote-artifact-test"
@@ -436,6 +436,34 @@ def test_rollback_to_the_previous_version(models: None, run_cli: RunCli) -> None
     assert pointer.checksum == ArtifactChecksum(algorithm="CRC32", value=head["ChecksumCRC32"])
     assert pointer.promoted_at > PROMOTED_AT
     assert pointer.validation_metrics == {}  # the training job is gone (never existed in moto)
+
+
+def test_rollback_writes_the_pointer_as_the_promotion_lambda_does(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "rollback", "Chicago_IL")
+
+    assert result.exit_code == 0, result.stderr
+    head = s3().head_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"))
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", KEY_ARN)
+    assert head["ContentType"] == "application/json"
+
+
+def test_rollback_without_the_key_output_writes_nothing(models: None, run_cli: RunCli) -> None:
+    create_stack_outputs = {"ArtifactBucketName": BUCKET}
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in create_stack_outputs.items()},
+    }
+    boto3.client("cloudformation", region_name=REGION).update_stack(
+        StackName="MmeStorage", TemplateBody=json.dumps(template)
+    )
+
+    result = run_cli("models", "rollback", "Chicago_IL")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Stack MmeStorage has no output KeyArn: redeploy it with this version of the project.\n"
+    )
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"
 
 
 def test_rollback_twice_walks_back(models: None, run_cli: RunCli) -> None:
