@@ -1,11 +1,14 @@
-"""``mme status`` and ``mme models list | promote | rollback``.
+"""``mme status`` and ``mme models list | promote | rollback | delete | prune``.
 
 Models live under the multi-model prefix as immutable versions
 (``models/<location>/<location>-<version>.tar.gz``); which version clients invoke is said by the
 location's pointer document (``model-pointers/<location>.json``, :mod:`mme_shared.model_pointer`).
 Promoting adds a version and moves the pointer (done by the promotion Lambda, so the CLI needs no
-more rights than the pipeline has); rolling back only moves the pointer. Neither touches the
-endpoint: it loads whatever TargetModel a client names.
+more rights than the pipeline has); rolling back only moves the pointer, written by the same code
+as the Lambda's (:mod:`mme_shared.pointer_store`). Neither touches the endpoint: it loads whatever
+TargetModel a client names. Deleting and pruning remove version keys (and, for a whole location,
+its pointer) explicitly: the bucket is versioned and its lifecycle rule only expires noncurrent
+object versions, so a key nobody deletes stays forever.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from mme_cli.deployment import CliError
 from mme_shared import s3_layout
 from mme_shared.model_pointer import CHECKSUM_ALGORITHMS, ArtifactChecksum, ModelPointer, ModelPointerError
 from mme_shared.naming import validate_location_name
-from mme_shared.pointer_store import PointerChanged, write_pointer
+from mme_shared.pointer_store import PointerChanged, delete_pointer, write_pointer
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _TARBALL_SUFFIX = ".tar.gz"
@@ -40,12 +43,14 @@ _NAMES_SHOWN = 10
 def register(
     app: typer.Typer, *, models_app: typer.Typer, experiment_app: typer.Typer, access_app: typer.Typer
 ) -> None:
-    """Add ``status`` to the top level and ``list``, ``promote``, ``rollback`` to ``mme models``."""
+    """Add ``status`` to the top level and ``list``, ``promote``, ``rollback``, ``delete``, ``prune``."""
     del experiment_app, access_app  # registered by other modules
     app.command("status")(status)
     models_app.command("list")(list_models)
     models_app.command("promote")(promote)
     models_app.command("rollback")(rollback)
+    models_app.command("delete")(delete)
+    models_app.command("prune")(prune)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -579,3 +584,225 @@ def _validation_metrics(cli: CliContext, training_job_name: str) -> dict[str, fl
         ):
             metrics[name] = float(value)
     return metrics
+
+
+# --------------------------------------------------------------------------------------------------
+# mme models delete
+
+
+def delete(
+    ctx: typer.Context,
+    location: Annotated[str, typer.Argument(metavar="LOCATION", help="The location to delete from")],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Delete only this version (never the current one)"),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete a location from serving (its pointer, then every version), or one version with --version.
+
+    Without --version the pointer goes first, and only if it is still the one just read (a promotion
+    that lands meanwhile is not lost); then every version key under models/<location>/. The bucket
+    is versioned: the deleted keys' bytes remain as noncurrent versions until the lifecycle rule
+    expires them.
+    """
+    cli = _context(ctx)
+    location = _checked_location(location)
+    bucket = cli.deployment.bucket
+    s3 = cli.client("s3")
+    # The pointer before the versions: a version promoted after this read either changes the
+    # pointer (then the conditional delete refuses) or is not in the list below (then it stays).
+    read = _read_pointer(s3, bucket, location)
+    entry = _scan_models(s3, bucket, s3_layout.location_models_prefix(location)).get(
+        location, LocationModels(location)
+    )
+    if not entry.versions and read.etag is None:
+        raise CliError(_unknown_location(s3, bucket, location))
+    if version is not None:
+        _delete_version(cli, s3, bucket, entry, read, version, yes=yes)
+        return
+
+    pointer_key = s3_layout.current_pointer_key(location)
+    what = (
+        f"{len(entry.versions)} version(s) under s3://{bucket}/{s3_layout.location_models_prefix(location)}"
+    )
+    if read.etag is not None:
+        what = f"the pointer s3://{bucket}/{pointer_key} and {what}"
+    _confirm(f"Delete {location} from serving: {what}?", yes=yes)
+    if read.etag is not None:
+        try:
+            delete_pointer(s3, bucket, location, expected_etag=read.etag)
+        except PointerChanged:
+            raise CliError(
+                f"s3://{bucket}/{pointer_key} changed since it was read (a promotion?); nothing was "
+                "deleted: check `mme models list` and run the delete again."
+            ) from None
+        cli.console.print(f"Deleted s3://{bucket}/{pointer_key}", markup=False, highlight=False)
+    for model in entry.versions:
+        s3.delete_object(Bucket=bucket, Key=model.key)
+    cli.console.print(
+        f"{location}: deleted {len(entry.versions)} version(s); clients can no longer invoke it.",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _delete_version(
+    cli: CliContext,
+    s3: Any,
+    bucket: str,
+    entry: LocationModels,
+    read: PointerRead,
+    version: str,
+    *,
+    yes: bool,
+) -> None:
+    location = entry.location
+    named = entry.find(version)
+    if named is None:
+        raise CliError(
+            f"{location} has no version {version!r}; its versions are: "
+            f"{_names([model.version for model in entry.versions])}."
+        )
+    if read.problem is not None:
+        raise CliError(
+            f"Cannot tell whether {version} is current, because {read.problem}; nothing was deleted."
+        )
+    if read.pointer is not None and read.pointer.version == version:
+        raise CliError(
+            f"{version} is the current version of {location}: roll back first (`mme models rollback "
+            f"{location}`) or delete the whole location (`mme models delete {location}`)."
+        )
+    _confirm(f"Delete version {version} of {location} (s3://{bucket}/{named.key})?", yes=yes)
+    s3.delete_object(Bucket=bucket, Key=named.key)
+    cli.console.print(f"Deleted s3://{bucket}/{named.key}", markup=False, highlight=False)
+
+
+def _confirm(question: str, *, yes: bool) -> None:
+    if not yes and not typer.confirm(question, default=False):
+        raise CliError("Nothing was deleted: the deletion was not confirmed.")
+
+
+# --------------------------------------------------------------------------------------------------
+# mme models prune
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What pruning one location keeps and deletes, and the pointer ETag the plan was made with."""
+
+    entry: LocationModels
+    current: str | None
+    keep: list[ModelVersion]
+    delete: list[ModelVersion]
+    pointer_etag: str | None
+
+
+def prune(
+    ctx: typer.Context,
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="How many of the newest versions to keep per location")
+    ],
+    locations: Annotated[
+        list[str] | None,
+        typer.Option("--location", "-l", help="Prune this location (repeatable; default: every location)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be deleted and delete nothing")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete old model versions: keep the newest N, and always the current and the previous version.
+
+    Newest means promotion order, as `mme models list` shows it; the previous version is the one a
+    plain `mme models rollback` would go back to. The old keys are deleted explicitly (DeleteObject):
+    the bucket is versioned and its lifecycle rule only expires noncurrent object versions, never a
+    current key, so without pruning every promoted version stays forever.
+    """
+    cli = _context(ctx)
+    bucket = cli.deployment.bucket
+    s3 = cli.client("s3")
+    if locations:
+        names = sorted({_checked_location(name) for name in locations})
+        scanned = {
+            name: _scan_models(s3, bucket, s3_layout.location_models_prefix(name)).get(name) for name in names
+        }
+        missing = [name for name, entry in scanned.items() if entry is None]
+        if missing:
+            raise CliError(_unknown_location(s3, bucket, missing[0]))
+        entries = [entry for entry in scanned.values() if entry is not None]
+    else:
+        entries = [entry for _, entry in sorted(_scan_models(s3, bucket).items())]
+        if not entries:
+            raise CliError(f"No models under {cli.deployment.model_prefix_uri}: nothing to prune.")
+    plans = [_prune_plan(s3, bucket, entry, keep) for entry in entries]
+
+    doomed = sum(len(plan.delete) for plan in plans)
+    table = Table(
+        title=f"{'Would prune' if dry_run else 'Pruning'} to the newest {keep} version(s) per location"
+    )
+    table.add_column("Location", style="bold")
+    table.add_column("Current", overflow="fold")
+    table.add_column("Kept", justify="right")
+    table.add_column("Would delete" if dry_run else "Deleted", justify="right")
+    table.add_column("Versions deleted" if not dry_run else "Versions to delete", overflow="fold")
+    for plan in plans:
+        table.add_row(
+            plan.entry.location,
+            plan.current or "none",
+            str(len(plan.keep)),
+            str(len(plan.delete)),
+            ", ".join(model.version for model in plan.delete) or "-",
+        )
+    cli.console.print(table)
+    if dry_run:
+        for plan in plans:
+            for model in plan.delete:
+                cli.console.print(f"Would delete s3://{bucket}/{model.key}", markup=False, highlight=False)
+        cli.console.print(f"Dry run: {doomed} version(s) would be deleted; nothing was deleted.")
+        return
+    if doomed == 0:
+        cli.console.print("Nothing to prune.")
+        return
+    _confirm(f"Delete {doomed} version(s) from s3://{bucket}/{s3_layout.MULTI_MODEL_PREFIX}?", yes=yes)
+    deleted = 0
+    for plan in plans:
+        if not plan.delete:
+            continue
+        # A rollback since the plan may have made a doomed version current: check just before.
+        if _read_pointer(s3, bucket, plan.entry.location).etag != plan.pointer_etag:
+            pointer_key = s3_layout.current_pointer_key(plan.entry.location)
+            raise CliError(
+                f"s3://{bucket}/{pointer_key} changed while pruning (a promotion or rollback?), so none "
+                f"of {plan.entry.location}'s versions were deleted ({deleted} of other locations were): "
+                "run the prune again."
+            )
+        for model in plan.delete:
+            s3.delete_object(Bucket=bucket, Key=model.key)
+            deleted += 1
+    cli.console.print(f"Deleted {deleted} version(s) in {sum(1 for p in plans if p.delete)} location(s).")
+
+
+def _prune_plan(s3: Any, bucket: str, entry: LocationModels, keep: int) -> PrunePlan:
+    read = _read_pointer(s3, bucket, entry.location)
+    if read.problem is not None:
+        raise CliError(
+            f"Cannot prune {entry.location}, because {read.problem}; nothing was deleted: point it at a "
+            f"version with `mme models rollback {entry.location} --to VERSION` first."
+        )
+    kept = set(model.version for model in entry.versions[-keep:])
+    current = None if read.pointer is None else read.pointer.version
+    if current is not None:
+        kept.add(current)
+        position = next(
+            (index for index, model in enumerate(entry.versions) if model.version == current), None
+        )
+        if position is not None and position > 0:
+            kept.add(entry.versions[position - 1].version)
+    return PrunePlan(
+        entry=entry,
+        current=current,
+        keep=[model for model in entry.versions if model.version in kept],
+        delete=[model for model in entry.versions if model.version not in kept],
+        pointer_etag=read.etag,
+    )

@@ -1,15 +1,20 @@
-"""``mme status`` and ``mme models list | promote | rollback`` against moto (and a Stubber for Lambda)."""
+"""``mme status`` and ``mme models list | promote | rollback | delete | prune`` against moto.
+
+Lambda answers through a botocore Stubber.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
+import typer
 from botocore.response import StreamingBody  # type: ignore[import-untyped]
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
@@ -110,6 +115,12 @@ def one_line(text: str) -> str:
             ("models", "rollback"),
             "models rollback [OPTIONS] {LOCATION}",
             "the one promoted before the current",
+        ),
+        (("models", "delete"), "models delete [OPTIONS] {LOCATION}", "never the current one"),
+        (
+            ("models", "prune"),
+            "models prune [OPTIONS]",
+            "lifecycle rule only expires noncurrent object versions",
         ),
     ],
 )
@@ -571,3 +582,315 @@ def test_rollback_without_the_storage_stack(aws: None, run_cli: RunCli) -> None:
 
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: Stack MmeStorage is not deployed in us-east-1")
+
+
+# --------------------------------------------------------------------------------------------------
+# mme models delete
+
+
+def version_keys(location: str) -> list[str]:
+    listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.location_models_prefix(location))
+    return sorted(
+        item["Key"].rsplit("-", 1)[1].removesuffix(".tar.gz") for item in listed.get("Contents", [])
+    )
+
+
+def has_pointer(location: str) -> bool:
+    listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.current_pointer_key(location))
+    return bool(listed.get("Contents"))
+
+
+def answer(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+
+
+def test_delete_a_location_removes_its_pointer_then_every_version(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "delete", "Chicago_IL", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Deleted s3://{BUCKET}/model-pointers/Chicago_IL.json" in result.stdout
+    assert "Chicago_IL: deleted 3 version(s); clients can no longer invoke it." in result.stdout
+    assert not has_pointer("Chicago_IL")
+    assert version_keys("Chicago_IL") == []
+    assert version_keys("Austin_TX") == ["run1"]
+    assert has_pointer("Austin_TX")
+    assert "Chicago_IL" not in run_cli("models", "list").stdout
+
+
+def test_delete_asks_first_and_no_changes_nothing(
+    models: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer(monkeypatch, "n\n")
+
+    result = run_cli("models", "delete", "Chicago_IL")
+
+    assert result.exit_code == 1
+    assert (
+        f"Delete Chicago_IL from serving: the pointer s3://{BUCKET}/model-pointers/Chicago_IL.json and "
+        f"3 version(s) under s3://{BUCKET}/models/Chicago_IL/? [y/N]"
+    ) in one_line(result.stdout)
+    assert result.stderr == "Error: Nothing was deleted: the deletion was not confirmed.\n"
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"
+
+
+def test_delete_asks_first_and_yes_deletes(
+    models: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer(monkeypatch, "y\n")
+
+    result = run_cli("models", "delete", "Boston_MA")
+
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"Delete Boston_MA from serving: 1 version(s) under s3://{BUCKET}/models/Boston_MA/?" in result.stdout
+    )
+    assert "Boston_MA: deleted 1 version(s)" in result.stdout
+    assert version_keys("Boston_MA") == []
+
+
+def test_delete_one_version(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run1", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Deleted s3://{BUCKET}/models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz" in result.stdout
+    assert version_keys("Chicago_IL") == ["run2", "run3"]
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"
+
+
+def test_delete_one_version_declined(models: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    answer(monkeypatch, "\n")  # the default is no
+
+    result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run1")
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: Nothing was deleted: the deletion was not confirmed.\n"
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
+
+
+def test_delete_refuses_the_current_version(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run3", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: ll-Chicago-IL-run3 is the current version of Chicago_IL: roll back first "
+        "(`mme models rollback Chicago_IL`) or delete the whole location (`mme models delete Chicago_IL`).\n"
+    )
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
+
+
+def test_delete_refuses_an_unknown_version(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run7", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Chicago_IL has no version 'll-Chicago-IL-run7'; its versions are: "
+        "ll-Chicago-IL-run1, ll-Chicago-IL-run2, ll-Chicago-IL-run3.\n"
+    )
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
+
+
+def test_delete_one_version_refuses_when_the_pointer_is_unreadable(models: None, run_cli: RunCli) -> None:
+    s3().put_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"), Body=b"{not json")
+
+    result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run1", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: Cannot tell whether ll-Chicago-IL-run1 is current, because s3://{BUCKET}/"
+        "model-pointers/Chicago_IL.json is not a valid pointer"
+    )
+    assert result.stderr.endswith("; nothing was deleted.\n")
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
+
+
+@pytest.mark.parametrize("args", [("../etc",), ("../etc", "--version", "v1")])
+def test_delete_rejects_an_invalid_location_name(
+    models: None, run_cli: RunCli, args: tuple[str, ...]
+) -> None:
+    result = run_cli("models", "delete", *args, "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Invalid --location: location name '../etc' is not allowed")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_delete_an_unknown_location(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "delete", "Denver_CO", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Location 'Denver_CO' has no model versions under s3://{BUCKET}/models/; "
+        "locations with models: Austin_TX, Boston_MA, Chicago_IL.\n"
+    )
+
+
+def test_delete_loses_to_a_concurrent_promotion(
+    models: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original_scan = status_models._scan_models
+
+    def scan_while_a_promotion_lands(s3_client: Any, bucket: str, prefix: str = "models/") -> Any:
+        found = original_scan(s3_client, bucket, prefix)  # after the pointer was read
+        put_version("Chicago_IL", "ll-Chicago-IL-run4")
+        put_pointer("Chicago_IL", "ll-Chicago-IL-run4")
+        return found
+
+    monkeypatch.setattr(status_models, "_scan_models", scan_while_a_promotion_lands)
+
+    result = run_cli("models", "delete", "Chicago_IL", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: s3://{BUCKET}/model-pointers/Chicago_IL.json changed since it was read (a promotion?); "
+        "nothing was deleted: check `mme models list` and run the delete again.\n"
+    )
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run4"
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4"]
+
+
+# --------------------------------------------------------------------------------------------------
+# mme models prune
+
+
+@pytest.fixture
+def five_versions(deployed: None) -> None:
+    """Chicago_IL has run1..run5, Austin_TX one version; the pointers are set by each test."""
+    for index in range(1, 6):
+        put_version("Chicago_IL", f"ll-Chicago-IL-run{index}")
+    put_version("Austin_TX", "ll-Austin-TX-run1")
+    put_pointer("Austin_TX", "ll-Austin-TX-run1")
+
+
+def prune_row(stdout: str, location: str) -> str:
+    return next(one_line(line) for line in stdout.splitlines() if f"│ {location} " in line)
+
+
+def test_prune_keeps_the_newest_and_never_the_current_or_previous(
+    five_versions: None, run_cli: RunCli
+) -> None:
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run5")
+
+    result = run_cli("models", "prune", "--keep", "1", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    # keep 1 keeps run5, which is current; its previous (run4) is kept too.
+    assert version_keys("Chicago_IL") == ["run4", "run5"]
+    assert version_keys("Austin_TX") == ["run1"]
+    assert prune_row(result.stdout, "Chicago_IL") == (
+        "│ Chicago_IL │ ll-Chicago-IL-run5 │ 2 │ 3 │ "
+        "ll-Chicago-IL-run1, ll-Chicago-IL-run2, ll-Chicago-IL-run3 │"
+    )
+    assert prune_row(result.stdout, "Austin_TX") == "│ Austin_TX │ ll-Austin-TX-run1 │ 1 │ 0 │ - │"
+    assert "Deleted 3 version(s) in 1 location(s)." in result.stdout
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run5"
+
+
+def test_prune_after_a_rollback_keeps_the_rolled_back_version_and_its_previous(
+    five_versions: None, run_cli: RunCli
+) -> None:
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run2")
+
+    result = run_cli("models", "prune", "--keep", "1", "--location", "Chicago_IL", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run5"]
+    assert "Austin_TX" not in result.stdout
+
+
+def test_prune_keep_n_without_a_pointer(five_versions: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "prune", "--keep", "2", "-l", "Chicago_IL", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert version_keys("Chicago_IL") == ["run4", "run5"]
+    assert prune_row(result.stdout, "Chicago_IL").startswith("│ Chicago_IL │ none │ 2 │ 3 │")
+
+
+def test_prune_dry_run_deletes_nothing(five_versions: None, run_cli: RunCli) -> None:
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run5")
+
+    result = run_cli("models", "prune", "--keep", "2", "--dry-run")
+
+    assert result.exit_code == 0, result.stderr
+    assert "Would delete" in result.stdout
+    assert (
+        f"Would delete s3://{BUCKET}/models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz" in result.stdout
+    )
+    assert "Dry run: 3 version(s) would be deleted; nothing was deleted." in result.stdout
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
+
+
+def test_prune_declined_deletes_nothing(
+    five_versions: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer(monkeypatch, "n\n")
+
+    result = run_cli("models", "prune", "--keep", "1")
+
+    assert result.exit_code == 1
+    assert f"Delete 4 version(s) from s3://{BUCKET}/models/? [y/N]" in result.stdout
+    assert result.stderr == "Error: Nothing was deleted: the deletion was not confirmed.\n"
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
+
+
+def test_prune_with_nothing_to_delete(five_versions: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "prune", "--keep", "5")
+
+    assert result.exit_code == 0, result.stderr
+    assert "Nothing to prune." in result.stdout
+
+
+def test_prune_needs_keep_of_at_least_one(five_versions: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "prune", "--keep", "0", "--yes")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--keep'" in one_line(result.stderr)
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
+
+
+def test_prune_an_unknown_or_invalid_location(five_versions: None, run_cli: RunCli) -> None:
+    unknown = run_cli("models", "prune", "--keep", "1", "-l", "Chicago_IL", "-l", "Denver_CO", "--yes")
+    invalid = run_cli("models", "prune", "--keep", "1", "-l", "../etc", "--yes")
+
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("Error: Location 'Denver_CO' has no model versions under")
+    assert invalid.exit_code == 1
+    assert invalid.stderr.startswith("Error: Invalid --location: location name '../etc' is not allowed")
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
+
+
+def test_prune_refuses_a_location_with_an_unreadable_pointer(five_versions: None, run_cli: RunCli) -> None:
+    s3().put_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"), Body=b"{not json")
+
+    result = run_cli("models", "prune", "--keep", "1", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: Cannot prune Chicago_IL, because s3://{BUCKET}/model-pointers/Chicago_IL.json "
+        "is not a valid pointer"
+    )
+    assert result.stderr.count("\n") == 1
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
+
+
+def test_prune_stops_when_a_pointer_moves_meanwhile(
+    five_versions: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run5")
+
+    def confirm_while_someone_rolls_back(question: str, default: bool = False) -> bool:
+        put_pointer("Chicago_IL", "ll-Chicago-IL-run1")  # run1 was planned for deletion
+        return True
+
+    monkeypatch.setattr(typer, "confirm", confirm_while_someone_rolls_back)
+
+    result = run_cli("models", "prune", "--keep", "1")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: s3://{BUCKET}/model-pointers/Chicago_IL.json changed while pruning (a promotion or "
+        "rollback?), so none of Chicago_IL's versions were deleted (0 of other locations were): "
+        "run the prune again.\n"
+    )
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
