@@ -12,15 +12,14 @@ the request and :class:`PointerChanged` names the key.
 - ``None``: it must not exist yet (``IfNoneMatch: *``);
 - an ETag string: it must still be exactly that object (``IfMatch``).
 
-No boto3 import: the caller passes its S3 client, so the Lambda and the CLI use their own.
+Standard library only, like all of ``mme_shared`` (the preprocessor packages it too): the caller
+passes its boto3 S3 client, and S3's errors are caught as that client's ``exceptions.ClientError``.
 """
 
 from __future__ import annotations
 
 import enum
 from typing import Any, Final
-
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer
@@ -58,7 +57,7 @@ def _condition(expected_etag: ExpectedEtag) -> dict[str, str]:
     return {"IfMatch": expected_etag}
 
 
-def _is_precondition_failure(error: ClientError) -> bool:
+def _is_precondition_failure(error: Any) -> bool:
     return str(error.response.get("Error", {}).get("Code", "")) in _PRECONDITION_CODES
 
 
@@ -76,7 +75,7 @@ def write_pointer(
             SSEKMSKeyId=kms_key_arn,
             **_condition(expected_etag),
         )
-    except ClientError as error:
+    except s3.exceptions.ClientError as error:
         if _is_precondition_failure(error):
             raise PointerChanged(bucket, pointer.pointer_key) from None
         raise
@@ -91,7 +90,7 @@ def delete_pointer(s3: Any, bucket: str, location: str, *, expected_etag: str | 
     key = s3_layout.current_pointer_key(location)
     try:
         s3.delete_object(Bucket=bucket, Key=key, **_condition(expected_etag))
-    except ClientError as error:
+    except s3.exceptions.ClientError as error:
         if _is_precondition_failure(error):
             raise PointerChanged(bucket, key) from None
         raise
