@@ -20,7 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(
-    help="List, promote and roll back the models under the multi-model prefix.", no_args_is_help=True
+    help="List, promote, roll back, delete and prune the models under the multi-model prefix.",
+    no_args_is_help=True,
 )
 experiment_app = typer.Typer(help="Reproducible experiments against the endpoint.", no_args_is_help=True)
 access_app = typer.Typer(help="Check what tenants may invoke.", no_args_is_help=True)

@@ -287,7 +287,10 @@ def test_train_rejects_bad_names_before_calling_aws(
 
 def test_train_rejects_a_run_id_that_exists(executing: None, fake_time: FakeTime, run_cli: RunCli) -> None:
     create_training_machine({"Type": "Pass", "Result": SUMMARY_OK})
-    assert run_cli("train", "--run-id", "again").exit_code == 0
+    # --wait: the first run has ended before the second starts. While it still runs, Step Functions
+    # (and moto) treat a StartExecution with the same name and input as the same request and succeed,
+    # so without waiting this test raced moto's execution thread.
+    assert run_cli("train", "--run-id", "again", "--wait").exit_code == 0
 
     result = run_cli("train", "--run-id", "again")
 
