@@ -146,136 +146,83 @@ def _object(key: str) -> str:
 
 def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     cases: list[tuple[Case, Decision]] = []
+    machine = _session("TrainingPipelineStateMachineRole")
+    job = _session("TrainingPipelineJobRole")
+    identity = {CLOUDWATCH: [], machine: p.state_machine_role, job: p.job_role}
 
-    def add(case_id: str, expected: Decision, **kwargs: Any) -> None:
-        cases.append((Case(id=case_id, **kwargs), expected))
+    def add(
+        case_id: str,
+        expected: Decision,
+        principal: str,
+        action: str,
+        resource: str,
+        context: dict[str, str] | None = None,
+    ) -> None:
+        """One request; the resource policy that applies follows from the resource: the key policy
+        for the key, the bucket policy for the bucket's objects, the topic policy for the topic."""
+        resource_policy, resource_account = None, None
+        if resource == KEY_ARN:
+            resource_policy = p.key_policy
+        elif resource == p.topic_arn:
+            resource_policy = p.topic_policy
+        elif resource.startswith("arn:aws:s3:::"):
+            resource_policy, resource_account = p.bucket_policy, ACCOUNT  # S3 ARNs name no account
+        case = Case(
+            id=case_id,
+            identity_policies=identity[principal],
+            action=action,
+            resource=resource,
+            principal=principal,
+            context=context or {},
+            resource_policy=resource_policy,
+            resource_account=resource_account,
+        )
+        cases.append((case, expected))
 
     # -- CloudWatch alarms -> the alarm topic (topic policy) and its key (key policy) -----------------
+    def alarm(account: str, arn: str) -> dict[str, str]:
+        return {"aws:SourceAccount": account, "aws:SourceArn": arn}
+
+    publish = "sns:Publish"
     for alarm_arn in p.alarm_arns:
+        name = alarm_arn.rsplit(":", 1)[1]
         add(
-            f"sns: {alarm_arn.rsplit(':', 1)[1]} publishes",
+            f"sns: {name} publishes",
             ALLOWED,
-            identity_policies=[],
-            action="sns:Publish",
-            resource=p.topic_arn,
-            principal=CLOUDWATCH,
-            context={"aws:SourceAccount": ACCOUNT, "aws:SourceArn": alarm_arn, **TLS},
-            resource_policy=p.topic_policy,
+            CLOUDWATCH,
+            publish,
+            p.topic_arn,
+            {**alarm(ACCOUNT, alarm_arn), **TLS},
         )
-    add(
-        "sns: another account's alarm",
-        IMPLICIT,
-        identity_policies=[],
-        action="sns:Publish",
-        resource=p.topic_arn,
-        principal=CLOUDWATCH,
-        context={
-            "aws:SourceAccount": OTHER_ACCOUNT,
-            "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{OTHER_ACCOUNT}:alarm:theirs",
-            **TLS,
-        },
-        resource_policy=p.topic_policy,
-    )
-    add(
-        "sns: an alarm of this account outside the deployment",
-        IMPLICIT,
-        identity_policies=[],
-        action="sns:Publish",
-        resource=p.topic_arn,
-        principal=CLOUDWATCH,
-        context={
-            "aws:SourceAccount": ACCOUNT,
-            "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:someone-elses-alarm",
-            **TLS,
-        },
-        resource_policy=p.topic_policy,
-    )
-    add(
-        "sns: an alarm of this deployment without TLS",
-        EXPLICIT,
-        identity_policies=[],
-        action="sns:Publish",
-        resource=p.topic_arn,
-        principal=CLOUDWATCH,
-        context={
-            "aws:SourceAccount": ACCOUNT,
-            "aws:SourceArn": p.alarm_arns[0],
-            "aws:SecureTransport": "false",
-        },
-        resource_policy=p.topic_policy,
-    )
+    theirs = alarm(OTHER_ACCOUNT, f"arn:aws:cloudwatch:{REGION}:{OTHER_ACCOUNT}:alarm:theirs")
+    add("sns: another account's alarm", IMPLICIT, CLOUDWATCH, publish, p.topic_arn, {**theirs, **TLS})
+    elsewhere = alarm(ACCOUNT, f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:someone-elses-alarm")
+    add("sns: an alarm of this account outside the deployment", IMPLICIT, CLOUDWATCH, publish, p.topic_arn,
+        {**elsewhere, **TLS})  # fmt: skip
+    add("sns: an alarm of this deployment without TLS", EXPLICIT, CLOUDWATCH, publish, p.topic_arn,
+        {**alarm(ACCOUNT, p.alarm_arns[0]), "aws:SecureTransport": "false"})  # fmt: skip
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-        add(
-            f"sns key: {action} for an alarm of this account",
-            ALLOWED,
-            identity_policies=[],
-            action=action,
-            resource=KEY_ARN,
-            principal=CLOUDWATCH,
-            context={"aws:SourceAccount": ACCOUNT, "aws:SourceArn": p.alarm_arns[0]},
-            resource_policy=p.key_policy,
-        )
-    add(
-        "sns key: GenerateDataKey for another account's alarm",
-        IMPLICIT,
-        identity_policies=[],
-        action="kms:GenerateDataKey",
-        resource=KEY_ARN,
-        principal=CLOUDWATCH,
-        context={"aws:SourceAccount": OTHER_ACCOUNT},
-        resource_policy=p.key_policy,
-    )
+        add(f"sns key: {action} for an alarm of this account", ALLOWED, CLOUDWATCH, action, KEY_ARN,
+            alarm(ACCOUNT, p.alarm_arns[0]))  # fmt: skip
+    add("sns key: GenerateDataKey for another account's alarm", IMPLICIT, CLOUDWATCH, "kms:GenerateDataKey",
+        KEY_ARN, {"aws:SourceAccount": OTHER_ACCOUNT})  # fmt: skip
 
     # -- The state machine running its Distributed Maps ------------------------------------------
-    machine = _session("TrainingPipelineStateMachineRole")
-    child_execution = (
-        f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{p.state_machine_name}/{MAP_RUN}:{MAP_RUN}"
-    )
-    add(
-        "map: StartExecution of its child workflows",
-        ALLOWED,
-        identity_policies=p.state_machine_role,
-        action="states:StartExecution",
-        resource=p.state_machine_arn,
-        principal=machine,
-    )
+    executions = f"arn:aws:states:{REGION}:{ACCOUNT}:execution"
+    add("map: StartExecution of its child workflows", ALLOWED, machine, "states:StartExecution",
+        p.state_machine_arn)  # fmt: skip
     for action in ("states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"):
-        add(
-            f"map: {action} of a child execution",
-            ALLOWED,
-            identity_policies=p.state_machine_role,
-            action=action,
-            resource=child_execution,
-            principal=machine,
-        )
+        add(f"map: {action} of a child execution", ALLOWED, machine, action,
+            f"{executions}:{p.state_machine_name}/{MAP_RUN}:{MAP_RUN}")  # fmt: skip
     for action in ("states:DescribeExecution", "states:StopExecution"):
-        add(  # the page lists DescribeExecution on execution:<name>:*, the executions themselves
-            f"map: {action} of an execution of the state machine",
-            ALLOWED,
-            identity_policies=p.state_machine_role,
-            action=action,
-            resource=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{p.state_machine_name}:{RUN}",
-            principal=machine,
-        )
-    add(
-        "map: DescribeExecution of another state machine's execution",
-        IMPLICIT,
-        identity_policies=p.state_machine_role,
-        action="states:DescribeExecution",
-        resource=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:SomeoneElsesMachine:{MAP_RUN}",
-        principal=machine,
-    )
-    add(
-        "map: ItemReader GetObject of the run's plan",
-        ALLOWED,
-        identity_policies=p.state_machine_role,
-        action="s3:GetObject",
-        resource=_object(f"pipeline-runs/{RUN}/plan.json"),
-        principal=machine,
-        context=TLS,
-        resource_policy=p.bucket_policy,
-        resource_account=ACCOUNT,
-    )
+        # the page lists DescribeExecution on execution:<name>:*, the executions themselves
+        add(f"map: {action} of an execution of the state machine", ALLOWED, machine, action,
+            f"{executions}:{p.state_machine_name}:{RUN}")  # fmt: skip
+    add("map: DescribeExecution of another state machine's execution", IMPLICIT, machine,
+        "states:DescribeExecution", f"{executions}:SomeoneElsesMachine:{MAP_RUN}")  # fmt: skip
+    add("map: ItemReader GetObject of the run's plan", ALLOWED, machine, "s3:GetObject",
+        _object(f"pipeline-runs/{RUN}/plan.json"), TLS)  # fmt: skip
+    manifest = _object(f"pipeline-runs/{RUN}/results/{MAP_RUN}/manifest.json")
     for results in ("results", "generation"):
         for action in (
             "s3:PutObject",
@@ -283,49 +230,14 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
             "s3:ListMultipartUploadParts",
             "s3:AbortMultipartUpload",
         ):
-            add(
-                f"map: ResultWriter {action} under {results}/",
-                ALLOWED,
-                identity_policies=p.state_machine_role,
-                action=action,
-                resource=_object(f"pipeline-runs/{RUN}/{results}/{MAP_RUN}/manifest.json"),
-                principal=machine,
-                context=TLS,
-                resource_policy=p.bucket_policy,
-                resource_account=ACCOUNT,
-            )
-    add(
-        "map: ResultWriter GetObject outside the run's result prefixes",
-        IMPLICIT,
-        identity_policies=p.state_machine_role,
-        action="s3:GetObject",
-        resource=_object("models/NewYork_NY/v1.tar.gz"),
-        principal=machine,
-        context=TLS,
-        resource_policy=p.bucket_policy,
-        resource_account=ACCOUNT,
-    )
-    add(
-        "map: ResultWriter PutObject without TLS",
-        EXPLICIT,
-        identity_policies=p.state_machine_role,
-        action="s3:PutObject",
-        resource=_object(f"pipeline-runs/{RUN}/results/{MAP_RUN}/manifest.json"),
-        principal=machine,
-        context={"aws:SecureTransport": "false"},
-        resource_policy=p.bucket_policy,
-        resource_account=ACCOUNT,
-    )
+            add(f"map: ResultWriter {action} under {results}/", ALLOWED, machine, action,
+                _object(f"pipeline-runs/{RUN}/{results}/{MAP_RUN}/manifest.json"), TLS)  # fmt: skip
+    add("map: ResultWriter GetObject outside the run's result prefixes", IMPLICIT, machine, "s3:GetObject",
+        _object("models/NewYork_NY/v1.tar.gz"), TLS)  # fmt: skip
+    add("map: ResultWriter PutObject without TLS", EXPLICIT, machine, "s3:PutObject", manifest,
+        {"aws:SecureTransport": "false"})  # fmt: skip
     for action in ("kms:Decrypt", "kms:GenerateDataKey"):
-        add(
-            f"map: {action} on the bucket's key",
-            ALLOWED,
-            identity_policies=p.state_machine_role,
-            action=action,
-            resource=KEY_ARN,
-            principal=machine,
-            resource_policy=p.key_policy,
-        )
+        add(f"map: {action} on the bucket's key", ALLOWED, machine, action, KEY_ARN)
 
     # -- The state machine's SageMaker .sync tasks ("IAM policies for Amazon SageMaker AI", the
     # policies Step Functions generates for CreateTrainingJob/CreateTransformJob/CreateModel).
@@ -339,118 +251,38 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     for kind, names in jobs.items():
         for name in names:
             for verb in ("Create", "Describe", "Stop"):
-                add(
-                    f"sfn: {verb}{verbs[kind]} {name}",
-                    ALLOWED,
-                    identity_policies=p.state_machine_role,
-                    action=f"sagemaker:{verb}{verbs[kind]}",
-                    resource=f"{sagemaker}:{kind}/{name}",
-                    principal=machine,
-                )
-            for action in ("sagemaker:AddTags",):
-                add(
-                    f"sfn: {action} on {name}",
-                    ALLOWED,
-                    identity_policies=p.state_machine_role,
-                    action=action,
-                    resource=f"{sagemaker}:{kind}/{name}",
-                    principal=machine,
-                )
-    add(
-        "sfn: CreateTrainingJob outside the job-name prefixes",
-        IMPLICIT,
-        identity_policies=p.state_machine_role,
-        action="sagemaker:CreateTrainingJob",
-        resource=f"{sagemaker}:training-job/someone-elses-job",
-        principal=machine,
-    )
+                add(f"sfn: {verb}{verbs[kind]} {name}", ALLOWED, machine, f"sagemaker:{verb}{verbs[kind]}",
+                    f"{sagemaker}:{kind}/{name}")  # fmt: skip
+            add(f"sfn: sagemaker:AddTags on {name}", ALLOWED, machine, "sagemaker:AddTags",
+                f"{sagemaker}:{kind}/{name}")  # fmt: skip
+    add("sfn: CreateTrainingJob outside the job-name prefixes", IMPLICIT, machine,
+        "sagemaker:CreateTrainingJob", f"{sagemaker}:training-job/someone-elses-job")  # fmt: skip
     for resource in (f"{sagemaker}:model/pp-{RUN}", f"{sagemaker}:training-job/ll-newyork-ny-{RUN}"):
-        add(  # the page grants ListTags on "*": AWS does not say on which resources it is called
-            f"sfn: ListTags on {resource.rsplit(':', 1)[1]}",
-            ALLOWED,
-            identity_policies=p.state_machine_role,
-            action="sagemaker:ListTags",
-            resource=resource,
-            principal=machine,
+        # the page grants ListTags on "*": AWS does not say on which resources it is called
+        add(
+            f"sfn: ListTags on {resource.rsplit(':', 1)[1]}", ALLOWED, machine, "sagemaker:ListTags", resource
         )
     add(
-        f"sfn: CreateModel pp-{RUN}",
-        ALLOWED,
-        identity_policies=p.state_machine_role,
-        action="sagemaker:CreateModel",
-        resource=f"{sagemaker}:model/pp-{RUN}",
-        principal=machine,
+        f"sfn: CreateModel pp-{RUN}", ALLOWED, machine, "sagemaker:CreateModel", f"{sagemaker}:model/pp-{RUN}"
     )
-    add(
-        "sfn: PassRole of the job role to SageMaker",
-        ALLOWED,
-        identity_policies=p.state_machine_role,
-        action="iam:PassRole",
-        resource=f"arn:aws:iam::{ACCOUNT}:role/{p.job_role_name}",
-        principal=machine,
-        context={"iam:PassedToService": "sagemaker.amazonaws.com"},
-    )
-    add(
-        "sfn: PassRole of the job role to another service",
-        IMPLICIT,
-        identity_policies=p.state_machine_role,
-        action="iam:PassRole",
-        resource=f"arn:aws:iam::{ACCOUNT}:role/{p.job_role_name}",
-        principal=machine,
-        context={"iam:PassedToService": "ec2.amazonaws.com"},
-    )
+    job_role = f"arn:aws:iam::{ACCOUNT}:role/{p.job_role_name}"
+    add("sfn: PassRole of the job role to SageMaker", ALLOWED, machine, "iam:PassRole", job_role,
+        {"iam:PassedToService": "sagemaker.amazonaws.com"})  # fmt: skip
+    add("sfn: PassRole of the job role to another service", IMPLICIT, machine, "iam:PassRole", job_role,
+        {"iam:PassedToService": "ec2.amazonaws.com"})  # fmt: skip
     for kind in ("Training", "Transform"):
+        rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForSageMaker{kind}JobsRule"
         for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
-            add(
-                f"sfn: {action} for the .sync {kind} job events",
-                ALLOWED,
-                identity_policies=p.state_machine_role,
-                action=action,
-                resource=f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForSageMaker{kind}JobsRule",
-                principal=machine,
-            )
+            add(f"sfn: {action} for the .sync {kind} job events", ALLOWED, machine, action, rule)
 
     # -- SageMaker jobs: KMS-encrypted output and volumes ----------------------------------------
-    job = _session("TrainingPipelineJobRole")
     for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"):
-        add(
-            f"job: {action} on the project key",
-            ALLOWED,
-            identity_policies=p.job_role,
-            action=action,
-            resource=KEY_ARN,
-            principal=job,
-            resource_policy=p.key_policy,
-        )
-    add(
-        "job: CreateGrant for an AWS resource (the job's volume)",
-        ALLOWED,
-        identity_policies=p.job_role,
-        action="kms:CreateGrant",
-        resource=KEY_ARN,
-        principal=job,
-        context={"kms:GrantIsForAWSResource": "true"},
-        resource_policy=p.key_policy,
-    )
-    add(
-        "job: CreateGrant from code running in the job",
-        IMPLICIT,
-        identity_policies=p.job_role,
-        action="kms:CreateGrant",
-        resource=KEY_ARN,
-        principal=job,
-        context={"kms:GrantIsForAWSResource": "false"},
-        resource_policy=p.key_policy,
-    )
-    add(
-        "job: CreateGrant without the AWS-resource flag",
-        IMPLICIT,
-        identity_policies=p.job_role,
-        action="kms:CreateGrant",
-        resource=KEY_ARN,
-        principal=job,
-        resource_policy=p.key_policy,
-    )
+        add(f"job: {action} on the project key", ALLOWED, job, action, KEY_ARN)
+    add("job: CreateGrant for an AWS resource (the job's volume)", ALLOWED, job, "kms:CreateGrant", KEY_ARN,
+        {"kms:GrantIsForAWSResource": "true"})  # fmt: skip
+    add("job: CreateGrant from code running in the job", IMPLICIT, job, "kms:CreateGrant", KEY_ARN,
+        {"kms:GrantIsForAWSResource": "false"})  # fmt: skip
+    add("job: CreateGrant without the AWS-resource flag", IMPLICIT, job, "kms:CreateGrant", KEY_ARN)
     return cases
 
 
