@@ -45,6 +45,21 @@ def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
+def acknowledge_wildcard_resources(
+    policy: IConstruct, resources: Sequence[str], why_wildcard: str | None
+) -> None:
+    """Acknowledge cdk-nag's IAM5 finding for each resource of ``policy`` that contains ``*``, with
+    ``why_wildcard`` as the reason; a wildcard resource without a reason is refused."""
+    stack = Stack.of(policy)
+    for resource in resources:
+        flat = flatten_reference(stack.resolve(resource))
+        if "*" not in flat:
+            continue
+        if not why_wildcard:
+            raise ValueError(f"wildcard resource {flat} needs a reason (why_wildcard)")
+        acknowledge(policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]", why_wildcard)
+
+
 def flatten_reference(node: Any) -> str:
     """A resolved CloudFormation value as cdk-nag spells it in a finding id.
 
@@ -94,14 +109,7 @@ class ScopedPolicy(Construct):
                 actions=list(actions), resources=list(resources), conditions=dict(conditions or {}) or None
             )
         )
-        stack = Stack.of(self)
-        for resource in resources:
-            flat = flatten_reference(stack.resolve(resource))
-            if "*" not in flat:
-                continue
-            if not why_wildcard:
-                raise ValueError(f"wildcard resource {flat} needs a reason (why_wildcard)")
-            acknowledge(self.policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]", why_wildcard)
+        acknowledge_wildcard_resources(self.policy, resources, why_wildcard)
 
     def allow_objects(
         self, bucket: s3.IBucket, actions: Sequence[str], key_patterns: Sequence[str], *, why_wildcard: str

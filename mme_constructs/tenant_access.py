@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnOutput, Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -99,16 +99,12 @@ def pointer_statements(
             conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
         ),
     )
-    stack = Stack.of(policy)
-    for resource in resources:
-        flat = access.flatten_reference(stack.resolve(resource))
-        if "*" in flat:
-            access.acknowledge(
-                policy,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]",
-                "The tenant's own model patterns contain a wildcard; the pointer keys it covers are the "
-                "locations its InvokeEndpoint condition already covers.",
-            )
+    access.acknowledge_wildcard_resources(
+        policy,
+        resources,
+        "The tenant's own model patterns contain a wildcard; the pointer keys it covers are the "
+        "locations its InvokeEndpoint condition already covers.",
+    )
 
 
 def _principal(trusted: str) -> iam.IPrincipal:
