@@ -87,7 +87,14 @@ class LocationModels:
         return sum(version.size for version in self.versions)
 
     def find(self, version: str) -> ModelVersion | None:
-        return next((candidate for candidate in self.versions if candidate.version == version), None)
+        position = self.position(version)
+        return None if position is None else self.versions[position]
+
+    def position(self, version: str) -> int | None:
+        """Where ``version`` stands in promotion order (oldest first), or None if it is not here."""
+        return next(
+            (index for index, candidate in enumerate(self.versions) if candidate.version == version), None
+        )
 
 
 def _context(ctx: typer.Context) -> CliContext:
@@ -530,9 +537,7 @@ def rollback(
 
 
 def _previous_version(entry: LocationModels, current: ModelPointer, available: str) -> ModelVersion:
-    position = next(
-        (index for index, version in enumerate(entry.versions) if version.version == current.version), None
-    )
+    position = entry.position(current.version)
     if position is None:
         raise CliError(
             f"The current version {current.version} of {entry.location} is missing from "
@@ -794,9 +799,7 @@ def _prune_plan(s3: Any, bucket: str, entry: LocationModels, keep: int) -> Prune
     current = None if read.pointer is None else read.pointer.version
     if current is not None:
         kept.add(current)
-        position = next(
-            (index for index, model in enumerate(entry.versions) if model.version == current), None
-        )
+        position = entry.position(current)
         if position is not None and position > 0:
             kept.add(entry.versions[position - 1].version)
     return PrunePlan(
