@@ -137,12 +137,7 @@ class ScopedPolicy(Construct):
         """Pull the given container images (SageMaker developer guide, "How to use SageMaker AI
         execution roles": the CreateTrainingJob, CreateTransformJob and CreateModel roles list
         ``ecr:GetAuthorizationToken`` and the three pull actions on the image's repository)."""
-        stack = Stack.of(self)
-        repositories: dict[str, str] = {}  # several images (tags) may share one repository
-        for uri in image_uris:
-            arn = repository_arn(uri)
-            repositories.setdefault(json.dumps(stack.resolve(arn), sort_keys=True), arn)
-        self.allow(ECR_PULL_ACTIONS, list(repositories.values()))
+        self.allow(ECR_PULL_ACTIONS, [repository_arn(uri) for uri in image_uris])
         self.allow(
             ["ecr:GetAuthorizationToken"],
             ["*"],
