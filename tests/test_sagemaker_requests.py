@@ -529,19 +529,26 @@ class Execution:
         }
 
 
-def sagemaker_tasks(machine: Mapping[str, Any], where: str = "") -> Iterator[tuple[str, str]]:
-    """``(place, action)`` of every SageMaker task anywhere in the definition, reachable or not."""
+def sagemaker_task_states(
+    machine: Mapping[str, Any], where: str = ""
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """``(place, action, state)`` of every SageMaker task anywhere in the definition, reachable or not."""
     for name, state in machine["States"].items():
         here = f"{where}{name}"
         match = SAGEMAKER_RESOURCE_RE.fullmatch(str(state.get("Resource", "")))
         if state["Type"] == "Task" and match is not None:
-            yield here, match.group(1)
+            yield here, match.group(1), state
         if "ItemProcessor" in state:
-            yield from sagemaker_tasks(state["ItemProcessor"], f"{here}/")
+            yield from sagemaker_task_states(state["ItemProcessor"], f"{here}/")
         if "Iterator" in state:
-            yield from sagemaker_tasks(state["Iterator"], f"{here}/")
+            yield from sagemaker_task_states(state["Iterator"], f"{here}/")
         for index, branch in enumerate(state.get("Branches", [])):
-            yield from sagemaker_tasks(branch, f"{here}[{index}]/")
+            yield from sagemaker_task_states(branch, f"{here}[{index}]/")
+
+
+def sagemaker_tasks(machine: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(place, action)`` of every SageMaker task anywhere in the definition, reachable or not."""
+    return ((place, action) for place, action, _ in sagemaker_task_states(machine))
 
 
 def execute(definition: Mapping[str, Any], run_id: str, locations: list[str], *, manifest: bool) -> Execution:

@@ -18,38 +18,24 @@ resource, a failed or timed-out job, or ``States.ALL``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any, Final
 
 import botocore.session  # type: ignore[import-untyped]
 import pytest
 
-INTEGRATION_PREFIX: Final = "arn:aws:states:::sagemaker:"
+from tests.test_sagemaker_requests import operation_name, sagemaker_task_states
+
 GENERIC_ERROR: Final = "SageMaker.AmazonSageMakerException"
 REFUSED_BEFORE_CREATING: Final = frozenset({"ResourceLimitExceeded"})
 """Modelled errors after which nothing exists yet, so the same request can succeed later."""
 
 
-def _states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in states.items():
-        yield name, state
-        if "ItemProcessor" in state:
-            yield from _states(state["ItemProcessor"]["States"])
-        if "Iterator" in state:
-            yield from _states(state["Iterator"]["States"])
-        for branch in state.get("Branches", []):
-            yield from _states(branch["States"])
-
-
-def sagemaker_tasks(definition: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """State name -> (SageMaker API operation, state) for every optimized SageMaker task."""
-    tasks = {}
-    for name, state in _states(definition["States"]):
-        resource = state.get("Resource", "")
-        if state["Type"] == "Task" and resource.startswith(INTEGRATION_PREFIX):
-            action = resource.removeprefix(INTEGRATION_PREFIX).removesuffix(".sync")
-            tasks[name] = (action[0].upper() + action[1:], state)
-    return tasks
+def sagemaker_tasks(definition: dict[str, Any]) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """Place -> (SageMaker API operation, state) for every optimized SageMaker task."""
+    return {
+        place: (operation_name(action), state) for place, action, state in sagemaker_task_states(definition)
+    }
 
 
 def emitted_errors(operation: str) -> frozenset[str]:
