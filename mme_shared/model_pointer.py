@@ -4,17 +4,20 @@ Why a pointer at all: the multi-model endpoint may keep serving a cached copy of
 promoted model is never overwritten; every version gets a new key (``models/<location>/
 <location>-<version>.tar.gz``). Clients therefore need one stable place that says which version is
 current. The promotion Lambda writes it, only after the copied artifact has been verified, at
-``s3_layout.current_pointer_key(location)`` (``model-pointers/<location>.json``); the operator CLI
-and any client read it and invoke the endpoint with its ``target_model``.
+``s3_layout.current_pointer_key(generation, location)``
+(``model-pointers/<generation>/<location>.json``); the operator CLI and any client read the served
+generation (``preprocessor/serving.json``, :mod:`mme_shared.generation`), then that generation's
+pointer, and invoke the endpoint with its ``target_model``.
 
 The document (UTF-8 JSON, one object, keys sorted)::
 
     {
-      "format_version": 1,
+      "format_version": 2,
+      "preprocessor_generation": "pp-run-1",
       "location": "Chicago_IL",
       "version": "ll-Chicago-IL-0f3a9c",
       "target_model": "Chicago_IL/Chicago_IL-ll-Chicago-IL-0f3a9c.tar.gz",
-      "key": "models/Chicago_IL/Chicago_IL-ll-Chicago-IL-0f3a9c.tar.gz",
+      "key": "models/pp-run-1/Chicago_IL/Chicago_IL-ll-Chicago-IL-0f3a9c.tar.gz",
       "size": 1843,
       "checksum": {"algorithm": "CRC32", "value": "jbQcGg=="},
       "training_job_name": "ll-Chicago-IL-0f3a9c",
@@ -22,7 +25,10 @@ The document (UTF-8 JSON, one object, keys sorted)::
       "promoted_at": "2025-05-01T12:00:00Z"
     }
 
-``target_model`` and ``key`` are derivable from ``location`` and ``version`` through the key layout;
+``preprocessor_generation`` is the preprocessor the model was trained on (and expects in front of
+it); a pointer lives in that generation's folder and names a key under that generation's prefix.
+``training_job_name`` is null for an artifact added with ``mme models add`` (trained elsewhere).
+``target_model`` and ``key`` are derivable from the generation, ``location`` and ``version``;
 they are written out anyway so that a shell script or another language can use the pointer without
 this package, and :func:`ModelPointer.from_json` rejects a document in which they disagree with the
 layout (a hand-edited pointer must not send clients to a key the layout would never produce).
@@ -43,9 +49,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from mme_shared import s3_layout
-from mme_shared.naming import validate_location_name
+from mme_shared.naming import validate_generation, validate_location_name
 
-POINTER_FORMAT_VERSION: Final = 1
+POINTER_FORMAT_VERSION: Final = 2
 
 CHECKSUM_ALGORITHMS: Final = ("CRC64NVME", "CRC32", "CRC32C", "SHA256", "SHA1")
 """The S3 checksum algorithms (the ``Checksum<ALGORITHM>`` response fields), preferred first."""
@@ -53,6 +59,7 @@ CHECKSUM_ALGORITHMS: Final = ("CRC64NVME", "CRC32", "CRC32C", "SHA256", "SHA1")
 _FIELDS: Final = frozenset(
     {
         "format_version",
+        "preprocessor_generation",
         "location",
         "version",
         "target_model",
@@ -90,16 +97,18 @@ class ArtifactChecksum:
 class ModelPointer:
     """Which promoted model version of one location clients should invoke, and what it is."""
 
+    preprocessor_generation: str
     location: str
     version: str
     size: int
-    training_job_name: str
+    training_job_name: str | None
     promoted_at: datetime
     checksum: ArtifactChecksum | None = None
     validation_metrics: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
+            validate_generation(self.preprocessor_generation)
             validate_location_name(self.location)
             # Validates the version against the layout's rule for keys and TargetModel names.
             s3_layout.target_model_name(self.location, self.version)
@@ -107,9 +116,11 @@ class ModelPointer:
             raise ModelPointerError(str(error)) from None
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
             raise ModelPointerError(f"size must be a non-negative integer of bytes, got {self.size!r}")
-        if not isinstance(self.training_job_name, str) or not self.training_job_name:
+        if self.training_job_name is not None and (
+            not isinstance(self.training_job_name, str) or not self.training_job_name
+        ):
             raise ModelPointerError(
-                f"training_job_name must be a non-empty string, got {self.training_job_name!r}"
+                f"training_job_name must be a non-empty string or null, got {self.training_job_name!r}"
             )
         if not isinstance(self.promoted_at, datetime) or self.promoted_at.utcoffset() is None:
             raise ModelPointerError(
@@ -124,23 +135,24 @@ class ModelPointer:
 
     @property
     def target_model(self) -> str:
-        """The TargetModel to invoke: the artifact's key relative to the multi-model prefix."""
+        """The TargetModel to invoke: the artifact's key relative to its generation's prefix."""
         return s3_layout.target_model_name(self.location, self.version)
 
     @property
     def key(self) -> str:
         """The artifact's full key in the artifact bucket."""
-        return s3_layout.model_version_key(self.location, self.version)
+        return s3_layout.model_version_key(self.preprocessor_generation, self.location, self.version)
 
     @property
     def pointer_key(self) -> str:
         """Where this document lives in the artifact bucket."""
-        return s3_layout.current_pointer_key(self.location)
+        return s3_layout.current_pointer_key(self.preprocessor_generation, self.location)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the format above (derived fields included)."""
         return {
             "format_version": POINTER_FORMAT_VERSION,
+            "preprocessor_generation": self.preprocessor_generation,
             "location": self.location,
             "version": self.version,
             "target_model": self.target_model,
@@ -181,11 +193,17 @@ class ModelPointer:
                 f"model pointer format_version {document['format_version']!r} is not supported; "
                 f"this reader understands {POINTER_FORMAT_VERSION}"
             )
+        training_job_name = document["training_job_name"]
+        if training_job_name is not None and not isinstance(training_job_name, str):
+            raise ModelPointerError(
+                f"model pointer training_job_name must be a string or null, got {training_job_name!r}"
+            )
         pointer = cls(
+            preprocessor_generation=_require_str(document, "preprocessor_generation"),
             location=_require_str(document, "location"),
             version=_require_str(document, "version"),
             size=document["size"],
-            training_job_name=_require_str(document, "training_job_name"),
+            training_job_name=training_job_name,
             promoted_at=_parse_timestamp(document["promoted_at"]),
             checksum=_parse_checksum(document["checksum"]),
             validation_metrics=_parse_metrics(document["validation_metrics"]),

@@ -118,6 +118,27 @@ def transform_job_name(location: str, split: str, run_id: str) -> str:
     return _job_name(TRANSFORM_STEP_BY_SPLIT[split], run_id, location)
 
 
+GENERATION_RE = re.compile(rf"{PREPROCESSOR_STEP}-{RUN_ID_RE.pattern}")
+GENERATION_RULE = f"'{PREPROCESSOR_STEP}-' followed by a run id ({RUN_ID_RULE})"
+"""A preprocessor generation is named after the training job that fitted it: ``pp-<run id>``."""
+
+
+def generation_problem(generation: object) -> str | None:
+    """Why ``generation`` is not a preprocessor generation id, or None when it is one."""
+    if not isinstance(generation, str) or GENERATION_RE.fullmatch(generation) is None:
+        return f"preprocessor generation {generation!r} is not allowed: use {GENERATION_RULE}"
+    return None
+
+
+def validate_generation(generation: object) -> str:
+    """Return ``generation`` if it names a preprocessor generation (``pp-<run id>``), else raise."""
+    problem = generation_problem(generation)
+    if problem is not None:
+        raise ValueError(problem)
+    assert isinstance(generation, str)
+    return generation
+
+
 def tenant_role_output_key(tenant: str) -> str:
     """The stack output naming a tenant's role: ``company_a`` -> ``TenantRoleCompanyA``.
 

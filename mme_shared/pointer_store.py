@@ -81,13 +81,15 @@ def write_pointer(
         raise
 
 
-def delete_pointer(s3: Any, bucket: str, location: str, *, expected_etag: str | _Unconditional) -> None:
-    """Delete ``location``'s pointer (if it is still ``expected_etag``); raise PointerChanged if refused.
+def delete_pointer(
+    s3: Any, bucket: str, generation: str, location: str, *, expected_etag: str | _Unconditional
+) -> None:
+    """Delete ``location``'s pointer in ``generation`` (if still ``expected_etag``); PointerChanged if refused.
 
     A conditional DeleteObject (``IfMatch``) needs an object to compare against, so there is no
     "must not exist" form here.
     """
-    key = s3_layout.current_pointer_key(location)
+    key = s3_layout.current_pointer_key(generation, location)
     try:
         s3.delete_object(Bucket=bucket, Key=key, **_condition(expected_etag))
     except s3.exceptions.ClientError as error:

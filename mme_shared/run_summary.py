@@ -33,6 +33,12 @@ class RunOutcome:
     succeeded_count: int
     failed_count: int
     summary_key: str
+    generation: str | None = None
+    """The preprocessor generation the run trained into (None for a failed execution)."""
+    refit: bool = False
+    """Whether the run fitted that generation (a refit) rather than reusing the served one."""
+    generation_complete: bool = False
+    """A refit whose every location was promoted: the generation can now be served (make deploy)."""
 
     @property
     def failed(self) -> bool:
@@ -56,4 +62,17 @@ def read_run_outcome(description: Mapping[str, Any]) -> RunOutcome:
             "failed_count); the state machine may be from another version of this project."
         ) from None
     key = str(summary.get("summary_key") or s3_layout.run_summary_key(name))
-    return RunOutcome(name, arn, status, "", summary, succeeded, failed, key)
+    generation = summary.get("generation")
+    return RunOutcome(
+        name,
+        arn,
+        status,
+        "",
+        summary,
+        succeeded,
+        failed,
+        key,
+        generation=generation if isinstance(generation, str) else None,
+        refit=summary.get("refit") is True,
+        generation_complete=summary.get("generation_complete") is True,
+    )

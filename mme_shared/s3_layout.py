@@ -8,14 +8,25 @@ Layout (all under one bucket)::
     raw-data/<run>/<split>/<location>.csv             generated housing data, label last
     preprocessed-data/<run>/<location>/<split>/       batch-transform output, label first
     training-output/<run>/                            SageMaker training job outputs
-    preprocessor/current/model.tar.gz                 the promoted, shared preprocessor artifact
-    models/<location>/<location>-<version>.tar.gz     the multi-model prefix the endpoint serves
-    model-pointers/<location>.json                    "current version" pointer per location
+    preprocessor/<generation>/model.tar.gz            one preprocessor generation's artifact (immutable)
+    preprocessor/<generation>/complete.json           written once every location of it is trained
+    preprocessor/newest.json                          names the newest complete generation
+    preprocessor/serving.json                         names the generation the endpoint serves
+    models/<generation>/<location>/<location>-<version>.tar.gz
+                                                      a generation's multi-model prefix (endpoint)
+    model-pointers/<generation>/<location>.json       "current version" pointer per location
     location-manifests/<name>.json                    user-supplied location lists (large runs)
     pipeline-runs/<run>/plan.json                     the run's per-location work items
     pipeline-runs/<run>/generation/                   the data-generation Map's results
     pipeline-runs/<run>/results/                      the training Map's per-location results
     pipeline-runs/<run>/summary.json                  succeeded/failed locations of the run
+
+A *generation* is one fitted preprocessor and every model trained on its output; it is named after
+the training job that fitted it (``pp-<run id>``, :func:`naming.validate_generation`). The endpoint
+serves exactly one generation: its first container reads that generation's immutable artifact and
+its MultiModel container the generation's own prefix ``models/<generation>/``, so a TargetModel
+(``<location>/<location>-<version>.tar.gz``, relative to that prefix) can only ever load a model
+trained on the preprocessor in front of it. A model of another generation is simply not found.
 
 Raw data is grouped by run and split first, so one prefix (``raw-data/<run>/train/``) is exactly
 the training rows of every location in a run: the preprocessor's ``train`` channel can never pick
@@ -30,13 +41,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from mme_shared.naming import validate_location_name, validate_run_id
+from mme_shared.naming import validate_generation, validate_location_name, validate_run_id
 
 RAW_DATA_PREFIX: Final = "raw-data/"
 PREPROCESSED_DATA_PREFIX: Final = "preprocessed-data/"
 TRAINING_OUTPUT_PREFIX: Final = "training-output/"
 PREPROCESSOR_PREFIX: Final = "preprocessor/"
-PREPROCESSOR_ARTIFACT_KEY: Final = "preprocessor/current/model.tar.gz"
+NEWEST_GENERATION_KEY: Final = "preprocessor/newest.json"
+SERVING_GENERATION_KEY: Final = "preprocessor/serving.json"
 MULTI_MODEL_PREFIX: Final = "models/"
 MODEL_POINTERS_PREFIX: Final = "model-pointers/"
 LOCATION_MANIFESTS_PREFIX: Final = "location-manifests/"
@@ -94,25 +106,45 @@ def training_output_prefix(run_id: str) -> str:
     return f"{TRAINING_OUTPUT_PREFIX}{_validate_id('run id', run_id)}/"
 
 
+def preprocessor_artifact_key(generation: str) -> str:
+    """The immutable preprocessor artifact of one generation (the endpoint's first container)."""
+    return f"{PREPROCESSOR_PREFIX}{validate_generation(generation)}/model.tar.gz"
+
+
+def generation_record_key(generation: str) -> str:
+    """Written once, when every location of the generation has a promoted model."""
+    return f"{PREPROCESSOR_PREFIX}{validate_generation(generation)}/complete.json"
+
+
+def generation_models_prefix(generation: str) -> str:
+    """A generation's multi-model prefix: the MultiModel container's ModelDataUrl when it is served."""
+    return f"{MULTI_MODEL_PREFIX}{validate_generation(generation)}/"
+
+
 def target_model_name(location: str, version: str) -> str:
-    """The TargetModel of one model version: its key relative to the multi-model prefix."""
+    """The TargetModel of one model version: its key relative to its generation's multi-model prefix."""
     location = validate_location_name(location)
     return f"{location}/{location}-{_validate_id('model version', version)}.tar.gz"
 
 
-def model_version_key(location: str, version: str) -> str:
-    """Full key of one immutable model version under the multi-model prefix."""
-    return MULTI_MODEL_PREFIX + target_model_name(location, version)
+def model_version_key(generation: str, location: str, version: str) -> str:
+    """Full key of one immutable model version under its generation's multi-model prefix."""
+    return generation_models_prefix(generation) + target_model_name(location, version)
 
 
-def location_models_prefix(location: str) -> str:
-    """Folder holding every version of one location's model."""
-    return f"{MULTI_MODEL_PREFIX}{validate_location_name(location)}/"
+def location_models_prefix(generation: str, location: str) -> str:
+    """Folder holding every version of one location's model in one generation."""
+    return f"{generation_models_prefix(generation)}{validate_location_name(location)}/"
 
 
-def current_pointer_key(location: str) -> str:
-    """Key of the small JSON document naming a location's current model version."""
-    return f"{MODEL_POINTERS_PREFIX}{validate_location_name(location)}.json"
+def generation_pointers_prefix(generation: str) -> str:
+    """Folder of one generation's per-location pointers."""
+    return f"{MODEL_POINTERS_PREFIX}{validate_generation(generation)}/"
+
+
+def current_pointer_key(generation: str, location: str) -> str:
+    """Key of the small JSON document naming a location's current model version in a generation."""
+    return f"{generation_pointers_prefix(generation)}{validate_location_name(location)}.json"
 
 
 def s3_uri(bucket: str, key: str) -> str:

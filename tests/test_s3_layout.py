@@ -25,22 +25,35 @@ def test_keys_for_one_location() -> None:
         s3_layout.target_model_name("Chicago_IL", "20261125-0130")
         == "Chicago_IL/Chicago_IL-20261125-0130.tar.gz"
     )
-    assert s3_layout.model_version_key("Chicago_IL", "v3") == "models/Chicago_IL/Chicago_IL-v3.tar.gz"
-    assert s3_layout.location_models_prefix("Chicago_IL") == "models/Chicago_IL/"
-    assert s3_layout.current_pointer_key("Chicago_IL") == "model-pointers/Chicago_IL.json"
+    assert (
+        s3_layout.model_version_key("pp-run-1", "Chicago_IL", "v3")
+        == "models/pp-run-1/Chicago_IL/Chicago_IL-v3.tar.gz"
+    )
+    assert s3_layout.location_models_prefix("pp-run-1", "Chicago_IL") == "models/pp-run-1/Chicago_IL/"
+    assert (
+        s3_layout.current_pointer_key("pp-run-1", "Chicago_IL") == "model-pointers/pp-run-1/Chicago_IL.json"
+    )
+    assert s3_layout.preprocessor_artifact_key("pp-run-1") == "preprocessor/pp-run-1/model.tar.gz"
+    assert s3_layout.generation_record_key("pp-run-1") == "preprocessor/pp-run-1/complete.json"
+    assert s3_layout.generation_models_prefix("pp-run-1") == "models/pp-run-1/"
     assert s3_layout.s3_uri("bucket", s3_layout.MULTI_MODEL_PREFIX) == "s3://bucket/models/"
 
 
 def test_model_names_are_relative_to_the_multi_model_prefix() -> None:
-    key = s3_layout.model_version_key("Houston_TX", "v1")
-    assert key == s3_layout.MULTI_MODEL_PREFIX + s3_layout.target_model_name("Houston_TX", "v1")
+    key = s3_layout.model_version_key("pp-run-1", "Houston_TX", "v1")
+    assert key == s3_layout.generation_models_prefix("pp-run-1") + s3_layout.target_model_name(
+        "Houston_TX", "v1"
+    )
 
 
 def test_prefixes_are_disjoint_folders() -> None:
     prefixes = s3_layout.ALL_PREFIXES
     assert all(p.endswith("/") and "/" not in p[:-1] for p in prefixes)
     assert len(set(prefixes)) == len(prefixes)
-    assert s3_layout.PREPROCESSOR_ARTIFACT_KEY.startswith(s3_layout.PREPROCESSOR_PREFIX)
+    for key in (s3_layout.NEWEST_GENERATION_KEY, s3_layout.SERVING_GENERATION_KEY):
+        assert key.startswith(s3_layout.PREPROCESSOR_PREFIX)
+        # Never inside a generation's folder: "newest.json" is not a generation id.
+        assert naming.generation_problem(key.removeprefix(s3_layout.PREPROCESSOR_PREFIX).split("/")[0])
     # Pointers are not loadable models, so they must stay outside the multi-model prefix.
     assert not s3_layout.MODEL_POINTERS_PREFIX.startswith(s3_layout.MULTI_MODEL_PREFIX)
 
@@ -48,13 +61,27 @@ def test_prefixes_are_disjoint_folders() -> None:
 @pytest.mark.parametrize("location", ["", "..", "a/b", "../etc", "New York", "x" * 33, "_lead", "é"])
 def test_unsafe_locations_never_become_keys(location: str) -> None:
     with pytest.raises(ValueError, match=r"^location name .* is not allowed: use 1 to 32 characters"):
-        s3_layout.model_version_key(location, "v1")
+        s3_layout.model_version_key("pp-run-1", location, "v1")
 
 
 @pytest.mark.parametrize("version", ["", "v/1", "..", "v_1", "-v1", "v" * 64])
 def test_unsafe_versions_are_rejected(version: str) -> None:
     with pytest.raises(ValueError, match=r"^model version .* is not allowed"):
-        s3_layout.model_version_key("Chicago_IL", version)
+        s3_layout.model_version_key("pp-run-1", "Chicago_IL", version)
+
+
+@pytest.mark.parametrize(
+    "generation", ["", "current", "pp-", "pp-run-", "ll-run-1", "pp-a/b", "PP-run", "pp-" + "r" * 25]
+)
+def test_only_preprocessor_job_names_are_generations(generation: str) -> None:
+    with pytest.raises(ValueError, match=r"^preprocessor generation .* is not allowed: use 'pp-' followed"):
+        s3_layout.preprocessor_artifact_key(generation)
+    with pytest.raises(ValueError):
+        s3_layout.current_pointer_key(generation, "Chicago_IL")
+
+
+def test_a_generation_is_the_preprocessor_job_of_its_run() -> None:
+    assert naming.validate_generation(naming.preprocessor_job_name("run-7")) == "pp-run-7"
 
 
 def test_unknown_split_is_rejected() -> None:

@@ -11,6 +11,7 @@ import pytest
 from mme_shared.model_pointer import ArtifactChecksum, ModelPointer, ModelPointerError
 
 POINTER = ModelPointer(
+    preprocessor_generation="pp-run-1",
     location="SanDiego_CA",
     version="ll-SanDiego-CA-run-7",
     size=2048,
@@ -29,18 +30,19 @@ def document(**changes: Any) -> dict[str, Any]:
 
 def test_the_document_has_the_documented_fields() -> None:
     assert json.loads(POINTER.to_json()) == {
-        "format_version": 1,
+        "format_version": 2,
+        "preprocessor_generation": "pp-run-1",
         "location": "SanDiego_CA",
         "version": "ll-SanDiego-CA-run-7",
         "target_model": "SanDiego_CA/SanDiego_CA-ll-SanDiego-CA-run-7.tar.gz",
-        "key": "models/SanDiego_CA/SanDiego_CA-ll-SanDiego-CA-run-7.tar.gz",
+        "key": "models/pp-run-1/SanDiego_CA/SanDiego_CA-ll-SanDiego-CA-run-7.tar.gz",
         "size": 2048,
         "checksum": {"algorithm": "CRC64NVME", "value": "AAECAwQFBgc="},
         "training_job_name": "ll-SanDiego-CA-run-7",
         "validation_metrics": {"validation:absolute_loss": 1234.0, "validation:mse": 5.5e6},
         "promoted_at": "2025-05-01T12:00:00Z",
     }
-    assert POINTER.pointer_key == "model-pointers/SanDiego_CA.json"
+    assert POINTER.pointer_key == "model-pointers/pp-run-1/SanDiego_CA.json"
 
 
 def test_a_pointer_survives_a_round_trip() -> None:
@@ -49,6 +51,8 @@ def test_a_pointer_survives_a_round_trip() -> None:
     assert parsed.promoted_at == datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
     assert parsed.to_json() == POINTER.to_json()
     assert ModelPointer.from_json(json.dumps(document(checksum=None))).checksum is None
+    added = ModelPointer.from_json(json.dumps(document(training_job_name=None)))
+    assert added.training_job_name is None
 
 
 @pytest.mark.parametrize(
@@ -58,10 +62,18 @@ def test_a_pointer_survives_a_round_trip() -> None:
         ("[]", "a model pointer must be a JSON object, got list"),
         (json.dumps({k: v for k, v in document().items() if k != "size"}), "missing field(s): size"),
         (json.dumps(document(owner="me")), "unknown field(s): owner"),
-        (json.dumps(document(format_version=2)), "format_version 2 is not supported"),
+        (json.dumps(document(format_version=1)), "format_version 1 is not supported"),
         (json.dumps(document(format_version=True)), "format_version True is not supported"),
         (json.dumps(document(location="San Diego")), "location name 'San Diego' is not allowed"),
         (json.dumps(document(version="v_1")), "model version 'v_1' is not allowed"),
+        (
+            json.dumps(document(preprocessor_generation="current")),
+            "preprocessor generation 'current' is not allowed",
+        ),
+        (
+            json.dumps(document(key="models/pp-run-2/SanDiego_CA/SanDiego_CA-ll-SanDiego-CA-run-7.tar.gz")),
+            "does not match its location and version",
+        ),
         (
             json.dumps(document(key="models/SanDiego_CA/other.tar.gz")),
             "key 'models/SanDiego_CA/other.tar.gz'",
@@ -78,7 +90,7 @@ def test_a_pointer_survives_a_round_trip() -> None:
             json.dumps(document()).replace('"validation:mse": 5500000.0', '"validation:mse": NaN'),
             "'validation:mse' must be a finite number",
         ),
-        (json.dumps(document(training_job_name="")), "training_job_name must be a non-empty string"),
+        (json.dumps(document(training_job_name="")), "training_job_name must be a non-empty string or null"),
     ],
 )
 def test_a_wrong_document_is_rejected_with_a_reason(text: str, message: str) -> None:
@@ -90,6 +102,7 @@ def test_a_wrong_document_is_rejected_with_a_reason(text: str, message: str) -> 
 def test_a_pointer_cannot_be_built_with_a_naive_timestamp() -> None:
     with pytest.raises(ModelPointerError, match="timezone-aware"):
         ModelPointer(
+            preprocessor_generation="pp-run-1",
             location="SanDiego_CA",
             version="v1",
             size=1,

@@ -1,0 +1,249 @@
+"""Preprocessor generations: which exist completely, which is newest, and which the endpoint serves.
+
+A generation (see :mod:`mme_shared.s3_layout`) is one fitted preprocessor plus the models trained
+on its output. Three small JSON documents say where each generation stands:
+
+``preprocessor/<generation>/complete.json`` (:class:`CompleteGeneration`), written once by the run
+that fitted the generation, after every location of that run was promoted into it::
+
+    {"format_version": 1, "generation": "pp-refit-1", "run_id": "refit-1",
+     "location_count": 4, "completed_at": "2026-12-01T12:00:00Z"}
+
+``preprocessor/newest.json`` and ``preprocessor/serving.json`` (:class:`GenerationRef`): the newest
+complete generation (written with ``complete.json``), and the generation the endpoint serves
+(written by the endpoint stack only after CloudFormation has finished updating the endpoint to it,
+so a client that reads it and then the generation's pointers invokes what is served)::
+
+    {"format_version": 1, "generation": "pp-refit-1", "endpoint_name": "Endpoint-abc" | null,
+     "updated_at": "2026-12-01T12:00:00Z"}
+
+Unknown or missing fields are errors, as for model pointers. Standard library only: callers pass
+their boto3 S3 client, and S3's errors are caught as that client's ``exceptions.ClientError``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from mme_shared import s3_layout
+from mme_shared.naming import validate_generation, validate_run_id
+
+GENERATION_FORMAT_VERSION: Final = 1
+_NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class GenerationRecordError(ValueError):
+    """A generation document (or the values for a new one) does not follow the format above."""
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_timestamp(value: object, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise GenerationRecordError(f"{where} must be an ISO 8601 string, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise GenerationRecordError(f"{where} {value!r} is not an ISO 8601 timestamp") from None
+    if moment.utcoffset() is None:
+        raise GenerationRecordError(f"{where} {value!r} has no time zone; use UTC with 'Z'")
+    return moment.astimezone(UTC)
+
+
+def _check_fields(document: object, fields: frozenset[str], what: str) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise GenerationRecordError(f"{what} must be a JSON object, got {type(document).__name__}")
+    if document.keys() != fields:
+        missing, unknown = fields - document.keys(), document.keys() - fields
+        raise GenerationRecordError(
+            f"{what} must have exactly the fields {', '.join(sorted(fields))}"
+            + (f"; missing {', '.join(sorted(missing))}" if missing else "")
+            + (f"; unknown {', '.join(sorted(map(str, unknown)))}" if unknown else "")
+        )
+    if document["format_version"] != GENERATION_FORMAT_VERSION or isinstance(
+        document["format_version"], bool
+    ):
+        raise GenerationRecordError(
+            f"{what} format_version {document['format_version']!r} is not supported; this reader "
+            f"understands {GENERATION_FORMAT_VERSION}"
+        )
+    return document
+
+
+def _checked_generation(generation: object) -> str:
+    try:
+        return validate_generation(generation)
+    except ValueError as error:
+        raise GenerationRecordError(str(error)) from None
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def _decode(body: bytes, what: str) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise GenerationRecordError(f"{what} is not valid JSON: {error}") from None
+
+
+@dataclass(frozen=True)
+class CompleteGeneration:
+    """``complete.json``: the generation has a promoted model for every location of its run."""
+
+    generation: str
+    run_id: str
+    location_count: int
+    completed_at: datetime
+
+    _FIELDS = frozenset({"format_version", "generation", "run_id", "location_count", "completed_at"})
+
+    def __post_init__(self) -> None:
+        _checked_generation(self.generation)
+        try:
+            validate_run_id(self.run_id)
+        except ValueError as error:
+            raise GenerationRecordError(str(error)) from None
+        count = self.location_count
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise GenerationRecordError(f"location_count must be a positive integer, got {count!r}")
+        if not isinstance(self.completed_at, datetime) or self.completed_at.utcoffset() is None:
+            raise GenerationRecordError(
+                f"completed_at must be a timezone-aware datetime, got {self.completed_at!r}"
+            )
+        object.__setattr__(self, "completed_at", self.completed_at.astimezone(UTC).replace(microsecond=0))
+
+    @property
+    def key(self) -> str:
+        return s3_layout.generation_record_key(self.generation)
+
+    def to_json(self) -> bytes:
+        return _encode(
+            {
+                "format_version": GENERATION_FORMAT_VERSION,
+                "generation": self.generation,
+                "run_id": self.run_id,
+                "location_count": self.location_count,
+                "completed_at": _timestamp(self.completed_at),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> CompleteGeneration:
+        what = "a generation's complete.json"
+        document = _check_fields(_decode(body, what), cls._FIELDS, what)
+        return cls(
+            generation=_checked_generation(document["generation"]),
+            run_id=document["run_id"],
+            location_count=document["location_count"],
+            completed_at=_parse_timestamp(document["completed_at"], f"{what} completed_at"),
+        )
+
+
+@dataclass(frozen=True)
+class GenerationRef:
+    """``newest.json`` or ``serving.json``: names one generation (and, when served, the endpoint)."""
+
+    generation: str
+    updated_at: datetime
+    endpoint_name: str | None = None
+
+    _FIELDS = frozenset({"format_version", "generation", "endpoint_name", "updated_at"})
+
+    def __post_init__(self) -> None:
+        _checked_generation(self.generation)
+        if self.endpoint_name is not None and (
+            not isinstance(self.endpoint_name, str) or not self.endpoint_name
+        ):
+            raise GenerationRecordError(
+                f"endpoint_name must be a non-empty string or null, got {self.endpoint_name!r}"
+            )
+        if not isinstance(self.updated_at, datetime) or self.updated_at.utcoffset() is None:
+            raise GenerationRecordError(
+                f"updated_at must be a timezone-aware datetime, got {self.updated_at!r}"
+            )
+        object.__setattr__(self, "updated_at", self.updated_at.astimezone(UTC).replace(microsecond=0))
+
+    def to_json(self) -> bytes:
+        return _encode(
+            {
+                "format_version": GENERATION_FORMAT_VERSION,
+                "generation": self.generation,
+                "endpoint_name": self.endpoint_name,
+                "updated_at": _timestamp(self.updated_at),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes, *, key: str = "a generation reference") -> GenerationRef:
+        document = _check_fields(_decode(body, key), cls._FIELDS, key)
+        return cls(
+            generation=_checked_generation(document["generation"]),
+            endpoint_name=document["endpoint_name"],
+            updated_at=_parse_timestamp(document["updated_at"], f"{key} updated_at"),
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and writing (the caller's boto3 S3 client)
+
+
+def _get(s3: Any, bucket: str, key: str) -> bytes | None:
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.ClientError as error:
+        if str(error.response.get("Error", {}).get("Code", "")) in _NOT_FOUND_CODES:
+            return None
+        raise
+    return body
+
+
+def _put(s3: Any, bucket: str, key: str, body: bytes, kms_key_arn: str) -> None:
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/json",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=kms_key_arn,
+    )
+
+
+def read_ref(s3: Any, bucket: str, key: str) -> GenerationRef | None:
+    """``newest.json`` or ``serving.json`` (pass the key), or None when it does not exist."""
+    if key not in (s3_layout.NEWEST_GENERATION_KEY, s3_layout.SERVING_GENERATION_KEY):
+        raise ValueError(f"{key!r} is not a generation reference key")
+    body = _get(s3, bucket, key)
+    return None if body is None else GenerationRef.from_json(body, key=f"s3://{bucket}/{key}")
+
+
+def write_ref(s3: Any, bucket: str, key: str, ref: GenerationRef, *, kms_key_arn: str) -> None:
+    """Write ``newest.json`` or ``serving.json``, SSE-KMS under the project key."""
+    if key not in (s3_layout.NEWEST_GENERATION_KEY, s3_layout.SERVING_GENERATION_KEY):
+        raise ValueError(f"{key!r} is not a generation reference key")
+    _put(s3, bucket, key, ref.to_json(), kms_key_arn)
+
+
+def read_complete(s3: Any, bucket: str, generation: str) -> CompleteGeneration | None:
+    """The generation's ``complete.json``, or None while the generation is not complete."""
+    body = _get(s3, bucket, s3_layout.generation_record_key(generation))
+    if body is None:
+        return None
+    record = CompleteGeneration.from_json(body)
+    if record.generation != generation:
+        raise GenerationRecordError(
+            f"s3://{bucket}/{s3_layout.generation_record_key(generation)} names generation "
+            f"{record.generation!r}, not {generation!r}"
+        )
+    return record
+
+
+def write_complete(s3: Any, bucket: str, record: CompleteGeneration, *, kms_key_arn: str) -> None:
+    """Write the generation's ``complete.json``, SSE-KMS under the project key."""
+    _put(s3, bucket, record.key, record.to_json(), kms_key_arn)
