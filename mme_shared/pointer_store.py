@@ -84,7 +84,7 @@ def write_pointer(
 def delete_pointer(
     s3: Any, bucket: str, generation: str, location: str, *, expected_etag: str | _Unconditional
 ) -> None:
-    """Delete ``location``'s pointer in ``generation`` (if still ``expected_etag``); PointerChanged if refused.
+    """Delete ``location``'s pointer in ``generation`` if still ``expected_etag``; else raise PointerChanged.
 
     A conditional DeleteObject (``IfMatch``) needs an object to compare against, so there is no
     "must not exist" form here.
