@@ -1,36 +1,54 @@
-"""Plan a training run: validate its locations and write one work item per location to S3.
+"""Plan a training run: validate its request, choose its preprocessor generation, write its plan.
 
 The first step of the training state machine. The execution's name is the run id; its input names
 the locations either inline or as a JSON array uploaded under ``location-manifests/`` (for lists
-too long for the 256 KB execution input). This function checks every name once, up front, and
-writes the run's plan to ``s3_layout.run_plan_key(run_id)``: a JSON array with one item per
-location, in input order, holding every job name and S3 URI that location's steps need. Both
-Distributed Maps of the state machine read that array with an S3 ItemReader, so the locations never
-pass through the state machine's payload and the template is the same for 4 or 10,000 of them.
+too long for the 256 KB execution input), and whether to refit the preprocessor. This function
+checks the request once, up front, and writes the run's plan to ``s3_layout.run_plan_key(run_id)``:
+a JSON array with one item per location, in order, holding every job name and S3 URI that
+location's steps need. Both Distributed Maps of the state machine read that array with an S3
+ItemReader, so the locations never pass through the state machine's payload and the template is
+the same for 4 or 10,000 of them.
 
-Event (exactly one of the two sources; the other absent or null)::
+Event (the state machine passes the execution input unchanged as ``request``)::
 
-    {"run_id": str, "locations": [str, ...]}
-    {"run_id": str, "locations_manifest_key": "location-manifests/<name>.json"}
+    {"run_id": str, "request": {"locations": [str, ...], "refit": bool (optional)}}
+    {"run_id": str, "request": {"locations_manifest_key": "location-manifests/<name>.json", "refit": ...}}
+
+Which preprocessor generation the run trains into (see :mod:`mme_shared.generation`):
+
+- **reuse** (``refit`` absent or false): the generation the endpoint serves
+  (``preprocessor/serving.json``), or, while nothing is served yet, the newest complete one
+  (``preprocessor/newest.json``). The run transforms with that generation's immutable artifact and
+  never fits a preprocessor, so the models of every other location stay right.
+- **refit** (``refit: true``), and the first run ever (no generation exists, so there is nothing to
+  reuse): a new generation ``pp-<run id>`` is fitted. It retrains the request's locations *and* every
+  location that has a pointer in the generation it would replace, so that the new generation can
+  serve everything the old one does; an empty ``locations`` list then means "exactly those".
 
 Result (small and of fixed size, whatever the number of locations)::
 
     {"run_id", "location_count", "plan_key", "results_prefix", "generation_results_prefix",
-     "preprocessor_job_name",
-     "preprocessor_model_name", "raw_train_prefix_uri", "training_output_uri"}
+     "generation", "refit", "refit_reason", "replaces_generation", "added_locations",
+     "preprocessor_job_name", "preprocessor_model_name", "preprocessor_artifact_uri",
+     "raw_train_prefix_uri", "training_output_uri"}
 
-Idempotent: the plan's bytes depend only on the bucket, the run id and the location list. It is
-written with ``If-None-Match: *``, so an existing plan is never overwritten: a retry that finds the
-same bytes succeeds without writing, and a different plan under the same run id (an execution name
-reused for other locations) is refused with RunAlreadyPlanned. Every check runs before the write,
-so a rejected request writes nothing. Objects are encrypted by the bucket's default (SSE-KMS with
-the project key); no key is passed.
+``refit_reason`` is ``requested``, ``first generation`` or null; ``replaces_generation`` the
+generation a refit would replace (null otherwise); ``added_locations`` how many locations a refit
+added from it.
 
-Permissions it needs: ``s3:GetObject`` on ``location-manifests/*`` and on ``pipeline-runs/*/plan.json``
-(reading the manifest; comparing an existing plan on retry), ``s3:PutObject`` on
-``pipeline-runs/*/plan.json``, ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the project key. No
-``s3:ListBucket``: S3 then answers 403 instead of 404 for a missing manifest, and the error says
-that the manifest is missing or unreadable.
+Idempotent: the plan's bytes depend only on the bucket, the run id, the location list and the
+generation. It is written with ``If-None-Match: *``, so an existing plan is never overwritten: a
+retry that finds the same bytes succeeds without writing, and a different plan under the same run
+id (an execution name reused for other locations) is refused with RunAlreadyPlanned. Every check
+runs before the write, so a rejected request writes nothing. Objects are encrypted by the bucket's
+default (SSE-KMS with the project key); no key is passed.
+
+Permissions it needs: ``s3:GetObject`` on ``location-manifests/*``, ``pipeline-runs/*/plan.json``
+(comparing an existing plan on retry), ``preprocessor/newest.json`` and ``preprocessor/serving.json``;
+``s3:PutObject`` on ``pipeline-runs/*/plan.json``; ``s3:ListBucket`` on the bucket (a refit lists
+``model-pointers/<generation>/``, and without it S3 answers a missing ``newest.json`` with 403 instead
+of 404, so the first run could not tell "no generation yet" from "forbidden"); ``kms:Decrypt`` and
+``kms:GenerateDataKey`` on the project key.
 """
 
 from __future__ import annotations
@@ -47,7 +65,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from mme_shared import naming, s3_layout
+from mme_shared import generation, naming, s3_layout
 from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
 from mme_shared.handler_input import json_type as _json_type
 
@@ -58,11 +76,17 @@ MANIFEST_MAX_BYTES: Final = 16 * 1024 * 1024
 """Far more than any list of valid names needs; stops a wrong file from exhausting memory."""
 S3_KEY_MAX_BYTES: Final = 1024
 
-_EVENT_FIELDS: Final = ("run_id", "locations", "locations_manifest_key")
-_EXPECTED_EVENT: Final = (
-    'expected {"run_id": str, "locations": [str, ...]} or '
-    '{"run_id": str, "locations_manifest_key": "location-manifests/<name>.json"}'
+_EVENT_FIELDS: Final = ("run_id", "request")
+_REQUEST_FIELDS: Final = ("locations", "locations_manifest_key", "refit")
+_EXPECTED_REQUEST: Final = (
+    'expected {"locations": [str, ...]} or {"locations_manifest_key": "location-manifests/<name>.json"}, '
+    'optionally with "refit": true'
 )
+_EXPECTED_EVENT: Final = (
+    f'expected {{"run_id": str, "request": <execution input>}}; the execution input {_EXPECTED_REQUEST}'
+)
+REFIT_REQUESTED: Final = "requested"
+REFIT_FIRST_GENERATION: Final = "first generation"
 _INTEGER_RE: Final = re.compile(r"[0-9]+")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _FORBIDDEN_CODES: Final = frozenset({"403", "AccessDenied"})
@@ -89,6 +113,10 @@ class RunAlreadyPlanned(PlanRunError):  # noqa: N818
     """The run id already has a plan for different locations; run ids must not be reused."""
 
 
+class GenerationUnreadable(PlanRunError):  # noqa: N818
+    """``preprocessor/newest.json`` or ``serving.json`` exists but is not a generation reference."""
+
+
 class InvalidEnvironment(PlanRunError):  # noqa: N818
     """BUCKET_NAME or MAX_LOCATIONS is missing or malformed (a deployment error)."""
 
@@ -101,6 +129,7 @@ class RunRequest:
     locations: tuple[object, ...] | None
     """Inline names, not yet checked individually (that happens with the manifest's, in one place)."""
     manifest_key: str | None
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +145,7 @@ class PlanSettings:
 
 
 def parse_run_event(event: object) -> RunRequest:
-    """Validate the event's shape, run id and source; raise InvalidRunRequest naming what is wrong."""
+    """Validate the event's shape, run id and request; raise InvalidRunRequest naming what is wrong."""
     if not isinstance(event, Mapping):
         raise InvalidRunRequest(
             f"The event must be a JSON object, got {_json_type(event)}; {_EXPECTED_EVENT}."
@@ -133,20 +162,36 @@ def parse_run_event(event: object) -> RunRequest:
             f"{error}; the run id is the Step Functions execution name, so start the execution with a "
             "name that follows this rule."
         ) from None
-    locations = event.get("locations")
-    manifest_key = event.get("locations_manifest_key")
+    request = event.get("request")
+    if not isinstance(request, Mapping):
+        raise InvalidRunRequest(
+            f"The execution input must be a JSON object, got {_json_type(request)}; {_EXPECTED_REQUEST}."
+        )
+    unknown = sorted(str(name) for name in request if name not in _REQUEST_FIELDS)
+    if unknown:
+        raise InvalidRunRequest(
+            f"The execution input has unexpected field(s) {', '.join(unknown)}; {_EXPECTED_REQUEST}."
+        )
+    refit = request.get("refit", False)
+    if not isinstance(refit, bool):
+        raise InvalidRunRequest(f"refit must be true or false, got {_json_type(refit)}; {_EXPECTED_REQUEST}.")
+    locations = request.get("locations")
+    manifest_key = request.get("locations_manifest_key")
     if (locations is None) == (manifest_key is None):
         raise InvalidRunRequest(
-            "The event must give exactly one of locations and locations_manifest_key, got "
-            f"{'neither' if locations is None else 'both'}; {_EXPECTED_EVENT}."
+            "The execution input needs exactly one of 'locations' (a list of location names) and "
+            "'locations_manifest_key' (a JSON array under location-manifests/ in the artifact bucket), got "
+            f"{'neither' if locations is None else 'both'}."
         )
     if manifest_key is not None:
-        return RunRequest(run_id=run_id, locations=None, manifest_key=_manifest_key(manifest_key))
+        return RunRequest(
+            run_id=run_id, locations=None, manifest_key=_manifest_key(manifest_key), refit=refit
+        )
     if not isinstance(locations, list):
         raise InvalidRunRequest(
             f"locations must be a JSON array of location names, got {_json_type(locations)}."
         )
-    return RunRequest(run_id=run_id, locations=tuple(locations), manifest_key=None)
+    return RunRequest(run_id=run_id, locations=tuple(locations), manifest_key=None, refit=refit)
 
 
 def _manifest_key(key: object) -> str:
@@ -184,7 +229,9 @@ def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
     return PlanSettings(bucket=bucket, max_locations=int(text))
 
 
-def location_list_problem(names: Sequence[object], *, source: str, max_locations: int) -> str | None:
+def location_list_problem(
+    names: Sequence[object], *, source: str, max_locations: int, allow_empty: bool = False
+) -> str | None:
     """Why ``names`` cannot be a run's location list (one sentence), or None when it can be.
 
     ``source`` says where the list came from: ``locations`` (entries are then called
@@ -194,7 +241,7 @@ def location_list_problem(names: Sequence[object], *, source: str, max_locations
     def entry(index: int) -> str:
         return f"{source}[{index}]" if source == "locations" else f"entry [{index}] of {source}"
 
-    if not names:
+    if not names and not allow_empty:
         return f"{source[0].upper()}{source[1:]} has no location names; a run needs at least one."
     if len(names) > max_locations:
         return (
@@ -223,7 +270,58 @@ def location_list_problem(names: Sequence[object], *, source: str, max_locations
 # The plan
 
 
-def plan_items(bucket: str, run_id: str, locations: Sequence[str]) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class GenerationChoice:
+    """Which generation a run trains into, and why."""
+
+    generation: str
+    refit: bool
+    refit_reason: str | None
+    replaces: str | None
+    """The generation whose locations a refit must also cover (the served or newest one)."""
+
+
+def choose_generation(s3: S3Client, bucket: str, request: RunRequest) -> GenerationChoice:
+    """Reuse the served (else the newest complete) generation, or fit ``pp-<run id>`` (see module doc)."""
+    current = _read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY) or _read_ref(
+        s3, bucket, s3_layout.NEWEST_GENERATION_KEY
+    )
+    replaces = None if current is None else current.generation
+    if request.refit or current is None:
+        return GenerationChoice(
+            generation=naming.preprocessor_job_name(request.run_id),
+            refit=True,
+            refit_reason=REFIT_REQUESTED if request.refit else REFIT_FIRST_GENERATION,
+            replaces=replaces,
+        )
+    return GenerationChoice(generation=current.generation, refit=False, refit_reason=None, replaces=None)
+
+
+def _read_ref(s3: S3Client, bucket: str, key: str) -> generation.GenerationRef | None:
+    try:
+        return generation.read_ref(s3, bucket, key)
+    except generation.GenerationRecordError as error:
+        raise GenerationUnreadable(
+            f"{s3_layout.s3_uri(bucket, key)} is not a generation reference ({error}); it is written by "
+            "the pipeline and the endpoint stack only, so restore its previous object version."
+        ) from None
+
+
+def generation_locations(s3: S3Client, bucket: str, generation_id: str) -> list[str]:
+    """Every location with a pointer in ``generation_id``, sorted."""
+    prefix = s3_layout.generation_pointers_prefix(generation_id)
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            name = item["Key"][len(prefix) :]
+            if name.endswith(".json") and naming.location_name_problem(name[: -len(".json")]) is None:
+                names.append(name[: -len(".json")])
+    return sorted(names)
+
+
+def plan_items(
+    bucket: str, run_id: str, generation_id: str, locations: Sequence[str]
+) -> list[dict[str, str]]:
     """One work item per location, in the given order (the names must be valid already)."""
 
     def uri(key: str) -> str:
@@ -234,6 +332,7 @@ def plan_items(bucket: str, run_id: str, locations: Sequence[str]) -> list[dict[
         {
             "run_id": run_id,
             "location": location,
+            "generation": generation_id,
             "training_job_name": naming.training_job_name(location, run_id),
             "transform_train_job_name": naming.transform_job_name(location, "train", run_id),
             "transform_validation_job_name": naming.transform_job_name(location, "validation", run_id),
@@ -255,26 +354,47 @@ def encode_plan(items: list[dict[str, str]]) -> bytes:
 
 
 def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> dict[str, Any]:
-    """Check the location list, write the plan unless this exact plan exists, return the summary."""
+    """Check the request, choose the generation, write the plan unless it exists, return the summary."""
     if request.manifest_key is not None:
-        manifest_uri = s3_layout.s3_uri(settings.bucket, request.manifest_key)
+        source = f"the location manifest {s3_layout.s3_uri(settings.bucket, request.manifest_key)}"
         names: Sequence[object] = read_location_manifest(s3, settings.bucket, request.manifest_key)
-        problem = location_list_problem(
-            names, source=f"the location manifest {manifest_uri}", max_locations=settings.max_locations
-        )
-        if problem is not None:
-            raise LocationManifestError(problem)
+        error_class: type[PlanRunError] = LocationManifestError
     else:
         assert request.locations is not None  # parse_run_event guarantees exactly one source
-        names = request.locations
-        problem = location_list_problem(names, source="locations", max_locations=settings.max_locations)
-        if problem is not None:
-            raise InvalidRunRequest(problem)
+        source, names, error_class = "locations", request.locations, InvalidRunRequest
+    # A refit may name no location: it then retrains exactly the locations it takes over.
+    problem = location_list_problem(
+        names, source=source, max_locations=settings.max_locations, allow_empty=request.refit
+    )
+    if problem is not None:
+        raise error_class(problem)
     locations = [str(name) for name in names]
+
+    choice = choose_generation(s3, settings.bucket, request)
+    added: list[str] = []
+    if choice.refit and choice.replaces is not None:
+        requested = {naming.location_collision_key(name) for name in locations}
+        added = [
+            name
+            for name in generation_locations(s3, settings.bucket, choice.replaces)
+            if naming.location_collision_key(name) not in requested
+        ]
+        locations += added
+        what = f"locations plus the {len(added)} of generation {choice.replaces} a refit must retrain"
+        problem = location_list_problem(
+            locations, source=f"The request's {what}", max_locations=settings.max_locations
+        )
+        if problem is not None:
+            raise error_class(problem)
+    if not locations:
+        raise error_class(
+            f"{source[0].upper()}{source[1:]} has no location names and there is no served generation whose "
+            "locations a refit would retrain; name at least one location."
+        )
 
     run_id = request.run_id
     plan_key = s3_layout.run_plan_key(run_id)
-    body = encode_plan(plan_items(settings.bucket, run_id, locations))
+    body = encode_plan(plan_items(settings.bucket, run_id, choice.generation, locations))
     _write_plan_once(s3, settings.bucket, plan_key, body, run_id=run_id)
     preprocessor = naming.preprocessor_job_name(run_id)
     return {
@@ -283,8 +403,16 @@ def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> di
         "plan_key": plan_key,
         "results_prefix": s3_layout.run_results_prefix(run_id),
         "generation_results_prefix": s3_layout.run_generation_results_prefix(run_id),
+        "generation": choice.generation,
+        "refit": choice.refit,
+        "refit_reason": choice.refit_reason,
+        "replaces_generation": choice.replaces,
+        "added_locations": len(added),
         "preprocessor_job_name": preprocessor,
         "preprocessor_model_name": preprocessor,
+        "preprocessor_artifact_uri": s3_layout.s3_uri(
+            settings.bucket, s3_layout.preprocessor_artifact_key(choice.generation)
+        ),
         "raw_train_prefix_uri": s3_layout.s3_uri(
             settings.bucket, s3_layout.raw_data_split_prefix(run_id, "train")
         ),

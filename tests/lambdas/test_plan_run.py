@@ -48,10 +48,13 @@ def run(aws: MotoAccount, event: object, *, max_locations: int = 10_000) -> dict
     return result
 
 
-def expected_item(location: str, job_fragment: str, run_id: str = RUN_ID) -> dict[str, str]:
+def expected_item(
+    location: str, job_fragment: str, run_id: str = RUN_ID, generation: str | None = None
+) -> dict[str, str]:
     return {
         "run_id": run_id,
         "location": location,
+        "generation": generation or f"pp-{run_id}",
         "training_job_name": f"ll-{job_fragment}-{run_id}",
         "transform_train_job_name": f"tt-{job_fragment}-{run_id}",
         "transform_validation_job_name": f"tv-{job_fragment}-{run_id}",
@@ -70,29 +73,43 @@ EXPECTED_ITEMS = [
 ]
 
 
-def expected_result(run_id: str, count: int) -> dict[str, Any]:
+def expected_result(run_id: str, count: int, **changes: Any) -> dict[str, Any]:
+    """The result of a first run (it fits generation pp-<run id>), with ``changes`` applied."""
+    generation = changes.get("generation", f"pp-{run_id}")
     return {
         "run_id": run_id,
         "location_count": count,
         "plan_key": f"pipeline-runs/{run_id}/plan.json",
         "results_prefix": f"pipeline-runs/{run_id}/results/",
         "generation_results_prefix": f"pipeline-runs/{run_id}/generation/",
+        "generation": generation,
+        "refit": True,
+        "refit_reason": "first generation",
+        "replaces_generation": None,
+        "added_locations": 0,
         "preprocessor_job_name": f"pp-{run_id}",
         "preprocessor_model_name": f"pp-{run_id}",
+        "preprocessor_artifact_uri": f"s3://{BUCKET}/preprocessor/{generation}/model.tar.gz",
+        **changes,
         "raw_train_prefix_uri": f"s3://{BUCKET}/raw-data/{run_id}/train/",
         "training_output_uri": f"s3://{BUCKET}/training-output/{run_id}/",
     }
 
 
 def test_an_inline_list_becomes_one_item_per_location_in_input_order(aws: MotoAccount) -> None:
-    result = run(aws, {"run_id": RUN_ID, "locations": LOCATIONS})
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": LOCATIONS}})
 
     assert result == expected_result(RUN_ID, 3)
     plan = json.loads(aws.read(PLAN_KEY))
     assert plan == EXPECTED_ITEMS
     assert [list(item) for item in plan] == [list(EXPECTED_ITEMS[0])] * 3  # a fixed key order
     assert aws.object_keys() == [PLAN_KEY]
-    [put] = aws.recorder.calls
+    # Looked for the served, then the newest complete generation (neither exists: a first run).
+    assert [(call.operation, call.key) for call in aws.recorder.calls[:2]] == [
+        ("GetObject", "preprocessor/serving.json"),
+        ("GetObject", "preprocessor/newest.json"),
+    ]
+    put = aws.recorder.calls[2]
     assert put.operation == "PutObject"
     assert put.params["IfNoneMatch"] == "*"
     assert put.params["ContentType"] == "application/json"
@@ -103,22 +120,27 @@ def test_an_inline_list_becomes_one_item_per_location_in_input_order(aws: MotoAc
 def test_a_manifest_gives_the_same_items_as_the_same_list_inline(aws: MotoAccount) -> None:
     aws.put(MANIFEST_KEY, json.dumps(LOCATIONS, indent=2).encode("utf-8"))
 
-    result = run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY, "locations": None})
+    result = run(
+        aws, {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY, "locations": None}}
+    )
 
     assert result == expected_result(RUN_ID, 3)
     assert json.loads(aws.read(PLAN_KEY)) == EXPECTED_ITEMS
-    assert aws.recorder.operations() == ["GetObject", "PutObject"]
+    assert aws.recorder.operations() == ["GetObject", "GetObject", "GetObject", "PutObject"]
     assert aws.recorder.calls[0].key == MANIFEST_KEY
 
 
 def test_a_manifest_saved_with_a_byte_order_mark_is_read(aws: MotoAccount) -> None:
     aws.put(MANIFEST_KEY, b"\xef\xbb\xbf" + json.dumps(LOCATIONS).encode("utf-8"))
 
-    assert run(aws, {"run_id": "run-bom", "locations_manifest_key": MANIFEST_KEY})["location_count"] == 3
+    assert (
+        run(aws, {"run_id": "run-bom", "request": {"locations_manifest_key": MANIFEST_KEY}})["location_count"]
+        == 3
+    )
 
 
 def test_a_retry_finds_its_own_plan_and_writes_nothing(aws: MotoAccount) -> None:
-    event = {"run_id": RUN_ID, "locations": LOCATIONS}
+    event = {"run_id": RUN_ID, "request": {"locations": LOCATIONS}}
     first = run(aws, event)
     plan_bytes = aws.read(PLAN_KEY)
     state = aws.bucket_state()
@@ -127,16 +149,17 @@ def test_a_retry_finds_its_own_plan_and_writes_nothing(aws: MotoAccount) -> None
     assert run(aws, event) == first
     assert aws.bucket_state() == state  # no new object version in the versioned bucket
     assert aws.read(PLAN_KEY) == plan_bytes
-    assert aws.recorder.operations() == ["PutObject", "GetObject"]  # refused create, then compared
+    # The two generation reads, then a refused create and the comparison.
+    assert aws.recorder.operations() == ["GetObject", "GetObject", "PutObject", "GetObject"]
 
 
 def test_a_run_id_that_already_has_another_plan_is_refused(aws: MotoAccount) -> None:
-    run(aws, {"run_id": RUN_ID, "locations": LOCATIONS})
+    run(aws, {"run_id": RUN_ID, "request": {"locations": LOCATIONS}})
     plan_bytes = aws.read(PLAN_KEY)
     state = aws.bucket_state()
 
     with pytest.raises(plan_run.RunAlreadyPlanned) as raised:
-        run(aws, {"run_id": RUN_ID, "locations": ["Boston_MA"]})
+        run(aws, {"run_id": RUN_ID, "request": {"locations": ["Boston_MA"]}})
 
     assert str(raised.value) == (
         f"Run {RUN_ID!r} already has a different plan at s3://{BUCKET}/{PLAN_KEY}; the run id is the "
@@ -147,8 +170,8 @@ def test_a_run_id_that_already_has_another_plan_is_refused(aws: MotoAccount) -> 
 
 
 def test_plans_of_different_runs_do_not_interfere(aws: MotoAccount) -> None:
-    run(aws, {"run_id": "run-a", "locations": LOCATIONS})
-    run(aws, {"run_id": "run-b", "locations": ["Boston_MA"]})
+    run(aws, {"run_id": "run-a", "request": {"locations": LOCATIONS}})
+    run(aws, {"run_id": "run-b", "request": {"locations": ["Boston_MA"]}})
 
     assert json.loads(aws.read("pipeline-runs/run-b/plan.json")) == [
         expected_item("Boston_MA", "Boston-MA", "run-b")
@@ -160,7 +183,9 @@ def test_ten_thousand_locations_from_a_manifest(aws: MotoAccount) -> None:
     names = [f"loc-{index:05d}" for index in range(10_000)]
     aws.put(MANIFEST_KEY, json.dumps(names).encode("utf-8"))
 
-    result = run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY}, max_locations=10_000)
+    result = run(
+        aws, {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY}}, max_locations=10_000
+    )
 
     assert result["location_count"] == 10_000
     plan = json.loads(aws.read(PLAN_KEY))
@@ -173,10 +198,10 @@ def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest
     monkeypatch.setenv("MAX_LOCATIONS", "2")
 
     with pytest.raises(plan_run.InvalidRunRequest, match="more than MAX_LOCATIONS=2"):
-        plan_run.handler({"run_id": RUN_ID, "locations": LOCATIONS}, None)
+        plan_run.handler({"run_id": RUN_ID, "request": {"locations": LOCATIONS}}, None)
     assert aws.object_keys() == []
 
-    result = plan_run.handler({"run_id": RUN_ID, "locations": LOCATIONS[:2]}, None)
+    result = plan_run.handler({"run_id": RUN_ID, "request": {"locations": LOCATIONS[:2]}}, None)
     assert result == expected_result(RUN_ID, 2)
     assert json.loads(aws.read(PLAN_KEY)) == EXPECTED_ITEMS[:2]
 
@@ -188,76 +213,93 @@ def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest
 BAD_EVENTS = [
     pytest.param(["NewYork_NY"], "The event must be a JSON object, got array;", id="not-an-object"),
     pytest.param(
-        {"run_id": RUN_ID, "locations": LOCATIONS, "bucket": "other"},
+        {"run_id": RUN_ID, "request": {"locations": LOCATIONS}, "bucket": "other"},
         "The event has unexpected field(s) bucket;",
         id="unknown-field",
     ),
-    pytest.param({"locations": LOCATIONS}, "The event is missing run_id;", id="missing-run-id"),
     pytest.param(
-        {"run_id": "run_2025", "locations": LOCATIONS},
+        {"run_id": RUN_ID, "request": {"locations": LOCATIONS, "generation": "pp-x"}},
+        "The execution input has unexpected field(s) generation;",
+        id="unknown-input-field",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "request": ["NewYork_NY"]},
+        "The execution input must be a JSON object, got array;",
+        id="input-not-an-object",
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "request": {"locations": LOCATIONS, "refit": "yes"}},
+        "refit must be true or false, got string;",
+        id="refit-not-a-bool",
+    ),
+    pytest.param({"request": {"locations": LOCATIONS}}, "The event is missing run_id;", id="missing-run-id"),
+    pytest.param(
+        {"run_id": "run_2025", "request": {"locations": LOCATIONS}},
         "run id 'run_2025' is not allowed: use 1 to 24 characters",
         id="run-id-underscore",
     ),
     pytest.param(
-        {"run_id": "run-2025-", "locations": LOCATIONS},
+        {"run_id": "run-2025-", "request": {"locations": LOCATIONS}},
         "run id 'run-2025-' is not allowed: use 1 to 24 characters from A-Z, a-z, 0-9 and '-', starting "
         "and ending with a letter or digit",
         id="run-id-ends-with-a-hyphen",
     ),
     pytest.param(
-        {"run_id": "r" * 25, "locations": LOCATIONS},
+        {"run_id": "r" * 25, "request": {"locations": LOCATIONS}},
         "the run id is the Step Functions execution name, so start the execution with a name that follows",
         id="run-id-too-long",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations": LOCATIONS, "locations_manifest_key": MANIFEST_KEY},
-        "exactly one of locations and locations_manifest_key, got both;",
+        {"run_id": RUN_ID, "request": {"locations": LOCATIONS, "locations_manifest_key": MANIFEST_KEY}},
+        "needs exactly one of 'locations' (a list of location names) and 'locations_manifest_key'",
         id="both-sources",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations": None, "locations_manifest_key": None},
-        "exactly one of locations and locations_manifest_key, got neither;",
+        {"run_id": RUN_ID, "request": {"locations": None, "locations_manifest_key": None}},
+        "in the artifact bucket), got neither.",
         id="no-source",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations": "NewYork_NY"},
+        {"run_id": RUN_ID, "request": {"locations": "NewYork_NY"}},
         "locations must be a JSON array of location names, got string.",
         id="locations-not-a-list",
     ),
-    pytest.param({"run_id": RUN_ID, "locations": []}, "Locations has no location names;", id="empty-list"),
     pytest.param(
-        {"run_id": RUN_ID, "locations": ["NewYork_NY", "New York"]},
+        {"run_id": RUN_ID, "request": {"locations": []}}, "Locations has no location names;", id="empty-list"
+    ),
+    pytest.param(
+        {"run_id": RUN_ID, "request": {"locations": ["NewYork_NY", "New York"]}},
         "locations[1]: location name 'New York' is not allowed: use 1 to 32 characters",
         id="invalid-name",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations": [42]},
+        {"run_id": RUN_ID, "request": {"locations": [42]}},
         "locations[0]: location name must be a string",
         id="name-not-a-string",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations": ["NewYork_NY", "Chicago_IL", "newyork-ny"]},
+        {"run_id": RUN_ID, "request": {"locations": ["NewYork_NY", "Chicago_IL", "newyork-ny"]}},
         "locations[2] 'newyork-ny' collides with locations[0] 'NewYork_NY': SageMaker job names ignore case",
         id="collision",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations": ["a", "b", "c", "d"]},
+        {"run_id": RUN_ID, "request": {"locations": ["a", "b", "c", "d"]}},
         "Locations has 4 location names, more than MAX_LOCATIONS=3; split the locations",
         id="too-many",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations_manifest_key": "raw-data/all.json"},
+        {"run_id": RUN_ID, "request": {"locations_manifest_key": "raw-data/all.json"}},
         "locations_manifest_key 'raw-data/all.json' is not allowed: upload the manifest under "
         "location-manifests/",
         id="manifest-outside-prefix",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations_manifest_key": "location-manifests/"},
+        {"run_id": RUN_ID, "request": {"locations_manifest_key": "location-manifests/"}},
         "locations_manifest_key 'location-manifests/' is not allowed",
         id="manifest-key-is-the-prefix",
     ),
     pytest.param(
-        {"run_id": RUN_ID, "locations_manifest_key": ["location-manifests/a.json"]},
+        {"run_id": RUN_ID, "request": {"locations_manifest_key": ["location-manifests/a.json"]}},
         "locations_manifest_key must be a string (an S3 key under location-manifests/), got array.",
         id="manifest-key-not-a-string",
     ),
@@ -327,7 +369,7 @@ def test_a_bad_manifest_is_rejected_and_nothing_is_written(
     state = aws.bucket_state()
 
     with pytest.raises(plan_run.LocationManifestError) as raised:
-        run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY}, max_locations=3)
+        run(aws, {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY}}, max_locations=3)
 
     assert message in str(raised.value)
     assert aws.bucket_state() == state
@@ -340,7 +382,7 @@ def test_an_oversized_manifest_is_not_read(aws: MotoAccount, monkeypatch: pytest
     monkeypatch.setattr(plan_run, "MANIFEST_MAX_BYTES", len(body) - 1)
 
     with pytest.raises(plan_run.LocationManifestError, match=rf"is {len(body)} bytes, more than the"):
-        run(aws, {"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY})
+        run(aws, {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY}})
     assert aws.object_keys() == [MANIFEST_KEY]
 
 
@@ -356,7 +398,9 @@ def test_an_unreadable_manifest_says_it_may_be_missing() -> None:
         )
         with pytest.raises(plan_run.LocationManifestError) as raised:
             plan_run.plan_run(
-                plan_run.parse_run_event({"run_id": RUN_ID, "locations_manifest_key": MANIFEST_KEY}),
+                plan_run.parse_run_event(
+                    {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY}}
+                ),
                 s3=s3,
                 settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=10),
             )
@@ -389,3 +433,97 @@ def test_a_bad_environment_names_the_variable(environ: dict[str, str], message: 
 def test_the_environment_is_parsed() -> None:
     settings = plan_run.load_plan_settings({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": " 10000 "})
     assert settings == plan_run.PlanSettings(bucket=BUCKET, max_locations=10_000)
+
+
+# --------------------------------------------------------------------------------------------------
+# The generation a run trains into
+
+
+def _refer(aws: MotoAccount, key: str, generation: str) -> None:
+    aws.put(key, json.dumps({"format_version": 1, "generation": generation, "endpoint_name": None,
+                             "updated_at": "2026-12-01T10:00:00Z"}).encode("utf-8"))  # fmt: skip
+
+
+def _point(aws: MotoAccount, generation: str, *locations: str) -> None:
+    for location in locations:
+        aws.put(f"model-pointers/{generation}/{location}.json", b"{}")  # only the key is listed
+
+
+def test_a_partial_run_reuses_the_served_generation_and_never_refits(aws: MotoAccount) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served")
+    _refer(aws, "preprocessor/newest.json", "pp-newer")  # complete, but not served: not used
+    _point(aws, "pp-served", "Boston_MA", "Chicago_IL")
+
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": ["Chicago_IL"]}})
+
+    assert result == expected_result(RUN_ID, 1, generation="pp-served", refit=False, refit_reason=None)
+    assert json.loads(aws.read(PLAN_KEY)) == [
+        expected_item("Chicago_IL", "Chicago-IL", generation="pp-served")
+    ]
+    assert "ListObjectsV2" not in aws.recorder.operations()  # only a refit takes over locations
+
+
+def test_before_anything_is_served_a_run_reuses_the_newest_complete_generation(aws: MotoAccount) -> None:
+    _refer(aws, "preprocessor/newest.json", "pp-first")
+
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": ["Chicago_IL"], "refit": False}})
+
+    assert (result["generation"], result["refit"]) == ("pp-first", False)
+    assert result["preprocessor_artifact_uri"] == f"s3://{BUCKET}/preprocessor/pp-first/model.tar.gz"
+
+
+def test_a_refit_fits_a_new_generation_and_retrains_every_served_location(aws: MotoAccount) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served")
+    _point(aws, "pp-served", "Boston_MA", "Chicago_IL", "austin-tx")
+    _point(aws, "pp-other", "Denver_CO")  # another generation's locations are not taken over
+
+    result = run(
+        aws, {"run_id": RUN_ID, "request": {"locations": ["NewYork_NY", "chicago-il"], "refit": True}}
+    )
+
+    assert result == expected_result(
+        RUN_ID, 4, refit_reason="requested", replaces_generation="pp-served", added_locations=2
+    )
+    # The request's locations first, in its order, then the served ones it did not name (sorted);
+    # chicago-il is Chicago_IL's job-name twin, so the request's spelling stands for both.
+    assert [item["location"] for item in json.loads(aws.read(PLAN_KEY))] == [
+        "NewYork_NY", "chicago-il", "Boston_MA", "austin-tx"
+    ]  # fmt: skip
+
+
+def test_a_refit_without_locations_retrains_exactly_the_served_ones(aws: MotoAccount) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served")
+    _point(aws, "pp-served", "Boston_MA", "Chicago_IL")
+
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": [], "refit": True}})
+
+    assert (result["location_count"], result["added_locations"]) == (2, 2)
+    assert json.loads(aws.read(PLAN_KEY)) == [
+        expected_item("Boston_MA", "Boston-MA"),
+        expected_item("Chicago_IL", "Chicago-IL"),
+    ]
+
+
+def test_a_refit_that_would_exceed_the_location_limit_is_refused(aws: MotoAccount) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served")
+    _point(aws, "pp-served", "a", "b", "c")
+
+    with pytest.raises(
+        plan_run.InvalidRunRequest, match="the 3 of generation pp-served a refit must retrain"
+    ):
+        run(aws, {"run_id": RUN_ID, "request": {"locations": ["d"], "refit": True}}, max_locations=3)
+    assert "PutObject" not in aws.recorder.operations()
+
+
+def test_an_empty_refit_with_nothing_to_retrain_is_refused(aws: MotoAccount) -> None:
+    with pytest.raises(plan_run.InvalidRunRequest, match="no served generation whose locations a refit"):
+        run(aws, {"run_id": RUN_ID, "request": {"locations": [], "refit": True}})
+    assert aws.object_keys() == []
+
+
+def test_an_unreadable_generation_reference_stops_the_run(aws: MotoAccount) -> None:
+    aws.put("preprocessor/serving.json", b'{"generation": "current"}')
+
+    with pytest.raises(plan_run.GenerationUnreadable, match=r"serving.json is not a generation reference"):
+        run(aws, {"run_id": RUN_ID, "request": {"locations": ["Chicago_IL"]}})
+    assert aws.object_keys() == ["preprocessor/serving.json"]
