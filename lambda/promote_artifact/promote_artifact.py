@@ -2,23 +2,30 @@
 
 Two kinds of promotion, chosen by the event:
 
-- ``{"training_job_name": ..., "location": ...}``: a location's linear-learner model is copied to a
-  NEW versioned key ``models/<location>/<location>-<job name>.tar.gz`` (the training job name is the
-  model version: unique, at most 63 characters, valid for the key layout). A served key is never
-  overwritten, because a multi-model endpoint may keep serving a cached copy of the old bytes under
-  the same name. Only after the copy is verified does the per-location pointer
-  ``model-pointers/<location>.json`` (format: :mod:`mme_shared.model_pointer`) name the new version.
-- ``{"training_job_name": ..., "artifact": "preprocessor"}``: the shared preprocessor is copied to
-  the stable key ``preprocessor/current/model.tar.gz`` that the endpoint's first container reads;
-  bucket versioning keeps the history, and there is no pointer.
+- ``{"training_job_name": ..., "location": ..., "generation": ... (optional)}``: a location's
+  linear-learner model is copied to a NEW versioned key
+  ``models/<generation>/<location>/<location>-<job name>.tar.gz`` (the training job name is the
+  model version: unique, at most 63 characters, valid for the key layout). The generation is the
+  preprocessor the job's data went through: the state machine tags every per-location job with it
+  (``mme:preprocessor-generation``), this function reads it from the tag, and an event that names a
+  generation must name the same one. A served key is never overwritten, because a multi-model
+  endpoint may keep serving a cached copy of the old bytes under the same name. Only after the copy
+  is verified does the location's pointer in that generation,
+  ``model-pointers/<generation>/<location>.json`` (format: :mod:`mme_shared.model_pointer`), name
+  the new version.
+- ``{"training_job_name": "pp-<run id>", "artifact": "preprocessor"}``: a fitted preprocessor
+  becomes the generation named after its job: it is copied to the immutable key
+  ``preprocessor/<job name>/model.tar.gz``. Nothing is served from it until a run completes the
+  generation and the endpoint is deployed with it (see :mod:`mme_shared.generation`).
 
 Checks before anything is written (each failure raises one of the exception classes below, whose
 names a Step Functions ``Catch`` can match, and leaves the bucket untouched): the event's fields;
 the job exists and is ``Completed``; the job's ``mme:location`` tag equals the requested location
 (the state machine tags every per-location job; a preprocessor job must carry no such tag, so a
-location model can never be promoted as everyone's preprocessor); the artifact is in this bucket
-under ``training-output/`` and exists; and an existing destination is either this very artifact
-(a retry) or, for a model version, a conflict.
+location model can never be promoted as everyone's preprocessor); a model's generation tag names a
+generation whose preprocessor artifact exists; the artifact is in this bucket under
+``training-output/`` and exists; and an existing destination is either this very artifact (a
+retry) or a conflict: nothing promoted is ever overwritten.
 
 The copy is server-side only: boto3's managed ``copy`` issues CopyObject up to the multipart
 threshold (5 GiB, the CopyObject limit) and CreateMultipartUpload + UploadPartCopy +
@@ -42,8 +49,7 @@ The destination then counts as the source's bytes when
    of the source than the one that was inspected.
 
 The same comparison decides whether an existing destination is a retry (skip the copy: idempotent)
-or something else (fail with ArtifactConflict for a model version; a differing preprocessor is
-overwritten, since that key is stable by design). If the copy cannot be verified, the pointer is
+or something else (fail with ArtifactConflict). If the copy cannot be verified, the pointer is
 not touched and ArtifactVerificationFailed names the unverified key; it is not deleted, because this
 function is deliberately not allowed to delete anything under the served prefix.
 
@@ -52,7 +58,7 @@ On a retry whose pointer already names this version, the pointer is left as it i
 
 Permissions it needs (nothing else): ``sagemaker:DescribeTrainingJob`` and ``sagemaker:ListTags`` on
 training jobs; ``s3:GetObject`` on ``training-output/*``; ``s3:GetObject``, ``s3:PutObject`` and
-``s3:AbortMultipartUpload`` on ``models/*`` and ``preprocessor/current/model.tar.gz``;
+``s3:AbortMultipartUpload`` on ``models/*`` and ``preprocessor/*/model.tar.gz``;
 ``s3:GetObject`` and ``s3:PutObject`` on ``model-pointers/*``; ``s3:ListBucket`` on the bucket (so
 a missing object is a 404, not a 403); ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the project
 key (reading SSE-KMS sources and checksums, writing SSE-KMS copies). No delete permission at all.
@@ -84,7 +90,7 @@ from mme_shared.model_pointer import (
     ModelPointer,
     ModelPointerError,
 )
-from mme_shared.naming import location_name_problem
+from mme_shared.naming import generation_problem, location_name_problem
 from mme_shared.pointer_store import UNCONDITIONAL, write_pointer
 
 LOGGER = logging.getLogger(__name__)
@@ -97,6 +103,8 @@ SageMakerClient: TypeAlias = Any
 
 LOCATION_TAG_KEY: Final = "mme:location"
 """The tag the state machine puts on every per-location training job; its value is the location."""
+GENERATION_TAG_KEY: Final = "mme:preprocessor-generation"
+"""The tag naming the preprocessor generation whose output a per-location job trained on."""
 PREPROCESSOR_ARTIFACT: Final = "preprocessor"
 
 MULTIPART_THRESHOLD_BYTES: Final = 5 * 1024**3
@@ -118,7 +126,7 @@ TRAINING_JOB_NAME_RULE: Final = (
 _KMS_KEY_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
-_EVENT_FIELDS: Final = ("training_job_name", "location", "artifact")
+_EVENT_FIELDS: Final = ("training_job_name", "location", "artifact", "generation")
 
 
 # The class names are the contract with the state machine: Lambda reports an uncaught exception's
@@ -148,6 +156,10 @@ class TrainingJobNotReady(PromotionError):  # noqa: N818
 
 class LocationMismatch(PromotionError):  # noqa: N818
     """The job's ``mme:location`` tag does not match what the event asks to promote."""
+
+
+class GenerationMismatch(PromotionError):  # noqa: N818
+    """The job's generation tag is missing, names no existing generation, or not the requested one."""
 
 
 class ArtifactOutsideTrainingOutput(PromotionError):  # noqa: N818
@@ -180,6 +192,8 @@ class PromotionRequest:
 
     training_job_name: str
     location: str | None
+    generation: str | None = None
+    """The generation the event expects a location's model to belong to (None: the job's tag says)."""
 
     @property
     def is_preprocessor(self) -> bool:
@@ -205,6 +219,8 @@ class PromotionResult:
 
     artifact: str
     """``model`` or ``preprocessor``."""
+    generation: str
+    """The model's preprocessor generation, or the generation a preprocessor artifact starts."""
     location: str | None
     version: str
     training_job_name: str
@@ -229,8 +245,8 @@ class PromotionResult:
 def parse_promotion_event(event: object) -> PromotionRequest:
     """Validate the event; raise InvalidPromotionRequest naming the field and what is expected."""
     expected = (
-        'expected {"training_job_name": str, "location": str} or '
-        '{"training_job_name": str, "artifact": "preprocessor"}'
+        'expected {"training_job_name": str, "location": str, "generation": str (optional)} or '
+        '{"training_job_name": "pp-<run id>", "artifact": "preprocessor"}'
     )
     if not isinstance(event, Mapping):
         raise InvalidPromotionRequest(
@@ -258,11 +274,27 @@ def parse_promotion_event(event: object) -> PromotionRequest:
                 f"artifact {event['artifact']!r} is not supported; the only shared artifact is "
                 f"{PREPROCESSOR_ARTIFACT!r} (pass location to promote a location's model)."
             )
+        if "generation" in event:
+            raise InvalidPromotionRequest(
+                "A preprocessor promotion takes no generation: it starts the generation named after its "
+                f"training job; {expected}."
+            )
+        problem = generation_problem(job_name)
+        if problem is not None:
+            raise InvalidPromotionRequest(
+                f"training_job_name {job_name!r} cannot start a generation: {problem}; a preprocessor is "
+                "fitted by the job pp-<run id>."
+            )
         return PromotionRequest(training_job_name=job_name, location=None)
     problem = location_name_problem(event["location"])
     if problem is not None:
         raise InvalidPromotionRequest(f"location {problem}.")
-    return PromotionRequest(training_job_name=job_name, location=event["location"])
+    generation = event.get("generation")
+    if generation is not None:
+        problem = generation_problem(generation)
+        if problem is not None:
+            raise InvalidPromotionRequest(f"{problem}.")
+    return PromotionRequest(training_job_name=job_name, location=event["location"], generation=generation)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -316,7 +348,9 @@ def promote_artifact(
             + (f" (FailureReason: {reason})" if reason else "")
             + "; only a Completed job's artifact can be promoted."
         )
-    _check_location_tag(sagemaker, job, request)
+    tags = _training_job_tags(sagemaker, job["TrainingJobArn"])
+    _check_location_tag(tags, request)
+    generation = job_name if request.location is None else _model_generation(s3, settings, tags, request)
     source_key = _artifact_key(job, settings.bucket)
     source = _head(s3, settings.bucket, source_key)
     if source is None:
@@ -326,9 +360,9 @@ def promote_artifact(
         )
 
     if request.location is None:
-        destination_key = s3_layout.PREPROCESSOR_ARTIFACT_KEY
+        destination_key = s3_layout.preprocessor_artifact_key(generation)
     else:
-        destination_key = s3_layout.model_version_key(request.location, job_name)
+        destination_key = s3_layout.model_version_key(generation, request.location, job_name)
 
     placed, verification, copied = _place_artifact(
         s3,
@@ -336,7 +370,6 @@ def promote_artifact(
         source,
         destination_key,
         job_name,
-        overwrite_differing=request.is_preprocessor,
         multipart_threshold=multipart_threshold,
         multipart_chunksize=multipart_chunksize,
     )
@@ -345,6 +378,7 @@ def promote_artifact(
     if request.location is None:
         return PromotionResult(
             artifact=PREPROCESSOR_ARTIFACT,
+            generation=generation,
             location=None,
             version=job_name,
             training_job_name=job_name,
@@ -361,6 +395,7 @@ def promote_artifact(
         s3,
         settings,
         ModelPointer(
+            preprocessor_generation=generation,
             location=request.location,
             version=job_name,
             size=placed.size,
@@ -372,6 +407,7 @@ def promote_artifact(
     )
     return PromotionResult(
         artifact="model",
+        generation=pointer.preprocessor_generation,
         location=pointer.location,
         version=pointer.version,
         training_job_name=job_name,
@@ -392,14 +428,13 @@ def _place_artifact(
     destination_key: str,
     job_name: str,
     *,
-    overwrite_differing: bool,
     multipart_threshold: int,
     multipart_chunksize: int,
 ) -> tuple[ObjectFacts, str, bool]:
     """Make the destination hold the source's bytes: (its facts, how verified, whether copied).
 
     A destination that already holds them is a retry and is left alone. One that holds something
-    else is a conflict, unless ``overwrite_differing`` (the preprocessor's stable key).
+    else is a conflict: promoted keys (model versions and generations' preprocessors) are immutable.
     """
     existing = _head(s3, settings.bucket, destination_key)
     if existing is not None:
@@ -409,13 +444,12 @@ def _place_artifact(
                 "s3://%s/%s already holds this artifact: not copied again", settings.bucket, destination_key
             )
             return existing, verification, False
-        if not overwrite_differing:
-            raise ArtifactConflict(
-                f"s3://{settings.bucket}/{destination_key} already exists with different content "
-                f"({existing.size} bytes, ETag {existing.etag}) than training job {job_name!r}'s artifact "
-                f"({source.size} bytes, ETag {source.etag}); a promoted version is never overwritten, "
-                "so check who wrote that key."
-            )
+        raise ArtifactConflict(
+            f"s3://{settings.bucket}/{destination_key} already exists with different content "
+            f"({existing.size} bytes, ETag {existing.etag}) than training job {job_name!r}'s artifact "
+            f"({source.size} bytes, ETag {source.etag}); a promoted artifact is never overwritten, "
+            "so check who wrote that key."
+        )
     _server_side_copy(
         s3,
         settings,
@@ -462,11 +496,9 @@ def _training_job_tags(sagemaker: SageMakerClient, job_arn: str) -> dict[str, st
     return tags
 
 
-def _check_location_tag(
-    sagemaker: SageMakerClient, job: Mapping[str, Any], request: PromotionRequest
-) -> None:
+def _check_location_tag(tags: Mapping[str, str], request: PromotionRequest) -> None:
     job_name = request.training_job_name
-    tagged = _training_job_tags(sagemaker, job["TrainingJobArn"]).get(LOCATION_TAG_KEY)
+    tagged = tags.get(LOCATION_TAG_KEY)
     if request.location is None:
         if tagged is not None:
             raise LocationMismatch(
@@ -484,6 +516,33 @@ def _check_location_tag(
             f"Training job {job_name!r} trained location {tagged!r} ({LOCATION_TAG_KEY} tag), "
             f"not {request.location!r}; its model cannot be promoted as {request.location!r}'s."
         )
+
+
+def _model_generation(
+    s3: S3Client, settings: Settings, tags: Mapping[str, str], request: PromotionRequest
+) -> str:
+    """The generation a location's model belongs to: its job's tag, checked against the event and S3."""
+    job_name = request.training_job_name
+    tagged = tags.get(GENERATION_TAG_KEY)
+    if tagged is None or generation_problem(tagged) is not None:
+        raise GenerationMismatch(
+            f"Training job {job_name!r} has no valid {GENERATION_TAG_KEY} tag (got {tagged!r}), so the "
+            "preprocessor its data went through is unknown and its model could be served behind the "
+            "wrong one; only the pipeline's per-location jobs can be promoted."
+        )
+    if request.generation is not None and tagged != request.generation:
+        raise GenerationMismatch(
+            f"Training job {job_name!r} trained on preprocessor generation {tagged!r} "
+            f"({GENERATION_TAG_KEY} tag), not {request.generation!r}; its model belongs to {tagged!r}."
+        )
+    artifact_key = s3_layout.preprocessor_artifact_key(tagged)
+    if _head(s3, settings.bucket, artifact_key) is None:
+        raise GenerationMismatch(
+            f"Training job {job_name!r} names preprocessor generation {tagged!r}, but "
+            f"s3://{settings.bucket}/{artifact_key} does not exist; a model can only join a generation "
+            "whose preprocessor was promoted."
+        )
+    return tagged
 
 
 def _artifact_key(job: Mapping[str, Any], bucket: str) -> str:

@@ -39,6 +39,8 @@ generate_data = importlib.import_module("generate_data")
 REGION = "us-east-1"
 BUCKET = "mme-artifacts-test"
 RUN_ID = "run-20250501"
+GENERATION = f"pp-{RUN_ID}"
+"""The preprocessor generation a per-location job trained on (its ``mme:preprocessor-generation`` tag)."""
 ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker-execution"
 KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{DEFAULT_ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LINEAR_LEARNER_IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
@@ -209,8 +211,10 @@ TrainingJobFactory = Callable[..., str]
 def training_job(aws: MotoAccount) -> TrainingJobFactory:
     """Create a Completed training job whose artifact exists; returns the artifact's key.
 
-    ``location`` becomes the ``mme:location`` tag (None: no tag); ``artifact`` the object's bytes
-    (None: no object). Extra keyword arguments are moto job fields (see :func:`set_job_fields`).
+    ``location`` becomes the ``mme:location`` tag (None: no tag); a location's job is also tagged
+    with ``generation`` (None: no tag), whose preprocessor artifact is then put in place as the
+    pipeline would have promoted it; ``artifact`` is the object's bytes (None: no object). Extra
+    keyword arguments are moto job fields (see :func:`set_job_fields`).
     """
 
     def create(
@@ -219,11 +223,15 @@ def training_job(aws: MotoAccount) -> TrainingJobFactory:
         location: str | None,
         artifact: bytes | None = b"model.tar.gz bytes of a linear learner model",
         extra_tags: dict[str, str] | None = None,
+        generation: str | None = GENERATION,
         **fields: Any,
     ) -> str:
         tags = dict(extra_tags or {})
         if location is not None:
             tags[promote_artifact.LOCATION_TAG_KEY] = location
+            if generation is not None:
+                tags[promote_artifact.GENERATION_TAG_KEY] = generation
+                aws.put(f"preprocessor/{generation}/model.tar.gz", b"the generation's preprocessor")
         aws.sagemaker.create_training_job(
             TrainingJobName=job_name,
             AlgorithmSpecification={"TrainingImage": LINEAR_LEARNER_IMAGE, "TrainingInputMode": "File"},

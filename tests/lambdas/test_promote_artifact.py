@@ -14,6 +14,7 @@ from mme_shared import s3_layout
 from mme_shared.model_pointer import ArtifactChecksum, ModelPointer
 from tests.lambdas.conftest import (
     BUCKET,
+    GENERATION,
     REGION,
     RUN_ID,
     MotoAccount,
@@ -26,8 +27,8 @@ from tests.lambdas.conftest import (
 LOCATION = "Chicago_IL"
 JOB = "ll-Chicago-IL-run-20250501-a1b2c3"
 PROMOTED_AT = datetime(2025, 5, 1, 12, 30, tzinfo=UTC)
-VERSION_KEY = f"models/{LOCATION}/{LOCATION}-{JOB}.tar.gz"
-POINTER_KEY = f"model-pointers/{LOCATION}.json"
+VERSION_KEY = f"models/{GENERATION}/{LOCATION}/{LOCATION}-{JOB}.tar.gz"
+POINTER_KEY = f"model-pointers/{GENERATION}/{LOCATION}.json"
 METRICS = [
     {"MetricName": "validation:absolute_loss", "Value": 15234.5, "Timestamp": PROMOTED_AT},
     {"MetricName": "validation:mse", "Value": 4.1e8, "Timestamp": PROMOTED_AT},
@@ -83,6 +84,7 @@ def test_promotion_copies_to_a_new_versioned_key_and_then_moves_the_pointer(
 
     assert result == {
         "artifact": "model",
+        "generation": GENERATION,
         "location": LOCATION,
         "version": JOB,
         "training_job_name": JOB,
@@ -105,6 +107,7 @@ def test_promotion_copies_to_a_new_versioned_key_and_then_moves_the_pointer(
     pointer = ModelPointer.from_json(aws.read(POINTER_KEY))
     source_crc = aws.inspect_s3.head_object(Bucket=BUCKET, Key=chicago_job, ChecksumMode="ENABLED")
     assert pointer == ModelPointer(
+        preprocessor_generation=GENERATION,
         location=LOCATION,
         version=JOB,
         size=result["size"],
@@ -113,7 +116,7 @@ def test_promotion_copies_to_a_new_versioned_key_and_then_moves_the_pointer(
         checksum=ArtifactChecksum("CRC32", source_crc["ChecksumCRC32"]),
         validation_metrics=EXPECTED_METRICS,
     )
-    assert pointer.key == VERSION_KEY == s3_layout.model_version_key(LOCATION, JOB)
+    assert pointer.key == VERSION_KEY == s3_layout.model_version_key(GENERATION, LOCATION, JOB)
     pointer_head = aws.inspect_s3.head_object(Bucket=BUCKET, Key=POINTER_KEY)
     assert (pointer_head["ServerSideEncryption"], pointer_head["SSEKMSKeyId"]) == ("aws:kms", aws.kms_key_arn)
     assert pointer_head["ContentType"] == "application/json"
@@ -193,7 +196,7 @@ def test_a_newer_version_gets_its_own_key_and_the_old_one_is_untouched(
 
     result = promote(aws, {"training_job_name": newer_job, "location": LOCATION})
 
-    assert result["key"] == f"models/{LOCATION}/{LOCATION}-{newer_job}.tar.gz" != VERSION_KEY
+    assert result["key"] == f"models/{GENERATION}/{LOCATION}/{LOCATION}-{newer_job}.tar.gz" != VERSION_KEY
     assert aws.read(result["key"]) == b"a retrained model"
     assert aws.read(VERSION_KEY) == old_bytes
     assert ModelPointer.from_json(aws.read(POINTER_KEY)).version == newer_job
@@ -255,10 +258,10 @@ def test_above_the_threshold_the_copy_is_a_managed_multipart_upload_part_copy(
 # The shared preprocessor
 
 
-def test_the_preprocessor_goes_to_its_stable_key_without_a_pointer(
+def test_a_preprocessor_starts_the_generation_named_after_its_job_without_a_pointer(
     aws: MotoAccount, training_job: TrainingJobFactory
 ) -> None:
-    first_job, second_job = "sklearn-preprocessor-run-1", "sklearn-preprocessor-run-2"
+    first_job, second_job = "pp-run-1", "pp-run-2"
     training_job(first_job, location=None, artifact=b"preprocessor v1")
     training_job(second_job, location=None, artifact=b"preprocessor v2")
 
@@ -268,11 +271,12 @@ def test_the_preprocessor_goes_to_its_stable_key_without_a_pointer(
 
     assert first == {
         "artifact": "preprocessor",
+        "generation": first_job,
         "location": None,
         "version": first_job,
         "training_job_name": first_job,
         "target_model": None,
-        "key": s3_layout.PREPROCESSOR_ARTIFACT_KEY,
+        "key": "preprocessor/pp-run-1/model.tar.gz",
         "pointer_key": None,
         "size": len(b"preprocessor v1"),
         "copied": True,
@@ -280,15 +284,83 @@ def test_the_preprocessor_goes_to_its_stable_key_without_a_pointer(
         "validation_metrics": {},
     }
     assert retry == {**first, "copied": False}
-    assert (second["copied"], second["version"]) == (True, second_job)
-    assert aws.read(s3_layout.PREPROCESSOR_ARTIFACT_KEY) == b"preprocessor v2"
-    versions, _ = aws.bucket_state()
-    assert len([v for v in versions if v[0] == s3_layout.PREPROCESSOR_ARTIFACT_KEY]) == 2  # history kept
+    assert (second["copied"], second["key"]) == (True, "preprocessor/pp-run-2/model.tar.gz")
+    # Each generation keeps its own bytes: a new fit never touches what an endpoint may serve.
+    assert aws.read("preprocessor/pp-run-1/model.tar.gz") == b"preprocessor v1"
+    assert aws.read("preprocessor/pp-run-2/model.tar.gz") == b"preprocessor v2"
     assert not [key for key in aws.object_keys() if key.startswith(s3_layout.MODEL_POINTERS_PREFIX)]
     assert writes(aws) == [
-        ("CopyObject", s3_layout.PREPROCESSOR_ARTIFACT_KEY),
-        ("CopyObject", s3_layout.PREPROCESSOR_ARTIFACT_KEY),
+        ("CopyObject", "preprocessor/pp-run-1/model.tar.gz"),
+        ("CopyObject", "preprocessor/pp-run-2/model.tar.gz"),
     ]
+
+
+def test_a_generations_preprocessor_is_never_overwritten(
+    aws: MotoAccount, training_job: TrainingJobFactory
+) -> None:
+    training_job("pp-run-1", location=None, artifact=b"preprocessor v1")
+    aws.put("preprocessor/pp-run-1/model.tar.gz", b"what the endpoint serves")
+
+    assert_rejected(
+        aws,
+        {"training_job_name": "pp-run-1", "artifact": "preprocessor"},
+        "ArtifactConflict",
+        "a promoted artifact is never overwritten",
+    )
+    assert aws.read("preprocessor/pp-run-1/model.tar.gz") == b"what the endpoint serves"
+
+
+def test_a_model_joins_the_generation_its_job_is_tagged_with(
+    aws: MotoAccount, training_job: TrainingJobFactory
+) -> None:
+    training_job(JOB, location=LOCATION, generation="pp-other-run")
+
+    result = promote(aws, {"training_job_name": JOB, "location": LOCATION})
+
+    assert result["generation"] == "pp-other-run"
+    assert result["key"] == f"models/pp-other-run/{LOCATION}/{LOCATION}-{JOB}.tar.gz"
+    assert (
+        ModelPointer.from_json(aws.read(f"model-pointers/pp-other-run/{LOCATION}.json")).key == result["key"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("generation_tag", "event_generation", "message"),
+    [
+        pytest.param(None, None, "has no valid mme:preprocessor-generation tag (got None)", id="untagged"),
+        pytest.param(
+            "current", None, "has no valid mme:preprocessor-generation tag (got 'current')", id="bad-tag"
+        ),
+        pytest.param(
+            GENERATION,
+            "pp-another",
+            f"trained on preprocessor generation '{GENERATION}'",
+            id="other-generation",
+        ),
+        pytest.param(
+            "pp-never-promoted",
+            None,
+            "preprocessor/pp-never-promoted/model.tar.gz does not exist",
+            id="unknown",
+        ),
+    ],
+)
+def test_a_model_of_an_unknown_or_other_generation_is_rejected(
+    aws: MotoAccount,
+    training_job: TrainingJobFactory,
+    generation_tag: str | None,
+    event_generation: str | None,
+    message: str,
+) -> None:
+    tags = {} if generation_tag is None else {promote_artifact.GENERATION_TAG_KEY: generation_tag}
+    # generation=None: the factory adds no tag and promotes no preprocessor; the test's tag stands.
+    training_job(JOB, location=LOCATION, generation=None, extra_tags=tags)
+    if generation_tag == GENERATION:
+        aws.put(f"preprocessor/{GENERATION}/model.tar.gz", b"the generation's preprocessor")
+    event = {"training_job_name": JOB, "location": LOCATION}
+    if event_generation is not None:
+        event["generation"] = event_generation
+    assert_rejected(aws, event, "GenerationMismatch", message)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,6 +408,18 @@ def assert_rejected(
         ),
         ({"training_job_name": ["x"], "location": LOCATION}, "['x'] is not a SageMaker training job name"),
         ({"training_job_name": JOB, "artifact": "tokenizer"}, "artifact 'tokenizer' is not supported"),
+        (
+            {"training_job_name": "pp-run-1", "artifact": "preprocessor", "generation": "pp-run-1"},
+            "A preprocessor promotion takes no generation",
+        ),
+        (
+            {"training_job_name": "sklearn-run-1", "artifact": "preprocessor"},
+            "'sklearn-run-1' cannot start a generation: preprocessor generation 'sklearn-run-1'",
+        ),
+        (
+            {"training_job_name": JOB, "location": LOCATION, "generation": "latest"},
+            "preprocessor generation 'latest' is not allowed",
+        ),
         ([JOB, LOCATION], "The event must be a JSON object, got list"),
     ],
 )
@@ -438,10 +522,21 @@ def test_a_job_without_a_location_tag_cannot_be_promoted_as_a_location(
     )
 
 
-def test_a_location_model_cannot_be_promoted_as_the_preprocessor(aws: MotoAccount, chicago_job: str) -> None:
+def test_a_location_model_cannot_be_promoted_as_the_preprocessor(
+    aws: MotoAccount, chicago_job: str, training_job: TrainingJobFactory
+) -> None:
+    # A location's job name can never start a generation ...
     assert_rejected(
         aws,
         {"training_job_name": JOB, "artifact": "preprocessor"},
+        "InvalidPromotionRequest",
+        f"training_job_name '{JOB}' cannot start a generation",
+    )
+    # ... and a job named like a preprocessor that trained a location is caught by its tag.
+    training_job("pp-run-7", location=LOCATION)
+    assert_rejected(
+        aws,
+        {"training_job_name": "pp-run-7", "artifact": "preprocessor"},
         "LocationMismatch",
         "is tagged mme:location='Chicago_IL', so it trained a location's model",
     )
@@ -473,7 +568,9 @@ def test_a_source_replaced_during_promotion_is_not_copied(aws: MotoAccount, chic
     with pytest.raises(promote_artifact.ArtifactVerificationFailed, match="changed while being promoted"):
         promote(aws, {"training_job_name": JOB, "location": LOCATION})
     assert replaced
-    assert [key for key in aws.object_keys() if not key.startswith("training-output/")] == []
+    assert [
+        key for key in aws.object_keys() if not key.startswith(("training-output/", "preprocessor/"))
+    ] == []
 
 
 def test_a_copy_that_does_not_match_leaves_the_pointer_alone(
