@@ -1,14 +1,16 @@
 """``mme status`` and ``mme models list | promote | rollback | delete | prune``.
 
-Models live under the multi-model prefix as immutable versions
-(``models/<location>/<location>-<version>.tar.gz``); which version clients invoke is said by the
-location's pointer document (``model-pointers/<location>.json``, :mod:`mme_shared.model_pointer`).
-Promoting adds a version and moves the pointer (done by the promotion Lambda, so the CLI needs no
-more rights than the pipeline has); rolling back only moves the pointer, written by the same code
-as the Lambda's (:mod:`mme_shared.pointer_store`). Neither touches the endpoint: it loads whatever
-TargetModel a client names. Deleting and pruning remove version keys (and, for a whole location,
-its pointer) explicitly: the bucket is versioned and its lifecycle rule only expires noncurrent
-object versions, so a key nobody deletes stays forever.
+Models live per preprocessor generation (:mod:`mme_cli.generations`) as immutable versions
+(``models/<generation>/<location>/<location>-<version>.tar.gz``); which version clients invoke is
+said by the location's pointer in that generation (``model-pointers/<generation>/<location>.json``,
+:mod:`mme_shared.model_pointer`). Every models command acts on one generation: the served one, or
+the one named with ``--generation``. Promoting adds a version and moves the pointer (done by the
+promotion Lambda, so the CLI needs no more rights than the pipeline has); rolling back only moves
+the pointer, written by the same code as the Lambda's (:mod:`mme_shared.pointer_store`). Neither
+touches the endpoint: it loads whatever TargetModel a client names, relative to the served
+generation's prefix. Deleting and pruning remove version keys (and, for a whole location, its
+pointer) explicitly: the bucket is versioned and its lifecycle rule only expires noncurrent object
+versions, so a key nobody deletes stays forever.
 """
 
 from __future__ import annotations
@@ -16,18 +18,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from rich.filesize import decimal
 from rich.table import Table
 
+from mme_cli import generations
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
+from mme_cli.generations import Chosen
 from mme_shared import s3_layout
+from mme_shared.generation import GenerationRef
 from mme_shared.model_pointer import CHECKSUM_ALGORITHMS, ArtifactChecksum, ModelPointer, ModelPointerError
 from mme_shared.naming import validate_location_name
 from mme_shared.pointer_store import PointerChanged, delete_pointer, write_pointer
@@ -38,6 +44,17 @@ _PAGE_SIZE = 1000
 """Keys per ListObjectsV2 page (S3's maximum)."""
 _NAMES_SHOWN = 10
 """How many existing names an error message lists before saying "and N more"."""
+_POINTER_READERS: Final = 16
+"""Pointers read at once by `mme status` and `mme models list` (one GetObject each)."""
+TRAINING_JOB_METADATA: Final = "mme-training-job"
+"""Object metadata the promotion Lambda puts on every version it copies: the job that trained it."""
+ADDED_BY_METADATA: Final = "mme-added-from"
+"""Object metadata `mme models add` puts on a version it uploads: where the artifact came from."""
+
+GenerationOption = Annotated[
+    str | None,
+    typer.Option("--generation", "-g", metavar="GEN", help=generations.GENERATION_OPTION_HELP),
+]
 
 
 def register(
@@ -59,7 +76,7 @@ def register(
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One object under ``models/<location>/`` named by the key layout."""
+    """One object under ``models/<generation>/<location>/`` named by the key layout."""
 
     location: str
     version: str
@@ -70,13 +87,13 @@ class ModelVersion:
 
 @dataclass
 class LocationModels:
-    """Every version of one location, oldest first, and the location's pointer if it has one."""
+    """Every version of one location in one generation, oldest first, and its pointer if any."""
 
     location: str
     versions: list[ModelVersion] = field(default_factory=list)
     pointer: ModelPointer | None = None
     pointer_problem: str | None = None
-    """Why the pointer document could not be read (None when it is fine or absent)."""
+    """Why the pointer document could not be used (None when it is fine or absent)."""
 
     @property
     def newest(self) -> ModelVersion | None:
@@ -115,16 +132,16 @@ def _list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[Mapping[str, An
         yield from page.get("Contents", [])
 
 
-def _parse_version(key: str) -> tuple[str, str] | None:
+def _parse_version(generation: str, key: str) -> tuple[str, str] | None:
     """``(location, version)`` of a key the layout would produce for a model version, else None."""
-    relative = key[len(s3_layout.MULTI_MODEL_PREFIX) :]
+    relative = key[len(s3_layout.generation_models_prefix(generation)) :]
     location, _, filename = relative.partition("/")
     stem = f"{location}-"
     if not (filename.startswith(stem) and filename.endswith(_TARBALL_SUFFIX)):
         return None
     version = filename[len(stem) : -len(_TARBALL_SUFFIX)]
     try:
-        if s3_layout.model_version_key(location, version) != key:
+        if s3_layout.model_version_key(generation, location, version) != key:
             return None
     except ValueError:
         return None
@@ -137,17 +154,22 @@ def _sort_key(version: ModelVersion) -> tuple[datetime, str]:
 
 
 def _scan_models(
-    s3: Any, bucket: str, prefix: str = s3_layout.MULTI_MODEL_PREFIX
+    s3: Any, bucket: str, generation: str, location: str | None = None
 ) -> dict[str, LocationModels]:
-    """Every model version under ``prefix``, grouped by location, each location's versions oldest first."""
+    """Every model version of a generation (or of one location in it), grouped by location, oldest first."""
+    prefix = (
+        s3_layout.generation_models_prefix(generation)
+        if location is None
+        else s3_layout.location_models_prefix(generation, location)
+    )
     found: dict[str, LocationModels] = {}
     for item in _list_objects(s3, bucket, prefix):
-        parsed = _parse_version(item["Key"])
+        parsed = _parse_version(generation, item["Key"])
         if parsed is None:
-            continue  # not a model version (e.g. a stray file); `mme status` still counts it
-        location, version = parsed
-        found.setdefault(location, LocationModels(location)).versions.append(
-            ModelVersion(location, version, item["Key"], int(item["Size"]), item["LastModified"])
+            continue  # not a model version (an experiment copy, a stray file); `mme status` counts it
+        name, version = parsed
+        found.setdefault(name, LocationModels(name)).versions.append(
+            ModelVersion(name, version, item["Key"], int(item["Size"]), item["LastModified"])
         )
     for models in found.values():
         models.versions.sort(key=_sort_key)
@@ -165,8 +187,9 @@ class PointerRead:
     """None when no pointer object exists."""
 
 
-def _read_pointer(s3: Any, bucket: str, location: str) -> PointerRead:
-    key = s3_layout.current_pointer_key(location)
+def _read_pointer(s3: Any, bucket: str, generation: str, location: str) -> PointerRead:
+    """The pointer in ``generation``'s folder; one naming another generation or location is unusable."""
+    key = s3_layout.current_pointer_key(generation, location)
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
@@ -174,29 +197,55 @@ def _read_pointer(s3: Any, bucket: str, location: str) -> PointerRead:
             return PointerRead()
         raise
     etag = str(response["ETag"])
+    uri = f"s3://{bucket}/{key}"
     try:
-        return PointerRead(pointer=ModelPointer.from_json(response["Body"].read()), etag=etag)
+        pointer = ModelPointer.from_json(response["Body"].read())
     except ModelPointerError as error:
-        return PointerRead(problem=f"s3://{bucket}/{key} is not a valid pointer: {error}", etag=etag)
+        return PointerRead(problem=f"{uri} is not a valid pointer: {error}", etag=etag)
+    if pointer.preprocessor_generation != generation:
+        return PointerRead(
+            problem=(
+                f"{uri} is not a valid pointer: it names preprocessor generation "
+                f"{pointer.preprocessor_generation}, not its folder's {generation}"
+            ),
+            etag=etag,
+        )
+    if pointer.location != location:
+        return PointerRead(
+            problem=f"{uri} is not a valid pointer: it names location {pointer.location}, not {location}",
+            etag=etag,
+        )
+    return PointerRead(pointer=pointer, etag=etag)
 
 
-def _pointer_locations(s3: Any, bucket: str) -> set[str]:
+def _pointer_locations(s3: Any, bucket: str, generation: str) -> set[str]:
+    prefix = s3_layout.generation_pointers_prefix(generation)
     locations = set()
-    for item in _list_objects(s3, bucket, s3_layout.MODEL_POINTERS_PREFIX):
-        name = item["Key"][len(s3_layout.MODEL_POINTERS_PREFIX) :]
+    for item in _list_objects(s3, bucket, prefix):
+        name = item["Key"][len(prefix) :]
         if name.endswith(".json") and "/" not in name:
             locations.add(name[: -len(".json")])
     return locations
 
 
-def _attach_pointers(s3: Any, bucket: str, models: dict[str, LocationModels], locations: set[str]) -> None:
+def _read_pointers(s3: Any, bucket: str, generation: str, locations: set[str]) -> dict[str, PointerRead]:
+    """Each valid location name's pointer, a few GetObjects at a time (boto3 clients are thread-safe)."""
+    names = []
     for location in sorted(locations):
         try:
-            validate_location_name(location)
+            names.append(validate_location_name(location))
         except ValueError:
             continue
+    with ThreadPoolExecutor(max_workers=_POINTER_READERS) as pool:
+        reads = pool.map(lambda name: _read_pointer(s3, bucket, generation, name), names)
+        return dict(zip(names, reads, strict=True))
+
+
+def _attach_pointers(
+    s3: Any, bucket: str, generation: str, models: dict[str, LocationModels], locations: set[str]
+) -> None:
+    for location, read in _read_pointers(s3, bucket, generation, locations).items():
         entry = models.setdefault(location, LocationModels(location))
-        read = _read_pointer(s3, bucket, location)
         entry.pointer, entry.pointer_problem = read.pointer, read.problem
 
 
@@ -218,59 +267,206 @@ def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _choose(cli: CliContext, s3: Any, option: str | None) -> Chosen:
+    """The generation to act on; ``--generation`` is validated before the bucket is even looked up."""
+    if option is not None:
+        generations.validate_option(option)
+    return generations.choose(s3, cli.deployment.bucket, option)
+
+
+def _prefix_uri(bucket: str, chosen: Chosen) -> str:
+    return s3_layout.s3_uri(bucket, chosen.models_prefix)
+
+
+def _generations_holding(
+    s3: Any, bucket: str, location: str, *, besides: str, version: str | None = None
+) -> list[str]:
+    """Other generations with models of ``location`` (or exactly ``version`` of it), by name."""
+    found = []
+    for generation in generations.known_generations(s3, bucket):
+        if generation == besides:
+            continue
+        if version is None:
+            prefix = s3_layout.location_models_prefix(generation, location)
+            page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            if page.get("KeyCount", 0):
+                found.append(generation)
+        elif _head(s3, bucket, s3_layout.model_version_key(generation, location, version)) is not None:
+            found.append(generation)
+    return found
+
+
+def _unknown_location(s3: Any, bucket: str, chosen: Chosen, location: str) -> str:
+    generation = chosen.generation
+    known = sorted(set(_scan_models(s3, bucket, generation)) | _pointer_locations(s3, bucket, generation))
+    elsewhere = _generations_holding(s3, bucket, location, besides=generation)
+    return (
+        f"Location {location!r} has no model versions under {_prefix_uri(bucket, chosen)} "
+        f"({chosen.describe()}); locations with models there: {_names(known)}"
+        + (
+            f"; {location} has models in generation(s) {', '.join(elsewhere)} (pass --generation)"
+            if elsewhere
+            else ""
+        )
+        + "."
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # mme status
 
 
 def status(ctx: typer.Context) -> None:
-    """Show the deployment: stack outputs, endpoint status, models under the prefix, last training run."""
+    """Show the deployment: stack outputs, endpoint status, the served and newest preprocessor
+    generations, what the endpoint's model actually reads, models per generation, the last training run.
+
+    Prints a warning for every disagreement: preprocessor/serving.json versus the endpoint's model,
+    a newer complete generation that is not served yet, and pointers of the served generation that
+    name another generation.
+    """
     cli = _context(ctx)
     deployment = cli.deployment
     bucket = deployment.bucket  # no Storage stack: nothing else is worth showing
     s3 = cli.client("s3")
+    warnings: list[str] = []
 
     table = Table(title=f"Deployment {deployment.prefix} in {deployment.region}", show_header=False)
     table.add_column("Item", style="bold")
     table.add_column("Value", overflow="fold")
     table.add_row("Artifact bucket", bucket)
-    table.add_row("Model prefix", deployment.model_prefix_uri)
 
-    objects, locations = 0, set()
-    for item in _list_objects(s3, bucket, s3_layout.MULTI_MODEL_PREFIX):
-        objects += 1
-        relative = item["Key"][len(s3_layout.MULTI_MODEL_PREFIX) :]
-        if "/" in relative:
-            locations.add(relative.split("/", 1)[0])
-    table.add_row("Models", f"{objects} object(s) in {len(locations)} location(s)")
+    serving = generations.read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
+    newest = generations.read_ref(s3, bucket, s3_layout.NEWEST_GENERATION_KEY)
+    if serving is None:
+        table.add_row("Serving generation", "none yet (no preprocessor/serving.json): run `make deploy`")
+    else:
+        endpoint_text = f"endpoint {serving.endpoint_name}" if serving.endpoint_name else "no endpoint named"
+        table.add_row(
+            "Serving generation", f"{serving.generation} ({endpoint_text}, since {_when(serving.updated_at)})"
+        )
+    if newest is None:
+        table.add_row("Newest complete generation", "none yet: run `mme train --wait`")
+    else:
+        record = generations.read_complete(s3, bucket, newest.generation)
+        detail = (
+            f"{record.location_count} location(s), completed {_when(record.completed_at)}"
+            if record is not None
+            else "its complete.json is missing!"
+        )
+        table.add_row("Newest complete generation", f"{newest.generation} ({detail})")
+        if record is None:
+            warnings.append(
+                f"preprocessor/newest.json names {newest.generation}, but "
+                f"{s3_layout.generation_record_key(newest.generation)} does not exist."
+            )
+        if serving is not None and newest.generation != serving.generation:
+            warnings.append(
+                f"Generation {newest.generation} is complete but not served (the endpoint serves "
+                f"{serving.generation}): run `make deploy` to switch every location to it."
+            )
+        elif serving is None:
+            warnings.append(
+                f"Generation {newest.generation} is complete but nothing is served yet: run `make deploy`."
+            )
 
-    for label, value in _endpoint_rows(cli):
+    rows, endpoint_warnings = _endpoint_rows(cli, bucket, serving)
+    for label, value in rows:
         table.add_row(label, value)
+    warnings.extend(endpoint_warnings)
+
+    model_rows, model_warnings = _model_rows(s3, bucket, serving.generation if serving else None)
+    for label, value in model_rows:
+        table.add_row(label, value)
+    warnings.extend(model_warnings)
+
     for label, value in _training_rows(cli):
         table.add_row(label, value)
     cli.console.print(table)
+    for warning in warnings:
+        cli.errors.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _endpoint_rows(cli: CliContext) -> list[tuple[str, str]]:
+def _endpoint_rows(
+    cli: CliContext, bucket: str, serving: GenerationRef | None
+) -> tuple[list[tuple[str, str]], list[str]]:
     try:
         endpoint_name = cli.deployment.endpoint_name
     except CliError:
-        return [("Endpoint", "not deployed (no Endpoint stack)")]
-    try:
-        endpoint = cli.client("sagemaker").describe_endpoint(EndpointName=endpoint_name)
-    except ClientError as error:
-        if _error_code(error) == "ValidationException" and "Could not find" in str(error):
-            return [("Endpoint", f"{endpoint_name}: not deployed (SageMaker has no such endpoint)")]
-        raise
-    variants = endpoint.get("ProductionVariants", [])
-    instances = sum(int(variant.get("CurrentInstanceCount", 0)) for variant in variants)
-    endpoint_status = str(endpoint["EndpointStatus"])
-    if endpoint.get("FailureReason"):
-        endpoint_status += f" ({endpoint['FailureReason']})"
-    return [
+        return [("Endpoint", "not deployed (no Endpoint stack)")], []
+    view = generations.describe_endpoint(cli.client("sagemaker"), endpoint_name)
+    if view is None:
+        return [("Endpoint", f"{endpoint_name}: not deployed (SageMaker has no such endpoint)")], []
+    rows = [
         ("Endpoint", endpoint_name),
-        ("Endpoint status", endpoint_status),
-        ("Instances", f"{instances} across {len(variants)} variant(s)"),
+        ("Endpoint status", view.status),
+        ("Instances", f"{view.instances} across {view.variants} variant(s)"),
     ]
+    warnings: list[str] = []
+    for model in view.models:
+        rows.append(
+            (
+                "Endpoint serves",
+                f"{model.generation or 'unknown generation'} (model {model.model_name}: preprocessor "
+                f"{model.preprocessor_url or '-'}, models {model.models_url or '-'})",
+            )
+        )
+        warnings.extend(f"{problem}." for problem in model.problems(bucket))
+    served = view.generations
+    if len(served) > 1:
+        warnings.append(f"The endpoint's variants serve different generations: {', '.join(served)}.")
+    if serving is not None:
+        if serving.endpoint_name is not None and serving.endpoint_name != endpoint_name:
+            warnings.append(
+                f"preprocessor/serving.json was written for endpoint {serving.endpoint_name}, but this "
+                f"deployment's endpoint is {endpoint_name}: run `make deploy`."
+            )
+        for model in view.models:
+            if model.generation is not None and model.generation != serving.generation:
+                warnings.append(
+                    f"preprocessor/serving.json says generation {serving.generation} is served, but the "
+                    f"endpoint's model {model.model_name} is configured for {model.generation} (an endpoint "
+                    "update still running or one that failed?): run `make deploy` so the two agree."
+                )
+    elif served:
+        warnings.append(
+            f"The endpoint's model serves {', '.join(served)}, but preprocessor/serving.json does not "
+            "exist: run `make deploy` to record it."
+        )
+    return rows, warnings
+
+
+def _model_rows(s3: Any, bucket: str, served: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """Objects and locations per generation (served first), and the served generation's bad pointers."""
+    counts: dict[str, tuple[int, set[str]]] = {}
+    for item in _list_objects(s3, bucket, s3_layout.MULTI_MODEL_PREFIX):
+        relative = str(item["Key"])[len(s3_layout.MULTI_MODEL_PREFIX) :]
+        generation, _, rest = relative.partition("/")
+        objects, locations = counts.get(generation, (0, set()))
+        if "/" in rest:
+            locations.add(rest.split("/", 1)[0])
+        counts[generation] = (objects + 1, locations)
+
+    def described(generation: str) -> str:
+        objects, locations = counts.get(generation, (0, set()))
+        return f"{objects} object(s) in {len(locations)} location(s)"
+
+    rows: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    if served is not None:
+        prefix = s3_layout.s3_uri(bucket, s3_layout.generation_models_prefix(served))
+        rows.append(("Model prefix (served)", prefix))
+        rows.append(("Models (served generation)", f"{described(served)} under {prefix}"))
+        reads = _read_pointers(s3, bucket, served, _pointer_locations(s3, bucket, served))
+        rows.append(("Pointers (served generation)", f"{len(reads)} location(s)"))
+        warnings.extend(f"{read.problem}." for read in reads.values() if read.problem is not None)
+    others = sorted(name for name in counts if name != served)
+    if others:
+        rows.append(
+            ("Models (other generations)", "; ".join(f"{name}: {described(name)}" for name in others))
+        )
+    elif served is None:
+        rows.append(("Models", "none yet"))
+    return rows, warnings
 
 
 def _training_rows(cli: CliContext) -> list[tuple[str, str]]:
@@ -305,21 +501,29 @@ def list_models(
     location: Annotated[
         str | None, typer.Option("--location", "-l", help="Show every version of this location instead")
     ] = None,
+    generation: GenerationOption = None,
 ) -> None:
-    """List each location's current and newest model version, or every version of one location."""
+    """List each location's current and newest model version in the served generation (or --generation),
+    or every version of one location."""
     cli = _context(ctx)
-    bucket = cli.deployment.bucket
     s3 = cli.client("s3")
     if location is not None:
-        _list_location(cli, s3, bucket, _checked_location(location))
+        location = _checked_location(location)
+    chosen = _choose(cli, s3, generation)
+    bucket = cli.deployment.bucket
+    if location is not None:
+        _list_location(cli, s3, bucket, chosen, location)
         return
 
-    models = _scan_models(s3, bucket)
-    _attach_pointers(s3, bucket, models, _pointer_locations(s3, bucket))
+    models = _scan_models(s3, bucket, chosen.generation)
+    _attach_pointers(s3, bucket, chosen.generation, models, _pointer_locations(s3, bucket, chosen.generation))
     if not models:
-        cli.console.print(f"No models under {cli.deployment.model_prefix_uri}: run `mme train` first.")
+        cli.console.print(
+            f"No models under {_prefix_uri(bucket, chosen)} ({chosen.describe()}): run `mme train` first.",
+            soft_wrap=True,
+        )
         return
-    table = Table(title=f"Models under {cli.deployment.model_prefix_uri}")
+    table = Table(title=f"Models of {chosen.describe()} under {_prefix_uri(bucket, chosen)}")
     table.add_column("Location", style="bold")
     table.add_column("Current version", overflow="fold")
     table.add_column("Versions", justify="right")
@@ -338,7 +542,7 @@ def list_models(
     cli.console.print(table)
     problems = [entry.pointer_problem for entry in models.values() if entry.pointer_problem]
     for problem in problems:
-        cli.errors.print(f"Warning: {problem}", markup=False, highlight=False)
+        cli.errors.print(f"Warning: {problem}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _current_label(entry: LocationModels) -> str:
@@ -351,15 +555,13 @@ def _current_label(entry: LocationModels) -> str:
     return entry.pointer.version
 
 
-def _list_location(cli: CliContext, s3: Any, bucket: str, location: str) -> None:
-    entry = _scan_models(s3, bucket, s3_layout.location_models_prefix(location)).get(
-        location, LocationModels(location)
-    )
-    read = _read_pointer(s3, bucket, location)
+def _list_location(cli: CliContext, s3: Any, bucket: str, chosen: Chosen, location: str) -> None:
+    entry = _scan_models(s3, bucket, chosen.generation, location).get(location, LocationModels(location))
+    read = _read_pointer(s3, bucket, chosen.generation, location)
     entry.pointer, entry.pointer_problem = read.pointer, read.problem
-    if not entry.versions and entry.pointer is None and entry.pointer_problem is None:
-        raise CliError(_unknown_location(s3, bucket, location))
-    table = Table(title=f"Versions of {location} (oldest first)")
+    if not entry.versions and read.etag is None:
+        raise CliError(_unknown_location(s3, bucket, chosen, location))
+    table = Table(title=f"Versions of {location} in {chosen.describe()} (oldest first)")
     table.add_column("Version", overflow="fold")
     table.add_column("Key", overflow="fold")
     table.add_column("Size", justify="right")
@@ -377,7 +579,7 @@ def _list_location(cli: CliContext, s3: Any, bucket: str, location: str) -> None
         )
     cli.console.print(table)
     if entry.pointer_problem is not None:
-        cli.errors.print(f"Warning: {entry.pointer_problem}", markup=False, highlight=False)
+        cli.errors.print(f"Warning: {entry.pointer_problem}", markup=False, highlight=False, soft_wrap=True)
     elif pointer is None:
         cli.console.print(f"{location} has no current version yet (no pointer): promote one.")
     elif entry.find(pointer.version) is None:
@@ -385,15 +587,8 @@ def _list_location(cli: CliContext, s3: Any, bucket: str, location: str) -> None
             f"Warning: the pointer names {pointer.version}, but s3://{bucket}/{pointer.key} does not exist.",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
-
-
-def _unknown_location(s3: Any, bucket: str, location: str) -> str:
-    known = sorted(set(_scan_models(s3, bucket)) | _pointer_locations(s3, bucket))
-    return (
-        f"Location {location!r} has no model versions under s3://{bucket}/{s3_layout.MULTI_MODEL_PREFIX}; "
-        f"locations with models: {_names(known)}."
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,8 +609,10 @@ def promote(
 ) -> None:
     """Promote a training job's artifact as a new model version, without touching the endpoint.
 
-    Runs the pipeline's promotion Lambda: it copies the artifact to a new versioned key, verifies
-    the copy, and only then points the location at it. Promoting the same job again is a no-op.
+    Runs the pipeline's promotion Lambda: it copies the artifact to a new versioned key in the
+    generation the job was trained for (its mme:preprocessor-generation tag), verifies the copy, and
+    only then points the location at it. With --preprocessor it places a fitting job's artifact as
+    preprocessor/<job>/model.tar.gz. Promoting the same job again is a no-op.
     """
     if preprocessor == (location is not None):
         raise typer.BadParameter(
@@ -451,6 +648,9 @@ def promote(
     table.add_column("Value", overflow="fold")
     table.add_row("Result", action)
     table.add_row("Version", str(payload.get("version", "-")))
+    generation = payload.get("preprocessor_generation") or payload.get("generation")
+    if generation:
+        table.add_row("Generation", str(generation))
     if payload.get("target_model"):
         table.add_row("Target model", str(payload["target_model"]))
     table.add_row("Key", str(payload.get("key", "-")))
@@ -481,18 +681,27 @@ def rollback(
         str | None,
         typer.Option("--to", help="Version to make current (default: the one promoted before the current)"),
     ] = None,
+    generation: GenerationOption = None,
 ) -> None:
-    """Point a location back to an earlier model version; the versions themselves stay as they are."""
+    """Point a location back to an earlier model version of the same preprocessor generation.
+
+    The versions themselves stay as they are. A version of another generation is refused: it was
+    trained on another preprocessor's output, so it can only be served together with that preprocessor
+    (switch the generation with `make deploy GENERATION=...`, or retrain the location).
+    """
     cli = _context(ctx)
     location = _checked_location(location)
+    s3 = cli.client("s3")
+    chosen = _choose(cli, s3, generation)
     bucket = cli.deployment.bucket
     key_arn = cli.deployment.key_arn  # before anything is read: a missing output fails up front
-    s3 = cli.client("s3")
-    entry = _scan_models(s3, bucket, s3_layout.location_models_prefix(location)).get(location)
-    read = _read_pointer(s3, bucket, location)
+    entry = _scan_models(s3, bucket, chosen.generation, location).get(location)
+    read = _read_pointer(s3, bucket, chosen.generation, location)
     current = read.pointer
+    if to is not None and (entry is None or entry.find(to) is None):
+        _refuse_other_generation(s3, bucket, chosen, location, to)
     if entry is None:
-        raise CliError(_unknown_location(s3, bucket, location))
+        raise CliError(_unknown_location(s3, bucket, chosen, location))
     available = _names([version.version for version in entry.versions])
 
     if to is None:
@@ -501,11 +710,13 @@ def rollback(
                 f"{location} has no usable current version to roll back from "
                 f"({read.problem or 'no pointer'}); pass --to VERSION, one of: {available}."
             )
-        target = _previous_version(entry, current, available)
+        target = _previous_version(entry, current, available, chosen.generation)
     else:
         named = entry.find(to)
         if named is None:
-            raise CliError(f"{location} has no version {to!r}; its versions are: {available}.")
+            raise CliError(
+                f"{location} has no version {to!r} in {chosen.describe()}; its versions are: {available}."
+            )
         target = named
         if current is not None and current.version == to:
             raise CliError(f"{to} is already the current version of {location}.")
@@ -513,14 +724,16 @@ def rollback(
     head = _head(s3, bucket, target.key)
     if head is None:
         raise CliError(f"s3://{bucket}/{target.key} no longer exists; versions of {location}: {available}.")
+    training_job = _training_job_of(head)
     pointer = ModelPointer(
+        preprocessor_generation=chosen.generation,
         location=location,
         version=target.version,
         size=int(head["ContentLength"]),
-        training_job_name=target.version,  # the promotion Lambda names every version after its job
+        training_job_name=training_job,
         promoted_at=datetime.now(UTC),
         checksum=_full_object_checksum(head),
-        validation_metrics=_validation_metrics(cli, target.version),
+        validation_metrics={} if training_job is None else _validation_metrics(cli, training_job),
     )
     # The promotion Lambda's writer (SSE-KMS under the project key), conditional on the pointer read
     # above, so a promotion that lands meanwhile is not undone.
@@ -532,16 +745,57 @@ def rollback(
             "nothing was written: check `mme models list` and run the rollback again."
         ) from None
     old = "none" if current is None else current.version
-    cli.console.print(f"{location}: {old} -> {pointer.version}", markup=False, highlight=False)
+    cli.console.print(
+        f"{location}: {old} -> {pointer.version} ({chosen.describe()})", markup=False, highlight=False
+    )
     cli.console.print(f"Clients now invoke TargetModel {pointer.target_model}", markup=False, highlight=False)
 
 
-def _previous_version(entry: LocationModels, current: ModelPointer, available: str) -> ModelVersion:
+def _refuse_other_generation(s3: Any, bucket: str, chosen: Chosen, location: str, version: str) -> None:
+    """If ``version`` exists only in other generations, say why it cannot be rolled back to here."""
+    try:
+        s3_layout.target_model_name(location, version)
+    except ValueError as error:
+        raise CliError(f"Invalid --to: {error}.") from None
+    holders = _generations_holding(s3, bucket, location, besides=chosen.generation, version=version)
+    if not holders:
+        return
+    other = holders[0]
+    if chosen.serving is not None and chosen.serving.generation in holders:
+        raise CliError(
+            f"Version {version} of {location} belongs to the served generation "
+            f"{chosen.serving.generation}, not to {chosen.generation} (chosen with --generation): run the "
+            "rollback without --generation."
+        )
+    acting_on = (
+        f"the endpoint serves {chosen.generation}"
+        if chosen.is_served
+        else f"this command acts on {chosen.describe()}"
+    )
+    raise CliError(
+        f"Version {version} of {location} was trained with preprocessor generation {other}, while "
+        f"{acting_on}, and a model only works behind the preprocessor it was trained on: serve {other} "
+        f"with `make deploy GENERATION={other}` (which also switches every other location to {other}'s "
+        f"models), or retrain {location} on {chosen.generation} with `mme train --location {location}`."
+    )
+
+
+def _training_job_of(head: Mapping[str, Any]) -> str | None:
+    """The training job the promotion Lambda recorded on the version; None for an added artifact."""
+    metadata = {str(k).lower(): str(v) for k, v in (head.get("Metadata") or {}).items()}
+    job = metadata.get(TRAINING_JOB_METADATA)
+    return job if job and ADDED_BY_METADATA not in metadata else None
+
+
+def _previous_version(
+    entry: LocationModels, current: ModelPointer, available: str, generation: str
+) -> ModelVersion:
     position = entry.position(current.version)
     if position is None:
         raise CliError(
             f"The current version {current.version} of {entry.location} is missing from "
-            f"{s3_layout.location_models_prefix(entry.location)}; pass --to VERSION, one of: {available}."
+            f"{s3_layout.location_models_prefix(generation, entry.location)}; pass --to VERSION, one of: "
+            f"{available}."
         )
     if position == 0:
         raise CliError(
@@ -602,41 +856,43 @@ def delete(
         str | None,
         typer.Option("--version", help="Delete only this version (never the current one)"),
     ] = None,
+    generation: GenerationOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Delete a location from serving (its pointer, then every version), or one version with --version.
+    """Delete a location from serving (its pointer, then every version), or one version with --version,
+    in the served generation (or --generation).
 
     Without --version the pointer goes first, and only if it is still the one just read (a promotion
-    that lands meanwhile is not lost); then every version key under models/<location>/. The bucket
-    is versioned: the deleted keys' bytes remain as noncurrent versions until the lifecycle rule
-    expires them.
+    that lands meanwhile is not lost); then every version key under models/<generation>/<location>/.
+    The bucket is versioned: the deleted keys' bytes remain as noncurrent versions until the
+    lifecycle rule expires them.
     """
     cli = _context(ctx)
     location = _checked_location(location)
-    bucket = cli.deployment.bucket
     s3 = cli.client("s3")
+    chosen = _choose(cli, s3, generation)
+    bucket = cli.deployment.bucket
     # The pointer before the versions: a version promoted after this read either changes the
     # pointer (then the conditional delete refuses) or is not in the list below (then it stays).
-    read = _read_pointer(s3, bucket, location)
-    entry = _scan_models(s3, bucket, s3_layout.location_models_prefix(location)).get(
-        location, LocationModels(location)
-    )
+    read = _read_pointer(s3, bucket, chosen.generation, location)
+    entry = _scan_models(s3, bucket, chosen.generation, location).get(location, LocationModels(location))
     if not entry.versions and read.etag is None:
-        raise CliError(_unknown_location(s3, bucket, location))
+        raise CliError(_unknown_location(s3, bucket, chosen, location))
     if version is not None:
         _delete_version(cli, s3, bucket, entry, read, version, yes=yes)
         return
 
-    pointer_key = s3_layout.current_pointer_key(location)
+    pointer_key = s3_layout.current_pointer_key(chosen.generation, location)
     what = (
-        f"{len(entry.versions)} version(s) under s3://{bucket}/{s3_layout.location_models_prefix(location)}"
+        f"{len(entry.versions)} version(s) under "
+        f"s3://{bucket}/{s3_layout.location_models_prefix(chosen.generation, location)}"
     )
     if read.etag is not None:
         what = f"the pointer s3://{bucket}/{pointer_key} and {what}"
-    _confirm(f"Delete {location} from serving: {what}?", yes=yes)
+    _confirm(f"Delete {location} from {chosen.describe()}: {what}?", yes=yes)
     if read.etag is not None:
         try:
-            delete_pointer(s3, bucket, location, expected_etag=read.etag)
+            delete_pointer(s3, bucket, chosen.generation, location, expected_etag=read.etag)
         except PointerChanged:
             raise CliError(
                 f"s3://{bucket}/{pointer_key} changed since it was read (a promotion?); nothing was "
@@ -645,8 +901,13 @@ def delete(
         cli.console.print(f"Deleted s3://{bucket}/{pointer_key}", markup=False, highlight=False)
     for model in entry.versions:
         s3.delete_object(Bucket=bucket, Key=model.key)
+    consequence = (
+        "clients can no longer invoke it"
+        if chosen.is_served
+        else f"it will have no model when {chosen.generation} is served"
+    )
     cli.console.print(
-        f"{location}: deleted {len(entry.versions)} version(s); clients can no longer invoke it.",
+        f"{location}: deleted {len(entry.versions)} version(s) of {chosen.generation}; {consequence}.",
         markup=False,
         highlight=False,
     )
@@ -712,12 +973,14 @@ def prune(
         list[str] | None,
         typer.Option("--location", "-l", help="Prune this location (repeatable; default: every location)"),
     ] = None,
+    generation: GenerationOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be deleted and delete nothing")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Delete old model versions: keep the newest N, and always the current and the previous version.
+    """Delete old model versions of the served generation (or --generation): keep the newest N, and
+    always the current and the previous version.
 
     Newest means promotion order, as `mme models list` shows it; the previous version is the one a
     plain `mme models rollback` would go back to. The old keys are deleted explicitly (DeleteObject):
@@ -725,26 +988,29 @@ def prune(
     current key, so without pruning every promoted version stays forever.
     """
     cli = _context(ctx)
-    bucket = cli.deployment.bucket
+    names = sorted({_checked_location(name) for name in locations}) if locations else []
     s3 = cli.client("s3")
-    if locations:
-        names = sorted({_checked_location(name) for name in locations})
-        scanned = {
-            name: _scan_models(s3, bucket, s3_layout.location_models_prefix(name)).get(name) for name in names
-        }
+    chosen = _choose(cli, s3, generation)
+    bucket = cli.deployment.bucket
+    gen = chosen.generation
+    if names:
+        scanned = {name: _scan_models(s3, bucket, gen, name).get(name) for name in names}
         missing = [name for name, entry in scanned.items() if entry is None]
         if missing:
-            raise CliError(_unknown_location(s3, bucket, missing[0]))
+            raise CliError(_unknown_location(s3, bucket, chosen, missing[0]))
         entries = [entry for entry in scanned.values() if entry is not None]
     else:
-        entries = [entry for _, entry in sorted(_scan_models(s3, bucket).items())]
+        entries = [entry for _, entry in sorted(_scan_models(s3, bucket, gen).items())]
         if not entries:
-            raise CliError(f"No models under {cli.deployment.model_prefix_uri}: nothing to prune.")
-    plans = [_prune_plan(s3, bucket, entry, keep) for entry in entries]
+            raise CliError(
+                f"No models under {_prefix_uri(bucket, chosen)} ({chosen.describe()}): nothing to prune."
+            )
+    plans = [_prune_plan(s3, bucket, gen, entry, keep) for entry in entries]
 
     doomed = sum(len(plan.delete) for plan in plans)
     table = Table(
-        title=f"{'Would prune' if dry_run else 'Pruning'} to the newest {keep} version(s) per location"
+        title=f"{'Would prune' if dry_run else 'Pruning'} {chosen.describe()} to the newest {keep} "
+        "version(s) per location"
     )
     table.add_column("Location", style="bold")
     table.add_column("Current", overflow="fold")
@@ -769,14 +1035,14 @@ def prune(
     if doomed == 0:
         cli.console.print("Nothing to prune.")
         return
-    _confirm(f"Delete {doomed} version(s) from s3://{bucket}/{s3_layout.MULTI_MODEL_PREFIX}?", yes=yes)
+    _confirm(f"Delete {doomed} version(s) from {_prefix_uri(bucket, chosen)}?", yes=yes)
     deleted = 0
     for plan in plans:
         if not plan.delete:
             continue
         # A rollback since the plan may have made a doomed version current: check just before.
-        if _read_pointer(s3, bucket, plan.entry.location).etag != plan.pointer_etag:
-            pointer_key = s3_layout.current_pointer_key(plan.entry.location)
+        if _read_pointer(s3, bucket, gen, plan.entry.location).etag != plan.pointer_etag:
+            pointer_key = s3_layout.current_pointer_key(gen, plan.entry.location)
             raise CliError(
                 f"s3://{bucket}/{pointer_key} changed while pruning (a promotion or rollback?), so none "
                 f"of {plan.entry.location}'s versions were deleted ({deleted} of other locations were): "
@@ -788,8 +1054,8 @@ def prune(
     cli.console.print(f"Deleted {deleted} version(s) in {sum(1 for p in plans if p.delete)} location(s).")
 
 
-def _prune_plan(s3: Any, bucket: str, entry: LocationModels, keep: int) -> PrunePlan:
-    read = _read_pointer(s3, bucket, entry.location)
+def _prune_plan(s3: Any, bucket: str, generation: str, entry: LocationModels, keep: int) -> PrunePlan:
+    read = _read_pointer(s3, bucket, generation, entry.location)
     if read.problem is not None:
         raise CliError(
             f"Cannot prune {entry.location}, because {read.problem}; nothing was deleted: point it at a "
