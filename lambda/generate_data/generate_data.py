@@ -30,6 +30,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
 from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
 from mme_shared.housing_data import generate_location_dataset, to_csv
 from mme_shared.naming import job_name_fragment, location_name_problem
 
@@ -37,7 +38,6 @@ S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
 
 _EVENT_FIELDS: Final = ("run_id", "location")
-_KMS_KEY_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
 _INTEGER_RE: Final = re.compile(r"-?[0-9]+")
 
 

@@ -84,6 +84,7 @@ from s3transfer.exceptions import S3CopyFailedError  # type: ignore[import-untyp
 
 from mme_shared import s3_layout
 from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
 from mme_shared.model_pointer import (
     CHECKSUM_ALGORITHMS,
     ArtifactChecksum,
@@ -123,7 +124,6 @@ TRAINING_JOB_NAME_RE: Final = re.compile(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}")
 TRAINING_JOB_NAME_RULE: Final = (
     "1 to 63 characters from A-Z, a-z, 0-9 and '-', starting and ending with a letter or digit"
 )
-_KMS_KEY_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
 _EVENT_FIELDS: Final = ("training_job_name", "location", "artifact", "generation")

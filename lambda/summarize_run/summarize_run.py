@@ -44,13 +44,23 @@ Only the artifact bucket (BUCKET_NAME) under the run's results prefix is read; a
 result file anywhere else is refused with ResultsOutsideRun before anything is read. The complete
 summary is written to ``s3_layout.run_summary_key(run_id)`` (SSE-KMS by the bucket's default)::
 
-    {"run_id", "succeeded": [...by location], "failed": [...by location],
-     "succeeded_count", "failed_count", "nothing_promoted"}
+    {"run_id", "generation", "refit", "succeeded": [...by location], "failed": [...by location],
+     "succeeded_count", "failed_count", "nothing_promoted", "generation_complete"}
 
 ``nothing_promoted`` is true when no location succeeded: the state machine then fails the run
-(``NothingPromoted``) without promoting the preprocessor, so nothing that is served changes.
+(``NothingPromoted``); nothing that is served changed. ``generation_complete`` is true for a refit
+(the run fitted ``generation``) in which every one of its ``location_count`` locations was
+promoted: only then does this function also record the generation as complete
+(``preprocessor/<generation>/complete.json``, then ``preprocessor/newest.json``, SSE-KMS under
+KMS_KEY_ARN; see :mod:`mme_shared.generation`), so the endpoint can be switched to it. A refit with
+any failed location leaves the generation incomplete and the state machine fails the run
+(``IncompleteGeneration``); the generation that is served stays served, with its pointers.
 
-with succeeded entries ``{"location", "training_job_name", "target_model", "model_version",
+The event (what the state machine passes from the run's plan and the training Map)::
+
+    {"run_id", "map_result", "generation": "pp-...", "refit": bool, "location_count": int}
+
+Succeeded entries are ``{"location", "training_job_name", "target_model", "model_version",
 "validation_metrics"}`` and failed entries ``{"location", "failed_step", "error", "cause",
 "execution_arn"}``. The function returns the counts and at most the first 50 entries of each list,
 with long texts cut to a fixed number of JSON bytes (cause 1,000), so its result stays far below
@@ -58,8 +68,11 @@ Step Functions' 256 KB state limit for any number of locations; ``truncated`` sa
 was left out or cut (then read ``summary_key``). Writing the same results again writes the same
 bytes, so a retry is harmless.
 
-Permissions it needs: ``s3:GetObject`` on ``pipeline-runs/*/results/*``, ``s3:PutObject`` on
-``pipeline-runs/*/summary.json``, ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the project key.
+Permissions it needs: ``s3:GetObject`` on ``pipeline-runs/*/results/*`` and on
+``preprocessor/*/complete.json`` (a retry keeps the first record), ``s3:PutObject`` on
+``pipeline-runs/*/summary.json``, ``preprocessor/*/complete.json`` and ``preprocessor/newest.json``,
+``s3:ListBucket`` on the bucket (so a missing complete.json is a 404, not a 403), ``kms:Decrypt``
+and ``kms:GenerateDataKey`` on the project key.
 Memory: records are parsed whole; 10,000 locations are about 25 MB of result files, which 512 MB
 handles.
 """
@@ -72,14 +85,16 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from mme_shared import naming, s3_layout
+from mme_shared import generation, naming, s3_layout
 from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
 from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
@@ -104,10 +119,11 @@ _TARGET_MODEL_MAX: Final = 256
 _METRIC_NAME_MAX: Final = 255
 _METRICS_MAX: Final = 20
 
-_EVENT_FIELDS: Final = ("run_id", "map_result")
+_EVENT_FIELDS: Final = ("run_id", "map_result", "generation", "refit", "location_count")
 _EXPECTED_EVENT: Final = (
     'expected {"run_id": str, "map_result": {"MapRunArn": str, '
-    '"ResultWriterDetails": {"Bucket": str, "Key": str}}}'
+    '"ResultWriterDetails": {"Bucket": str, "Key": str}}, "generation": "pp-<run id>", "refit": bool, '
+    '"location_count": int}'
 )
 _MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied"})
 
@@ -133,7 +149,7 @@ class MapResultsUnreadable(SummaryError):  # noqa: N818
 
 
 class InvalidEnvironment(SummaryError):  # noqa: N818
-    """BUCKET_NAME is missing or malformed (a deployment error)."""
+    """BUCKET_NAME or KMS_KEY_ARN is missing or malformed (a deployment error)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,9 @@ class SummaryRequest:
     map_run_arn: str
     manifest_bucket: str
     manifest_key: str
+    generation: str
+    refit: bool
+    location_count: int
 
 
 @dataclass(frozen=True)
@@ -151,6 +170,7 @@ class SummarySettings:
     """The function's environment."""
 
     bucket: str
+    kms_key_arn: str
 
 
 @dataclass(frozen=True)
@@ -224,18 +244,43 @@ def parse_summary_event(event: object) -> SummaryRequest:
             f"map_result.ResultWriterDetails.Key {key!r} does not name a ResultWriter manifest "
             "(<prefix><map run id>/manifest.json)."
         )
-    return SummaryRequest(run_id=run_id, map_run_arn=map_run_arn, manifest_bucket=bucket, manifest_key=key)
+    generation = event["generation"]
+    problem = naming.generation_problem(generation)
+    if problem is not None:
+        raise InvalidSummaryRequest(f"{problem}; pass the run plan's generation.")
+    refit, count = event["refit"], event["location_count"]
+    if not isinstance(refit, bool):
+        raise InvalidSummaryRequest(f"refit must be true or false, got {_json_type(refit)}.")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidSummaryRequest(
+            f"location_count must be the plan's positive number of locations, got {_preview(count)}."
+        )
+    return SummaryRequest(
+        run_id=run_id,
+        map_run_arn=map_run_arn,
+        manifest_bucket=bucket,
+        manifest_key=key,
+        generation=generation,
+        refit=refit,
+        location_count=count,
+    )
 
 
 def load_summary_settings(environ: Mapping[str, str]) -> SummarySettings:
-    """Read BUCKET_NAME; raise InvalidEnvironment if it is missing or not a bucket name."""
+    """Read BUCKET_NAME and KMS_KEY_ARN; raise InvalidEnvironment naming a missing or malformed one."""
     bucket = environ.get("BUCKET_NAME", "")
     if _BUCKET_NAME_RE.fullmatch(bucket) is None:
         raise InvalidEnvironment(
             f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; "
             "the stack must set it to the artifact bucket."
         )
-    return SummarySettings(bucket=bucket)
+    kms_key_arn = environ.get("KMS_KEY_ARN", "")
+    if _KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
+        raise InvalidEnvironment(
+            f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN; "
+            "the stack must set it to the project key's ARN."
+        )
+    return SummarySettings(bucket=bucket, kms_key_arn=kms_key_arn)
 
 
 def _preview(value: object, limit: int = 200) -> str:
@@ -290,7 +335,9 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
             )
             for index, record in enumerate(records):
                 where = f"Record [{index}] of {uri}"
-                outcome = _record_outcome(status, record, where=where, run_id=run_id)
+                outcome = _record_outcome(
+                    status, record, where=where, run_id=run_id, generation=request.generation
+                )
                 if outcome.location in outcomes:
                     raise MapResultsUnreadable(
                         f"Location {outcome.location!r} has two results ({outcomes[outcome.location][1]} and "
@@ -300,13 +347,17 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
 
     succeeded = sorted((o for o, _ in outcomes.values() if isinstance(o, Succeeded)), key=_by_location)
     failed = sorted((o for o, _ in outcomes.values() if isinstance(o, Failed)), key=_by_location)
+    complete = request.refit and not failed and len(succeeded) == request.location_count
     summary = {
         "run_id": run_id,
+        "generation": request.generation,
+        "refit": request.refit,
         "succeeded": [_as_dict(entry) for entry in succeeded],
         "failed": [_as_dict(entry) for entry in failed],
         "succeeded_count": len(succeeded),
         "failed_count": len(failed),
         "nothing_promoted": not succeeded,
+        "generation_complete": complete,
     }
     summary_key = s3_layout.run_summary_key(run_id)
     s3.put_object(
@@ -315,6 +366,8 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
         Body=json.dumps(summary, separators=(",", ":")).encode("utf-8"),
         ContentType="application/json",
     )
+    if complete:
+        _record_complete_generation(s3, settings, request)
 
     returned_failed = [_shortened(entry) for entry in failed[:RETURNED_ENTRIES]]
     truncated = (
@@ -324,6 +377,9 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
     )
     return {
         "run_id": run_id,
+        "generation": request.generation,
+        "refit": request.refit,
+        "generation_complete": complete,
         "summary_key": summary_key,
         "succeeded_count": len(succeeded),
         "failed_count": len(failed),
@@ -332,6 +388,31 @@ def summarize_run(request: SummaryRequest, *, s3: S3Client, settings: SummarySet
         "truncated": truncated,
         "nothing_promoted": not succeeded,
     }
+
+
+def _record_complete_generation(s3: S3Client, settings: SummarySettings, request: SummaryRequest) -> None:
+    """complete.json (kept as first written, so a retry changes nothing), then newest.json."""
+    existing = generation.read_complete(s3, settings.bucket, request.generation)
+    if existing is not None and existing.run_id != request.run_id:
+        raise MapResultsUnreadable(
+            f"Generation {request.generation!r} was already completed by run {existing.run_id!r}; run "
+            f"{request.run_id!r} cannot complete it again."
+        )
+    record = existing or generation.CompleteGeneration(
+        generation=request.generation,
+        run_id=request.run_id,
+        location_count=request.location_count,
+        completed_at=datetime.now(UTC),
+    )
+    if existing is None:
+        generation.write_complete(s3, settings.bucket, record, kms_key_arn=settings.kms_key_arn)
+    generation.write_ref(
+        s3,
+        settings.bucket,
+        s3_layout.NEWEST_GENERATION_KEY,
+        generation.GenerationRef(generation=request.generation, updated_at=record.completed_at),
+        kms_key_arn=settings.kms_key_arn,
+    )
 
 
 def _by_location(outcome: Outcome) -> str:
@@ -413,9 +494,11 @@ def _parse_records(text: str, uri: str) -> list[Mapping[str, Any]]:
     return records
 
 
-def _record_outcome(status: str, record: Mapping[str, Any], *, where: str, run_id: str) -> Outcome:
+def _record_outcome(
+    status: str, record: Mapping[str, Any], *, where: str, run_id: str, generation: str
+) -> Outcome:
     """One child execution record -> the outcome of the location in its Input."""
-    location = _planned_location(record, where=where, run_id=run_id)
+    location = _planned_location(record, where=where, run_id=run_id, generation=generation)
     arn = record.get("ExecutionArn")
     execution_arn = arn if isinstance(arn, str) else None
     if status == "SUCCEEDED":
@@ -457,7 +540,7 @@ def _text_or(value: object, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
-def _planned_location(record: Mapping[str, Any], *, where: str, run_id: str) -> str:
+def _planned_location(record: Mapping[str, Any], *, where: str, run_id: str, generation: str) -> str:
     """The location of the plan item the child execution was started with."""
     text = record.get("Input")
     if not isinstance(text, str):
@@ -481,6 +564,10 @@ def _planned_location(record: Mapping[str, Any], *, where: str, run_id: str) -> 
     if "run_id" in item and item["run_id"] != run_id:
         raise MapResultsUnreadable(
             f"{where} is a plan item of run {item['run_id']!r}, not of run {run_id!r}."
+        )
+    if "generation" in item and item["generation"] != generation:
+        raise MapResultsUnreadable(
+            f"{where} is a plan item of generation {item['generation']!r}, not of {generation!r}."
         )
     location: str = item["location"]
     return location

@@ -16,12 +16,14 @@ import re
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from mme_shared import generation
 from tests.lambdas.conftest import BUCKET, REGION, RUN_ID, MotoAccount
 
 _HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "summarize_run"
@@ -152,12 +154,21 @@ def write_export(
     return {"MapRunArn": MAP_RUN_ARN, "ResultWriterDetails": {"Bucket": BUCKET, "Key": MANIFEST_KEY}}
 
 
-def summarize(aws: MotoAccount, map_result: object, run_id: str = RUN_ID) -> dict[str, Any]:
+GENERATION = "pp-served-run"
+PLAN_FIELDS: dict[str, Any] = {"generation": GENERATION, "refit": False, "location_count": 6}
+"""What the state machine passes from the plan besides the Map's result: a partial run of 6 locations."""
+
+
+def event(map_result: object, run_id: str = RUN_ID, **plan: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "map_result": map_result, **PLAN_FIELDS, **plan}
+
+
+def summarize(aws: MotoAccount, map_result: object, run_id: str = RUN_ID, **plan: Any) -> dict[str, Any]:
     """Run the pure function the handler runs, with the recorded moto S3 client."""
     result: dict[str, Any] = summarize_run.summarize_run(
-        summarize_run.parse_summary_event({"run_id": run_id, "map_result": map_result}),
+        summarize_run.parse_summary_event(event(map_result, run_id, **plan)),
         s3=aws.s3,
-        settings=summarize_run.SummarySettings(bucket=BUCKET),
+        settings=summarize_run.load_summary_settings(aws.environment()),
     )
     return result
 
@@ -246,6 +257,9 @@ def test_a_realistic_export_is_summarised_by_location(aws: MotoAccount) -> None:
 
     assert result == {
         "run_id": RUN_ID,
+        "generation": GENERATION,
+        "refit": False,
+        "generation_complete": False,
         "summary_key": SUMMARY_KEY,
         "succeeded_count": 3,
         "failed_count": 3,
@@ -256,11 +270,14 @@ def test_a_realistic_export_is_summarised_by_location(aws: MotoAccount) -> None:
     }
     assert json.loads(aws.read(SUMMARY_KEY)) == {
         "run_id": RUN_ID,
+        "generation": GENERATION,
+        "refit": False,
         "succeeded": EXPECTED_SUCCEEDED,
         "failed": EXPECTED_FAILED,
         "succeeded_count": 3,
         "failed_count": 3,
         "nothing_promoted": False,
+        "generation_complete": False,
     }
     reads = [call.key for call in aws.recorder.calls if call.operation == "GetObject"]
     assert reads == [
@@ -287,11 +304,12 @@ def test_summarising_again_writes_the_same_bytes(aws: MotoAccount) -> None:
 def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest.MonkeyPatch) -> None:
     map_result = realistic_export(aws)
     monkeypatch.setenv("BUCKET_NAME", "another-bucket")
+    monkeypatch.setenv("KMS_KEY_ARN", aws.kms_key_arn)
     with pytest.raises(summarize_run.ResultsOutsideRun, match="only reads s3://another-bucket/"):
-        summarize_run.handler({"run_id": RUN_ID, "map_result": map_result}, None)
+        summarize_run.handler(event(map_result), None)
 
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
-    result = summarize_run.handler({"run_id": RUN_ID, "map_result": map_result}, None)
+    result = summarize_run.handler(event(map_result), None)
     assert (result["succeeded_count"], result["failed_count"]) == (3, 3)
 
 
@@ -322,6 +340,9 @@ def test_an_empty_map_run_gives_an_empty_summary(aws: MotoAccount) -> None:
 
     assert result == {
         "run_id": RUN_ID,
+        "generation": GENERATION,
+        "refit": False,
+        "generation_complete": False,
         "summary_key": SUMMARY_KEY,
         "succeeded_count": 0,
         "failed_count": 0,
@@ -650,50 +671,67 @@ def test_unreadable_results_are_an_error_and_nothing_is_written(
 # The event and the environment
 
 
+GOOD_MAP_RESULT: dict[str, Any] = {
+    "MapRunArn": MAP_RUN_ARN,
+    "ResultWriterDetails": {"Bucket": BUCKET, "Key": MANIFEST_KEY},
+}
+
+
 @pytest.mark.parametrize(
-    ("event", "message"),
+    ("bad_event", "message"),
     [
         pytest.param([], "The event must be a JSON object, got array;", id="not-an-object"),
         pytest.param(
-            {"run_id": RUN_ID, "map_result": {}, "summary": True},
+            {"run_id": RUN_ID, "map_result": {}, **PLAN_FIELDS, "summary": True},
             "The event has unexpected field(s) summary;",
             id="unknown-field",
         ),
-        pytest.param({"run_id": RUN_ID}, "The event is missing map_result;", id="missing-map-result"),
         pytest.param(
-            {"run_id": "run_1", "map_result": {}},
+            {"run_id": RUN_ID},
+            "The event is missing map_result, generation, refit, location_count;",
+            id="missing",
+        ),
+        pytest.param(
+            event({}, "run_1"),
             "run id 'run_1' is not allowed: use 1 to 24 characters",
             id="bad-run-id",
         ),
         pytest.param(
-            {"run_id": RUN_ID, "map_result": [{"location": "A", "status": "SUCCEEDED"}]},
+            event([{"location": "A", "status": "SUCCEEDED"}]),
             "map_result must be the training Map's output with a ResultWriter",
             id="map-without-result-writer",
         ),
         pytest.param(
-            {
-                "run_id": RUN_ID,
-                "map_result": {"ResultWriterDetails": {"Bucket": BUCKET, "Key": MANIFEST_KEY}},
-            },
+            event({"ResultWriterDetails": {"Bucket": BUCKET, "Key": MANIFEST_KEY}}),
             "map_result must be the training Map's output with a ResultWriter",
             id="no-map-run-arn",
         ),
         pytest.param(
-            {
-                "run_id": RUN_ID,
-                "map_result": {
+            event(
+                {
                     "MapRunArn": MAP_RUN_ARN,
                     "ResultWriterDetails": {"Bucket": BUCKET, "Key": f"{EXPORT_PREFIX}SUCCEEDED_0.json"},
-                },
-            },
+                }
+            ),
             "does not name a ResultWriter manifest",
             id="not-the-manifest",
         ),
+        pytest.param(
+            event(GOOD_MAP_RESULT, generation="current"),
+            "preprocessor generation 'current' is not allowed",
+            id="bad-generation",
+        ),
+        pytest.param(
+            event(GOOD_MAP_RESULT, refit="no"), "refit must be true or false, got string.", id="refit"
+        ),
+        pytest.param(
+            event(GOOD_MAP_RESULT, location_count=0), "location_count must be the plan's positive", id="count"
+        ),
     ],
 )
-def test_a_bad_event_is_rejected(event: object, message: str) -> None:
+def test_a_bad_event_is_rejected(bad_event: object, message: str) -> None:
     with pytest.raises(summarize_run.InvalidSummaryRequest) as raised:
-        summarize_run.parse_summary_event(event)
+        summarize_run.parse_summary_event(bad_event)
     assert message in str(raised.value)
 
 
@@ -703,3 +741,90 @@ def test_a_bad_environment_names_the_variable(bucket: str) -> None:
         summarize_run.InvalidEnvironment, match=f"BUCKET_NAME '{bucket}' is not an S3 bucket name"
     ):
         summarize_run.load_summary_settings({"BUCKET_NAME": bucket} if bucket else {})
+    with pytest.raises(summarize_run.InvalidEnvironment, match="KMS_KEY_ARN 'alias' is not a KMS key ARN"):
+        summarize_run.load_summary_settings({"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": "alias"})
+
+
+# --------------------------------------------------------------------------------------------------
+# A refit completes its generation only when every location was promoted
+
+
+def two_trained(aws: MotoAccount) -> dict[str, Any]:
+    names = ("Austin_TX", "Boston_MA")
+    return write_export(
+        aws, {"SUCCEEDED": [[child_record(n, "SUCCEEDED", output=trained(n)) for n in names]]}
+    )
+
+
+def test_a_refit_that_promoted_every_location_completes_its_generation(aws: MotoAccount) -> None:
+    generation_id = f"pp-{RUN_ID}"
+    result = summarize(aws, two_trained(aws), generation=generation_id, refit=True, location_count=2)
+
+    assert (result["generation"], result["refit"], result["generation_complete"]) == (
+        generation_id,
+        True,
+        True,
+    )
+    assert json.loads(aws.read(SUMMARY_KEY))["generation_complete"] is True
+    complete = generation.CompleteGeneration.from_json(
+        aws.read(f"preprocessor/{generation_id}/complete.json")
+    )
+    assert (complete.generation, complete.run_id, complete.location_count) == (generation_id, RUN_ID, 2)
+    newest = generation.GenerationRef.from_json(aws.read("preprocessor/newest.json"))
+    assert (newest.generation, newest.endpoint_name, newest.updated_at) == (
+        generation_id,
+        None,
+        complete.completed_at,
+    )
+    puts = [call for call in aws.recorder.calls if call.operation == "PutObject"]
+    # The summary first, then the generation's record, then the reference the endpoint deploy reads.
+    assert [call.key for call in puts] == [
+        SUMMARY_KEY, f"preprocessor/{generation_id}/complete.json", "preprocessor/newest.json"
+    ]  # fmt: skip
+    for call in puts[1:]:
+        assert (call.params["ServerSideEncryption"], call.params["SSEKMSKeyId"]) == (
+            "aws:kms",
+            aws.kms_key_arn,
+        )
+
+    # A retry (the Lambda ran again) keeps the first record.
+    first = aws.read(f"preprocessor/{generation_id}/complete.json")
+    assert summarize(aws, two_trained(aws), generation=generation_id, refit=True, location_count=2) == result
+    assert aws.read(f"preprocessor/{generation_id}/complete.json") == first
+
+
+@pytest.mark.parametrize(
+    ("plan", "why"),
+    [
+        pytest.param({"refit": True, "location_count": 3}, "a planned location has no result", id="missing"),
+        pytest.param({"refit": False, "location_count": 2}, "a partial run completes nothing", id="partial"),
+    ],
+)
+def test_an_incomplete_refit_or_a_partial_run_records_no_generation(
+    aws: MotoAccount, plan: dict[str, Any], why: str
+) -> None:
+    result = summarize(aws, two_trained(aws), generation=f"pp-{RUN_ID}", **plan)
+
+    assert result["generation_complete"] is False, why
+    assert [key for key in aws.object_keys() if key.startswith("preprocessor/")] == []
+
+
+def test_a_refit_with_a_failed_location_records_no_generation(aws: MotoAccount) -> None:
+    result = summarize(aws, realistic_export(aws), generation=f"pp-{RUN_ID}", refit=True, location_count=6)
+
+    assert (result["succeeded_count"], result["failed_count"], result["generation_complete"]) == (3, 3, False)
+    assert [key for key in aws.object_keys() if key.startswith("preprocessor/")] == []
+
+
+def test_a_generation_completed_by_another_run_is_not_completed_again(aws: MotoAccount) -> None:
+    generation_id = f"pp-{RUN_ID}"
+    aws.put(
+        f"preprocessor/{generation_id}/complete.json",
+        generation.CompleteGeneration(
+            generation_id, "other-run", 2, datetime(2026, 1, 1, tzinfo=UTC)
+        ).to_json(),
+    )
+
+    with pytest.raises(summarize_run.MapResultsUnreadable, match="already completed by run 'other-run'"):
+        summarize(aws, two_trained(aws), generation=generation_id, refit=True, location_count=2)
+    assert "preprocessor/newest.json" not in aws.object_keys()
