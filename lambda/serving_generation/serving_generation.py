@@ -1,0 +1,596 @@
+"""CloudFormation custom resource: which preprocessor generation the endpoint serves.
+
+The endpoint serves exactly one preprocessor generation (``mme_shared.s3_layout``): its first
+container reads ``preprocessor/<generation>/model.tar.gz`` and its MultiModel container the prefix
+``models/<generation>/``. This one function backs two resources of the endpoint stack, told apart by
+their ``Action`` property:
+
+``resolve`` (the SageMaker Model reads its ``Generation`` attribute) turns the requested generation,
+a pinned id or ``newest`` (the generation ``preprocessor/newest.json`` names), into the id the Model
+is built from, after checking that the endpoint could really serve it. It fails, with one sentence
+saying what to run, when no complete generation exists yet, when the generation has no
+``complete.json``, when its artifact is missing, or when the endpoint serves another generation S
+(``preprocessor/serving.json``) and some location with a pointer under ``model-pointers/<S>/`` has
+none under ``model-pointers/<generation>/``: switching would silently stop serving it. Failing here
+takes seconds; without it a premature deploy would spend about 20 minutes failing to start the
+endpoint, or switch generations and lose locations.
+
+``record-serving`` depends on the Endpoint, so CloudFormation creates or updates it only after the
+endpoint serves the resolved generation; it then writes ``preprocessor/serving.json`` naming that
+generation and the endpoint (SSE-KMS under the project key). Clients read it to find the pointers
+of what is served, so it must never name a generation before the endpoint serves it. Delete
+removes it only while it still names this resource's endpoint, so a destroyed stack leaves nothing
+claiming to be served (and never removes another endpoint's record).
+
+Rollbacks: a failed stack update makes CloudFormation send each updated resource an Update with
+its *old* properties. ``record-serving`` then rewrites the old generation, which the rolled-back
+endpoint serves again; ``resolve`` re-resolves the old generation (a pinned id resolves to itself,
+which is why ``make deploy`` always pins one; ``newest`` may name a newer generation by then). The
+switch check also runs on a rollback, and CloudFormation's request does not say that it is one: if
+``serving.json`` was already rewritten to a generation with more locations (only possible when a
+resource updated after ``record-serving`` fails, and the stack makes it depend on every resource
+that could), the rollback fails here; ``aws cloudformation continue-update-rollback
+--resources-to-skip <resolve resource>`` finishes it.
+
+CloudFormation invokes this function directly (the resource's ``ServiceToken`` is the function's
+ARN; no Provider framework) and waits for the answer PUT to the request's pre-signed
+``ResponseURL``. Every path therefore ends in exactly one response, FAILED included, so a stack is
+never left waiting for CloudFormation's one-hour timeout.
+
+Request (the fields CloudFormation sends; the resource's own properties)::
+
+    RequestType: Create | Update | Delete, ResponseURL, StackId, RequestId, LogicalResourceId,
+    PhysicalResourceId (Update, Delete),
+    ResourceProperties: {ServiceToken, Action: "resolve", Generation: "newest" | "pp-<run id>"}
+                     or {ServiceToken, Action: "record-serving", Generation: "pp-<run id>",
+                         EndpointName: str}
+
+Any other property is refused, so a misspelt property cannot silently change what is checked.
+CloudFormation sends an Update only when a property changes: ``newest`` is resolved when the
+resource is created and again only when its properties change, so a plain ``cdk deploy`` of other
+changes never switches the endpoint to another generation by surprise.
+
+Response::
+
+    resolve Create/Update, servable: SUCCESS,
+        PhysicalResourceId "<bucket>/preprocessor/<generation>/model.tar.gz",
+        Data {"Generation": <id>, "ArtifactVersionId": <S3 version id, "null" if unversioned>}
+    record-serving Create/Update: SUCCESS, PhysicalResourceId "<bucket>/preprocessor/serving.json"
+        (the same for every update: a changed id would make CloudFormation delete the "old" record
+        right after writing the new one), Data {"Generation": <id>}
+    Create/Update otherwise: FAILED, Reason = one sentence (cut to CloudFormation's 4 KB)
+    Delete: always SUCCESS (nothing may block a stack deletion or rollback); record-serving
+        removes serving.json as described above, resolve touches nothing
+
+Environment: ``BUCKET_NAME`` (the artifact bucket), ``KMS_KEY_ARN`` (the project key, used to
+encrypt ``serving.json``).
+
+Permissions: ``s3:GetObject`` on ``preprocessor/newest.json``, ``preprocessor/serving.json``,
+``preprocessor/*/complete.json`` and ``preprocessor/*/model.tar.gz`` (HeadObject is authorised as
+GetObject; it reads metadata only); ``s3:ListBucket`` on the bucket only for ``s3:prefix`` under
+``preprocessor/`` and ``model-pointers/``; ``s3:PutObject`` and ``s3:DeleteObject`` on
+``preprocessor/serving.json`` only; ``kms:Decrypt`` (reading the SSE-KMS documents) and
+``kms:GenerateDataKey`` (writing serving.json) on the project key. S3 answers a GetObject of a
+missing key with 404 only to a caller that may list the whole bucket, and with 403 otherwise; rather
+than grant an unconditional ListBucket, this function asks whether a key exists with a ListObjectsV2
+whose prefix is that key (:func:`object_exists`) and reads only keys that exist. The response goes
+to a pre-signed S3 URL, which needs no permission.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, Protocol, TypeAlias
+
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+
+from mme_shared import generation, s3_layout
+from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.naming import generation_problem, location_name_problem
+
+LOGGER = logging.getLogger(__name__)
+LOGGER.setLevel(logging.INFO)
+
+S3Client: TypeAlias = Any
+"""A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+RESOLVE: Final = "resolve"
+RECORD_SERVING: Final = "record-serving"
+ACTIONS: Final = (RESOLVE, RECORD_SERVING)
+NEWEST: Final = "newest"
+"""The ``Generation`` that means "whatever preprocessor/newest.json names"."""
+ALLOWED_PROPERTIES: Final = {
+    RESOLVE: ("ServiceToken", "Action", "Generation"),
+    RECORD_SERVING: ("ServiceToken", "Action", "Generation", "EndpointName"),
+}
+REQUEST_TYPES: Final = ("Create", "Update", "Delete")
+SHOWN_MISSING_LOCATIONS: Final = 10
+
+RESPONSE_MAX_BYTES: Final = 4096
+"""CloudFormation rejects a custom resource response body larger than 4 KB."""
+SEND_TIMEOUT_SECONDS: Final = 10.0
+SEND_ATTEMPTS: Final = 3
+SEND_BACKOFF_SECONDS: Final = 1.0
+"""Waits 1 s, then 2 s, between attempts: at most about 33 s in all, well inside the 2-minute timeout."""
+FALLBACK_PHYSICAL_ID: Final = "serving-generation-not-created"
+"""Only when a Create fails: CloudFormation requires some id, and a Delete of it does nothing."""
+
+_KMS_KEY_ARN_PREFIX: Final = "arn:"
+_DEPLOY_FIRST: Final = (
+    "run `make deploy` (it deploys storage and training, trains, then deploys the endpoint), or start "
+    "the training state machine and wait for it to succeed before deploying the endpoint stack"
+)
+
+
+class InvalidRequest(Exception):  # noqa: N818  (reads as what happened, like the other handlers)
+    """The event or the environment is not what this function expects."""
+
+
+Status: TypeAlias = Literal["SUCCESS", "FAILED"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to tell CloudFormation."""
+
+    status: Status
+    physical_resource_id: str
+    reason: str
+    data: dict[str, str] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    """Delivers the JSON response body to CloudFormation's pre-signed URL."""
+
+    def __call__(self, url: str, body: bytes) -> None: ...
+
+
+UrlOpener: TypeAlias = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated Create or Update: the action and its properties."""
+
+    action: str
+    generation: str
+    endpoint_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The function's environment, validated."""
+
+    bucket: str
+    kms_key_arn: str
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the bucket
+
+
+def object_exists(s3: S3Client, bucket: str, key: str) -> bool:
+    """Whether ``key`` exists, asked with ListObjectsV2 (prefix = the key) instead of a 404.
+
+    The key itself sorts first among the keys it is a prefix of, so one result is enough. This needs
+    ``s3:ListBucket`` only for that prefix, where a GetObject would need an unconditional
+    ListBucket to tell a missing key (404) from a forbidden one (403).
+    """
+    response = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(item.get("Key") == key for item in response.get("Contents", []))
+
+
+def pointer_locations(s3: S3Client, bucket: str, generation_id: str) -> set[str]:
+    """The locations with a pointer in one generation (``model-pointers/<generation>/<location>.json``)."""
+    prefix = s3_layout.generation_pointers_prefix(generation_id)
+    locations: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            rest = str(item["Key"])[len(prefix) :]
+            name = rest.removesuffix(".json")
+            if rest.endswith(".json") and location_name_problem(name) is None:
+                locations.add(name)
+    return locations
+
+
+def _uri(bucket: str, key: str) -> str:
+    return s3_layout.s3_uri(bucket, key)
+
+
+# --------------------------------------------------------------------------------------------------
+# resolve
+
+
+def no_generation_reason(bucket: str) -> str:
+    return (
+        "No complete preprocessor generation exists yet "
+        f"({_uri(bucket, s3_layout.NEWEST_GENERATION_KEY)} does not exist): {_DEPLOY_FIRST}."
+    )
+
+
+def incomplete_reason(bucket: str, generation_id: str) -> str:
+    return (
+        f"Preprocessor generation {generation_id} is not complete "
+        f"({_uri(bucket, s3_layout.generation_record_key(generation_id))} does not exist: its training "
+        "run has not finished, or some of its locations failed): wait for the run to succeed, or deploy "
+        "a complete generation (`make deploy` picks the newest, `make deploy GENERATION=<generation>` "
+        "pins one)."
+    )
+
+
+def missing_artifact_reason(bucket: str, generation_id: str) -> str:
+    return (
+        f"The preprocessor artifact of generation {generation_id}, "
+        f"{_uri(bucket, s3_layout.preprocessor_artifact_key(generation_id))}, does not exist although "
+        "the generation is complete (it was deleted): deploy another complete generation with "
+        "`make deploy GENERATION=<generation>`, or refit a new one with a training run."
+    )
+
+
+def switch_reason(serving: str, target: str, missing: list[str]) -> str:
+    shown = ", ".join(missing[:SHOWN_MISSING_LOCATIONS])
+    more = len(missing) - SHOWN_MISSING_LOCATIONS
+    return (
+        f"Switching the endpoint from generation {serving} to {target} would stop serving "
+        f"{len(missing)} location(s) that have a model in {serving} but none in {target}: {shown}"
+        + (f" and {more} more" if more > 0 else "")
+        + f'; train them into {target} first (a training run with "refit": true retrains every location '
+        f"of the served generation), or keep serving {serving} with `make deploy GENERATION={serving}`."
+    )
+
+
+def resolve(s3: S3Client, bucket: str, requested: str) -> Outcome:
+    """The generation the endpoint may serve for ``requested`` (``newest`` or an id), or FAILED saying why."""
+    generation_id = requested
+    if requested == NEWEST:
+        newest = (
+            generation.read_ref(s3, bucket, s3_layout.NEWEST_GENERATION_KEY)
+            if object_exists(s3, bucket, s3_layout.NEWEST_GENERATION_KEY)
+            else None
+        )
+        if newest is None:
+            return Outcome("FAILED", "", no_generation_reason(bucket))
+        generation_id = newest.generation
+    record_key = s3_layout.generation_record_key(generation_id)
+    complete = object_exists(s3, bucket, record_key) and generation.read_complete(s3, bucket, generation_id)
+    if not complete:
+        return Outcome("FAILED", "", incomplete_reason(bucket, generation_id))
+    artifact_key = s3_layout.preprocessor_artifact_key(generation_id)
+    if not object_exists(s3, bucket, artifact_key):
+        return Outcome("FAILED", "", missing_artifact_reason(bucket, generation_id))
+    version_id = str(s3.head_object(Bucket=bucket, Key=artifact_key).get("VersionId") or "null")
+    serving = (
+        generation.read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
+        if object_exists(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
+        else None
+    )
+    if serving is not None and serving.generation != generation_id:
+        missing = sorted(
+            pointer_locations(s3, bucket, serving.generation) - pointer_locations(s3, bucket, generation_id)
+        )
+        if missing:
+            return Outcome("FAILED", "", switch_reason(serving.generation, generation_id, missing))
+    how = f"{NEWEST} is " if requested == NEWEST else ""
+    return Outcome(
+        "SUCCESS",
+        f"{bucket}/{artifact_key}",
+        f"{how}{generation_id}: complete, artifact {_uri(bucket, artifact_key)} version {version_id}.",
+        {"Generation": generation_id, "ArtifactVersionId": version_id},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# record-serving
+
+
+def serving_physical_id(bucket: str) -> str:
+    """The record's id: one per bucket, unchanged by updates."""
+    return f"{bucket}/{s3_layout.SERVING_GENERATION_KEY}"
+
+
+def record_serving(
+    s3: S3Client, settings: Settings, generation_id: str, endpoint_name: str, now: datetime
+) -> Outcome:
+    """Write serving.json: ``endpoint_name`` now serves ``generation_id``."""
+    ref = generation.GenerationRef(generation=generation_id, updated_at=now, endpoint_name=endpoint_name)
+    generation.write_ref(
+        s3, settings.bucket, s3_layout.SERVING_GENERATION_KEY, ref, kms_key_arn=settings.kms_key_arn
+    )
+    return Outcome(
+        "SUCCESS",
+        serving_physical_id(settings.bucket),
+        f"Recorded in {_uri(settings.bucket, s3_layout.SERVING_GENERATION_KEY)} that endpoint "
+        f"{endpoint_name} serves generation {generation_id}.",
+        {"Generation": generation_id},
+    )
+
+
+def remove_serving(s3: S3Client, bucket: str, endpoint_name: str, physical_id: str) -> Outcome:
+    """Delete serving.json if it still names ``endpoint_name``; otherwise leave it alone.
+
+    Only endpoint stacks write the record, so the read-then-delete leaves no practical race. The
+    delete adds a delete marker: the bucket's versioning keeps the record's history.
+    """
+    uri = _uri(bucket, s3_layout.SERVING_GENERATION_KEY)
+    if not object_exists(s3, bucket, s3_layout.SERVING_GENERATION_KEY):
+        return Outcome("SUCCESS", physical_id, f"Nothing to remove: {uri} does not exist.")
+    try:
+        ref = generation.read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
+    except generation.GenerationRecordError as error:
+        return Outcome("SUCCESS", physical_id, f"Left {uri} in place: it is not readable ({error}).")
+    if ref is None:
+        return Outcome("SUCCESS", physical_id, f"Nothing to remove: {uri} does not exist.")
+    if ref.endpoint_name != endpoint_name:
+        return Outcome(
+            "SUCCESS",
+            physical_id,
+            f"Left {uri} in place: it names endpoint {ref.endpoint_name}, not {endpoint_name}.",
+        )
+    s3.delete_object(Bucket=bucket, Key=s3_layout.SERVING_GENERATION_KEY)
+    return Outcome(
+        "SUCCESS", physical_id, f"Removed {uri}: endpoint {endpoint_name} no longer serves a generation."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The request
+
+
+def load_settings(environ: Mapping[str, str], *, need_key: bool) -> Settings:
+    """BUCKET_NAME (and, to write, KMS_KEY_ARN), validated; InvalidRequest naming the variable otherwise."""
+    bucket = environ.get("BUCKET_NAME", "")
+    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
+        raise InvalidRequest(
+            f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; the stack must set "
+            "it to the artifact bucket."
+        )
+    kms_key_arn = environ.get("KMS_KEY_ARN", "")
+    if need_key and (not kms_key_arn.startswith(_KMS_KEY_ARN_PREFIX) or ":key/" not in kms_key_arn):
+        raise InvalidRequest(
+            f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN; the stack must set "
+            "it to the project key."
+        )
+    return Settings(bucket=bucket, kms_key_arn=kms_key_arn)
+
+
+def parse_properties(properties: object) -> Request:
+    """The resource's properties, validated; InvalidRequest with one sentence otherwise."""
+    if not isinstance(properties, Mapping):
+        raise InvalidRequest("ResourceProperties must be an object.")
+    action = properties.get("Action")
+    if action not in ACTIONS:
+        raise InvalidRequest(f"The Action property must be one of {', '.join(ACTIONS)}, got {action!r}.")
+    allowed = ALLOWED_PROPERTIES[action]
+    unknown = sorted(str(name) for name in properties if name not in allowed)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown resource propert{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} for "
+            f"Action {action}; allowed: {', '.join(allowed)}."
+        )
+    requested = properties.get("Generation")
+    if not (action == RESOLVE and requested == NEWEST):
+        problem = generation_problem(requested)
+        if problem is not None:
+            also = f" or {NEWEST!r}" if action == RESOLVE else ""
+            raise InvalidRequest(f"The Generation property: {problem}{also}.")
+    if action == RESOLVE:
+        return Request(action=action, generation=str(requested))
+    endpoint_name = properties.get("EndpointName")
+    if not isinstance(endpoint_name, str) or not endpoint_name:
+        raise InvalidRequest(
+            "The EndpointName property must be the endpoint's name (a non-empty string), got "
+            f"{endpoint_name!r}."
+        )
+    return Request(action=action, generation=str(requested), endpoint_name=endpoint_name)
+
+
+def delete(
+    event: Mapping[str, Any], *, get_s3: Callable[[], S3Client], environ: Mapping[str, str]
+) -> Outcome:
+    """Never FAILED: a resolve, a failed Create or a malformed record is simply let go."""
+    existing = str(event.get("PhysicalResourceId") or FALLBACK_PHYSICAL_ID)
+    properties = event.get("ResourceProperties")
+    nothing = Outcome("SUCCESS", existing, "Nothing to delete: this resource wrote nothing.")
+    if existing == FALLBACK_PHYSICAL_ID or not isinstance(properties, Mapping):
+        return nothing
+    if properties.get("Action") != RECORD_SERVING:
+        return nothing
+    try:
+        request = parse_properties(properties)
+        assert request.endpoint_name is not None  # parse_properties guarantees it for record-serving
+        settings = load_settings(environ, need_key=False)
+        return remove_serving(get_s3(), settings.bucket, request.endpoint_name, existing)
+    except Exception as error:
+        LOGGER.exception("Could not remove the serving record")
+        return Outcome(
+            "SUCCESS",
+            existing,
+            f"Did not remove {s3_layout.SERVING_GENERATION_KEY} ({type(error).__name__}: {error}); the "
+            "deletion goes on: remove that object by hand if it still names this endpoint.",
+        )
+
+
+def evaluate(
+    event: Mapping[str, Any],
+    *,
+    get_s3: Callable[[], S3Client],
+    environ: Mapping[str, str],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Outcome:
+    """Decide the response; may raise (the caller turns that into FAILED)."""
+    request_type = event.get("RequestType")
+    if request_type == "Delete":
+        return delete(event, get_s3=get_s3, environ=environ)
+    if request_type not in REQUEST_TYPES:
+        raise InvalidRequest(f"RequestType {request_type!r} is not one of {', '.join(REQUEST_TYPES)}.")
+    request = parse_properties(event.get("ResourceProperties"))
+    if request.action == RESOLVE:
+        settings = load_settings(environ, need_key=False)
+        return resolve(get_s3(), settings.bucket, request.generation)
+    settings = load_settings(environ, need_key=True)
+    assert request.endpoint_name is not None  # parse_properties guarantees it for record-serving
+    return record_serving(get_s3(), settings, request.generation, request.endpoint_name, now())
+
+
+def failure_physical_id(event: Mapping[str, Any]) -> str:
+    """The id to report with a FAILED answer: keep an existing one (a changed id on Update would be
+    a replacement), else the fallback a Delete recognises as "nothing was created"."""
+    existing = event.get("PhysicalResourceId")
+    return existing if isinstance(existing, str) and existing else FALLBACK_PHYSICAL_ID
+
+
+# --------------------------------------------------------------------------------------------------
+# The response
+
+
+def response_body(event: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The JSON document CloudFormation expects at the ResponseURL, its Reason cut to fit 4 KB."""
+    body = {
+        "Status": outcome.status,
+        "Reason": "",
+        "PhysicalResourceId": outcome.physical_resource_id,
+        "StackId": event.get("StackId", ""),
+        "RequestId": event.get("RequestId", ""),
+        "LogicalResourceId": event.get("LogicalResourceId", ""),
+        "Data": dict(outcome.data),
+    }
+    budget = RESPONSE_MAX_BYTES - len(encode_body(body))
+    body["Reason"] = _shorten(outcome.reason, budget)
+    return body
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text)) - 2
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text``, or its start plus "...", taking at most ``limit`` bytes inside a JSON string."""
+    if _json_size(text) <= limit:
+        return text
+    kept, size = [], 3
+    for char in text:
+        size += _json_size(char)
+        if size > limit:
+            break
+        kept.append(char)
+    return "".join(kept) + "..."
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """Compact JSON (ASCII escapes, so the byte count is what CloudFormation measures)."""
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def send_response(
+    url: str,
+    body: bytes,
+    *,
+    urlopen: UrlOpener = urllib.request.urlopen,
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: int = SEND_ATTEMPTS,
+    timeout: float = SEND_TIMEOUT_SECONDS,
+    allowed_schemes: Collection[str] = ("https",),
+) -> None:
+    """PUT ``body`` to the pre-signed URL, retrying network errors and 5xx answers.
+
+    The Content-Type must be empty: the URL is signed for exactly that. A 4xx answer (an expired or
+    wrong URL) is not retried because it cannot get better. Raises the last error when every
+    attempt fails.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in allowed_schemes:
+        raise ValueError(f"ResponseURL must be an {'/'.join(allowed_schemes)} URL, got scheme {scheme!r}.")
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(  # noqa: S310  (scheme checked above)
+            url,
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "", "Content-Length": str(len(body))},
+        )
+        try:
+            with urlopen(request, timeout=timeout) as response:
+                LOGGER.info("CloudFormation response delivered (HTTP %s).", response.status)
+                return
+        except urllib.error.HTTPError as error:
+            if error.code < 500 or attempt == attempts:
+                raise
+            LOGGER.warning("Response attempt %d got HTTP %s; retrying.", attempt, error.code)
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            if attempt == attempts:
+                raise
+            LOGGER.warning("Response attempt %d failed (%s); retrying.", attempt, error)
+        sleep(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def process_request(
+    event: object,
+    *,
+    get_s3: Callable[[], S3Client],
+    environ: Mapping[str, str],
+    send: Sender,
+    log_stream: str | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """Answer one CloudFormation request; return the response body that was sent.
+
+    Only an event without a usable ResponseURL raises: there is nobody to answer.
+    """
+    if not isinstance(event, Mapping) or not isinstance(event.get("ResponseURL"), str):
+        raise InvalidRequest(
+            "The event is not a CloudFormation custom resource request (no ResponseURL); this function "
+            "is meant to be the ServiceToken of a custom resource."
+        )
+    try:
+        outcome = evaluate(event, get_s3=get_s3, environ=environ, now=now)
+    except Exception as error:
+        LOGGER.exception("The serving-generation request failed unexpectedly")
+        where = f" (log stream {log_stream})" if log_stream else ""
+        outcome = Outcome(
+            "FAILED", "", f"The serving-generation request failed: {type(error).__name__}: {error}{where}"
+        )
+    if outcome.status == "FAILED":
+        outcome = Outcome("FAILED", failure_physical_id(event), outcome.reason, outcome.data)
+    body = response_body(event, outcome)
+    LOGGER.info(
+        "%s %s -> %s: %s",
+        event.get("RequestType"),
+        event.get("LogicalResourceId"),
+        body["Status"],
+        body["Reason"],
+    )
+    send(event["ResponseURL"], encode_body(body))
+    return body
+
+
+@functools.cache
+def _s3_client() -> S3Client:
+    """Short timeouts and few retries: the whole answer must fit well inside the function's timeout."""
+    config = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+    return boto3.client("s3", config=config)
+
+
+def handler(event: object, context: object) -> dict[str, Any]:
+    """Lambda entry point (invoked by CloudFormation). The ResponseURL is never logged: it is a
+    pre-signed URL that would let anyone answer for this resource."""
+    return process_request(
+        event,
+        get_s3=_s3_client,
+        environ=os.environ,
+        send=send_response,
+        log_stream=getattr(context, "log_stream_name", None),
+    )

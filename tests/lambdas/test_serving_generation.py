@@ -1,0 +1,797 @@
+"""The serving-generation custom resource: its decisions against moto S3, and the response it PUTs.
+
+The reasons are spelled out literally here, so a reworded message (which users read in the
+CloudFormation console) is a deliberate change to this file too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import threading
+import urllib.error
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mme_shared import generation, s3_layout
+from tests.lambdas.conftest import BUCKET, MotoAccount
+
+_HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "serving_generation"
+if str(_HANDLER_DIR) not in sys.path:
+    sys.path.insert(0, str(_HANDLER_DIR))
+serving_generation = importlib.import_module("serving_generation")
+
+GEN_A, GEN_B = "pp-run-a", "pp-run-b"
+NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+ENDPOINT = "Endpoint-0a1b2c3d4e5f"
+SERVING_KEY = "preprocessor/serving.json"
+SERVING_ID = f"{BUCKET}/{SERVING_KEY}"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:MmeEndpoint-ServingGeneration"
+RESPONSE_URL = (
+    "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/"
+    "arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/MmeEndpoint/abc%7CGen%7Creq-1"
+    "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=7199&X-Amz-Signature=0123abcd"
+)
+STACK_ID = (
+    "arn:aws:cloudformation:us-east-1:123456789012:stack/MmeEndpoint/6d5c5e40-0000-11f0-9e1b-0a1b2c3d4e5f"
+)
+DEPLOY_FIRST = (
+    "run `make deploy` (it deploys storage and training, trains, then deploys the endpoint), or start "
+    "the training state machine and wait for it to succeed before deploying the endpoint stack"
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client() -> Iterator[None]:
+    serving_generation._s3_client.cache_clear()
+    yield
+    serving_generation._s3_client.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# The bucket's state
+
+
+def seed(
+    aws: MotoAccount,
+    generation_id: str,
+    *,
+    locations: Sequence[str] = (),
+    complete: bool = True,
+    artifact: bool = True,
+) -> None:
+    """A generation as the training state machine leaves it: artifact, pointers, complete.json."""
+    run_id = generation_id.removeprefix("pp-")
+    if artifact:
+        aws.put(s3_layout.preprocessor_artifact_key(generation_id), b"preprocessor " + run_id.encode())
+    for location in locations:
+        aws.put(s3_layout.current_pointer_key(generation_id, location), b"{}")  # only the key is read
+    if complete:
+        record = generation.CompleteGeneration(
+            generation=generation_id, run_id=run_id, location_count=max(len(locations), 1), completed_at=NOW
+        )
+        aws.put(record.key, record.to_json())
+
+
+def point(aws: MotoAccount, key: str, generation_id: str, endpoint_name: str | None = None) -> None:
+    """Write newest.json or serving.json."""
+    ref = generation.GenerationRef(generation=generation_id, updated_at=NOW, endpoint_name=endpoint_name)
+    aws.put(key, ref.to_json())
+
+
+def newest(aws: MotoAccount, generation_id: str) -> None:
+    point(aws, s3_layout.NEWEST_GENERATION_KEY, generation_id)
+
+
+def serving(aws: MotoAccount, generation_id: str, endpoint_name: str = ENDPOINT) -> None:
+    point(aws, SERVING_KEY, generation_id, endpoint_name)
+
+
+def artifact_version(aws: MotoAccount, generation_id: str) -> str:
+    key = s3_layout.preprocessor_artifact_key(generation_id)
+    return str(aws.inspect_s3.head_object(Bucket=BUCKET, Key=key)["VersionId"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests and answers
+
+
+def request(request_type: str, properties: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A CloudFormation custom resource request as CloudFormation sends it."""
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ServiceToken": FUNCTION_ARN,
+        "ResponseURL": RESPONSE_URL,
+        "StackId": STACK_ID,
+        "RequestId": "5f1c0f6e-1b1d-4a5e-9c0a-6f0e7d1c2b3a",
+        "LogicalResourceId": "ServingGeneration",
+        "ResourceType": "AWS::CloudFormation::CustomResource",
+        "ResourceProperties": {"ServiceToken": FUNCTION_ARN, **properties},
+    }
+    if request_type != "Create":
+        event["PhysicalResourceId"] = "existing-id"
+    if request_type == "Update":
+        event["OldResourceProperties"] = dict(event["ResourceProperties"])
+    event.update(overrides)
+    return event
+
+
+def resolve_request(request_type: str, generation_id: str, **overrides: Any) -> dict[str, Any]:
+    return request(request_type, {"Action": "resolve", "Generation": generation_id}, **overrides)
+
+
+def record_request(
+    request_type: str, generation_id: str, endpoint_name: str = ENDPOINT, **overrides: Any
+) -> dict[str, Any]:
+    properties = {"Action": "record-serving", "Generation": generation_id, "EndpointName": endpoint_name}
+    if request_type != "Create":
+        overrides.setdefault("PhysicalResourceId", SERVING_ID)
+    return request(request_type, properties, **overrides)
+
+
+@dataclass
+class CapturingSender:
+    """Stands in for the HTTP PUT: records what would have been sent."""
+
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    def __call__(self, url: str, body: bytes) -> None:
+        self.sizes.append(len(body))
+        self.sent.append((url, json.loads(body)))
+
+    @property
+    def only(self) -> dict[str, Any]:
+        assert len(self.sent) == 1, self.sent
+        url, body = self.sent[0]
+        assert url == RESPONSE_URL
+        return body
+
+
+def run(
+    event: object,
+    s3: Any,
+    *,
+    environ: dict[str, str] | None = None,
+    log_stream: str | None = None,
+) -> CapturingSender:
+    sender = CapturingSender()
+    returned = serving_generation.process_request(
+        event,
+        get_s3=lambda: s3,
+        environ=(
+            {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/k"}
+            if environ is None
+            else environ
+        ),
+        send=sender,
+        log_stream=log_stream,
+        now=lambda: NOW,
+    )
+    assert returned == sender.only
+    return sender
+
+
+def envelope(event: dict[str, Any]) -> dict[str, Any]:
+    """The fields every response must echo from the request."""
+    return {
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+    }
+
+
+def failed(event: dict[str, Any], reason: str, physical_id: str | None = None) -> dict[str, Any]:
+    return {
+        "Status": "FAILED",
+        "Reason": reason,
+        "PhysicalResourceId": physical_id
+        or event.get("PhysicalResourceId")
+        or "serving-generation-not-created",
+        **envelope(event),
+        "Data": {},
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# resolve: success
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_a_pinned_complete_generation_resolves_to_itself(aws: MotoAccount, request_type: str) -> None:
+    seed(aws, GEN_A, locations=["Chicago_IL"])
+    seed(aws, GEN_B, locations=["Chicago_IL"])
+    newest(aws, GEN_B)  # pinned wins over newest
+    event = resolve_request(request_type, GEN_A)
+
+    body = run(event, aws.s3).only
+
+    version = artifact_version(aws, GEN_A)
+    assert body == {
+        "Status": "SUCCESS",
+        "Reason": f"{GEN_A}: complete, artifact s3://{BUCKET}/preprocessor/{GEN_A}/model.tar.gz version "
+        f"{version}.",
+        "PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz",
+        **envelope(event),
+        "Data": {"Generation": GEN_A, "ArtifactVersionId": version},
+    }
+    assert "PutObject" not in aws.recorder.operations()  # resolving writes nothing
+
+
+def test_newest_resolves_to_the_generation_newest_json_names(aws: MotoAccount) -> None:
+    seed(aws, GEN_A, locations=["Chicago_IL"])
+    seed(aws, GEN_B, locations=["Chicago_IL", "NewYork_NY"])
+    newest(aws, GEN_B)
+    serving(aws, GEN_A)  # B has every location A has, so switching is allowed
+
+    body = run(resolve_request("Create", "newest"), aws.s3).only
+
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert body["Data"] == {"Generation": GEN_B, "ArtifactVersionId": artifact_version(aws, GEN_B)}
+    assert body["Reason"].startswith(f"newest is {GEN_B}: complete")
+
+
+def test_an_unversioned_bucket_reports_the_null_version(aws: MotoAccount) -> None:
+    aws.inspect_s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    seed(aws, GEN_A)
+
+    body = run(resolve_request("Create", GEN_A), aws.s3).only
+
+    assert (body["Status"], body["Data"]["ArtifactVersionId"]) == ("SUCCESS", "null")
+
+
+def test_staying_on_the_served_generation_skips_the_location_check(aws: MotoAccount) -> None:
+    seed(aws, GEN_A, locations=["Chicago_IL"])
+    serving(aws, GEN_A)
+
+    body = run(resolve_request("Update", GEN_A), aws.s3).only
+
+    assert body["Status"] == "SUCCESS"
+    listed = [str(c.params["Prefix"]) for c in aws.recorder.calls if c.operation == "ListObjectsV2"]
+    assert not [prefix for prefix in listed if prefix.startswith("model-pointers/")]
+
+
+def test_existence_is_asked_by_listing_the_exact_key_not_by_a_404(aws: MotoAccount) -> None:
+    """The function's ListBucket is limited to prefixes; a 404 would need it on the whole bucket."""
+    seed(aws, GEN_A)
+
+    run(resolve_request("Create", GEN_A), aws.s3)
+
+    assert [(c.operation, c.params.get("Prefix") or c.key) for c in aws.recorder.calls] == [
+        ("ListObjectsV2", f"preprocessor/{GEN_A}/complete.json"),
+        ("GetObject", f"preprocessor/{GEN_A}/complete.json"),
+        ("ListObjectsV2", f"preprocessor/{GEN_A}/model.tar.gz"),
+        ("HeadObject", f"preprocessor/{GEN_A}/model.tar.gz"),
+        ("ListObjectsV2", SERVING_KEY),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# resolve: each reason to refuse
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_nothing_complete_yet_fails_saying_what_to_run(aws: MotoAccount, request_type: str) -> None:
+    seed(aws, GEN_A, complete=False)  # a first run still training: no newest.json yet
+    event = resolve_request(request_type, "newest")
+
+    body = run(event, aws.s3).only
+
+    assert body == failed(
+        event,
+        "No complete preprocessor generation exists yet "
+        f"(s3://{BUCKET}/preprocessor/newest.json does not exist): {DEPLOY_FIRST}.",
+    )
+
+
+@pytest.mark.parametrize("named_by", ["pinned", "newest"])
+def test_a_generation_without_complete_json_fails(aws: MotoAccount, named_by: str) -> None:
+    seed(aws, GEN_A, locations=["Chicago_IL"], complete=False)
+    if named_by == "newest":
+        newest(aws, GEN_A)  # a hand-edited newest.json must not get past the check either
+    event = resolve_request("Create", GEN_A if named_by == "pinned" else "newest")
+
+    body = run(event, aws.s3).only
+
+    assert body == failed(
+        event,
+        f"Preprocessor generation {GEN_A} is not complete (s3://{BUCKET}/preprocessor/{GEN_A}/complete.json "
+        "does not exist: its training run has not finished, or some of its locations failed): wait for the "
+        "run to succeed, or deploy a complete generation (`make deploy` picks the newest, `make deploy "
+        "GENERATION=<generation>` pins one).",
+    )
+
+
+def test_a_missing_artifact_fails(aws: MotoAccount) -> None:
+    seed(aws, GEN_A, artifact=False)
+    aws.put(f"preprocessor/{GEN_A}/model.tar.gz.partial", b"a key the artifact is a prefix of")
+    event = resolve_request("Update", GEN_A)
+
+    body = run(event, aws.s3).only
+
+    assert body == failed(
+        event,
+        f"The preprocessor artifact of generation {GEN_A}, s3://{BUCKET}/preprocessor/{GEN_A}/model.tar.gz, "
+        "does not exist although the generation is complete (it was deleted): deploy another complete "
+        "generation with `make deploy GENERATION=<generation>`, or refit a new one with a training run.",
+    )
+    assert body["PhysicalResourceId"] == "existing-id"  # an Update keeps its id, even when it fails
+
+
+def test_switching_to_a_generation_that_lacks_served_locations_fails_listing_them(aws: MotoAccount) -> None:
+    served = [f"City{index:02d}_ST" for index in range(13)]
+    seed(aws, GEN_A, locations=served)
+    seed(aws, GEN_B, locations=[*served[:1], "Austin_TX"])  # B has City00 and a new one, not the other 12
+    aws.put(f"model-pointers/{GEN_A}/notes.txt", b"not a pointer")
+    serving(aws, GEN_A)
+    newest(aws, GEN_B)
+    event = resolve_request("Update", "newest")
+
+    body = run(event, aws.s3).only
+
+    first_ten = ", ".join(served[1:11])
+    assert body == failed(
+        event,
+        f"Switching the endpoint from generation {GEN_A} to {GEN_B} would stop serving 12 location(s) that "
+        f"have a model in {GEN_A} but none in {GEN_B}: {first_ten} and 2 more; train them into {GEN_B} "
+        'first (a training run with "refit": true retrains every location of the served generation), or '
+        f"keep serving {GEN_A} with `make deploy GENERATION={GEN_A}`.",
+    )
+
+
+def test_the_location_check_reads_every_page_of_pointers(aws: MotoAccount) -> None:
+    """More than one ListObjectsV2 page (1,000 keys) on both sides: nothing is missed."""
+    locations = [f"L{index:04d}" for index in range(1001)]
+    seed(aws, GEN_A, locations=locations)
+    seed(aws, GEN_B, locations=locations[:-1])
+    serving(aws, GEN_A)
+
+    body = run(resolve_request("Create", GEN_B), aws.s3).only
+
+    assert body["Status"] == "FAILED"
+    assert "would stop serving 1 location(s)" in body["Reason"]
+    assert ": L1000; train them" in body["Reason"]
+
+
+# --------------------------------------------------------------------------------------------------
+# record-serving
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_record_serving_writes_serving_json_encrypted_with_the_project_key(
+    aws: MotoAccount, request_type: str
+) -> None:
+    serving(aws, GEN_A, endpoint_name="Endpoint-before")
+    event = record_request(request_type, GEN_B)
+
+    body = run(event, aws.s3, environ=aws.environment()).only
+
+    assert body == {
+        "Status": "SUCCESS",
+        "Reason": f"Recorded in s3://{BUCKET}/{SERVING_KEY} that endpoint {ENDPOINT} serves generation "
+        f"{GEN_B}.",
+        "PhysicalResourceId": SERVING_ID,
+        **envelope(event),
+        "Data": {"Generation": GEN_B},
+    }
+    assert generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY) == generation.GenerationRef(
+        generation=GEN_B, updated_at=NOW, endpoint_name=ENDPOINT
+    )
+    (put,) = [c for c in aws.recorder.calls if c.operation == "PutObject"]
+    assert put.key == SERVING_KEY
+    assert (put.params["ServerSideEncryption"], put.params["SSEKMSKeyId"]) == ("aws:kms", aws.kms_key_arn)
+
+
+def test_a_rollback_update_rewrites_the_old_generation(aws: MotoAccount) -> None:
+    """CloudFormation rolls back with an Update carrying the old properties: serving.json follows."""
+    run(record_request("Update", GEN_B), aws.s3, environ=aws.environment())
+    rollback = record_request("Update", GEN_A)
+    rollback["OldResourceProperties"] = record_request("Update", GEN_B)["ResourceProperties"]
+
+    body = run(rollback, aws.s3, environ=aws.environment()).only
+
+    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", SERVING_ID)
+    ref = generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY)
+    assert ref is not None
+    assert ref.generation == GEN_A
+
+
+def test_delete_removes_the_record_of_this_endpoint(aws: MotoAccount) -> None:
+    serving(aws, GEN_A)
+    event = record_request("Delete", GEN_A)
+
+    body = run(event, aws.s3, environ=aws.environment()).only
+
+    assert body == {
+        "Status": "SUCCESS",
+        "Reason": f"Removed s3://{BUCKET}/{SERVING_KEY}: endpoint {ENDPOINT} no longer serves a generation.",
+        "PhysicalResourceId": SERVING_ID,
+        **envelope(event),
+        "Data": {},
+    }
+    assert SERVING_KEY not in aws.object_keys()
+    assert generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY) is None
+
+
+def test_delete_leaves_a_record_that_names_another_endpoint(aws: MotoAccount) -> None:
+    serving(aws, GEN_A, endpoint_name="Endpoint-of-another-stack")
+    before = aws.bucket_state()
+
+    body = run(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).only
+
+    assert (body["Status"], body["Reason"]) == (
+        "SUCCESS",
+        f"Left s3://{BUCKET}/{SERVING_KEY} in place: it names endpoint Endpoint-of-another-stack, not "
+        f"{ENDPOINT}.",
+    )
+    assert aws.bucket_state() == before
+
+
+def test_delete_without_a_record_succeeds(aws: MotoAccount) -> None:
+    body = run(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).only
+
+    assert (body["Status"], body["Reason"]) == (
+        "SUCCESS",
+        f"Nothing to remove: s3://{BUCKET}/{SERVING_KEY} does not exist.",
+    )
+
+
+def test_delete_leaves_an_unreadable_record(aws: MotoAccount) -> None:
+    aws.put(SERVING_KEY, b"{not json")
+    before = aws.bucket_state()
+
+    body = run(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).only
+
+    assert body["Status"] == "SUCCESS"
+    assert body["Reason"].startswith(f"Left s3://{BUCKET}/{SERVING_KEY} in place: it is not readable (")
+    assert aws.bucket_state() == before
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        resolve_request("Delete", GEN_A, PhysicalResourceId=f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz"),
+        record_request("Delete", GEN_A, PhysicalResourceId="serving-generation-not-created"),
+        record_request("Delete", GEN_A, ResourceProperties={"Bogus": "1"}),
+        resolve_request("Delete", GEN_A, PhysicalResourceId=None),
+    ],
+    ids=["resolve", "record-after-failed-create", "unknown-properties", "no-physical-id"],
+)
+def test_other_deletes_succeed_without_touching_s3(aws: MotoAccount, event: dict[str, Any]) -> None:
+    """Also with a broken environment: nothing may block a deletion."""
+    serving(aws, GEN_A)
+
+    def no_s3() -> Any:
+        raise AssertionError("this Delete must not create or use an S3 client")
+
+    sender = CapturingSender()
+    serving_generation.process_request(event, get_s3=no_s3, environ={}, send=sender)
+
+    assert sender.only["Status"] == "SUCCESS"
+    assert sender.only["Reason"] == "Nothing to delete: this resource wrote nothing."
+    assert SERVING_KEY in aws.object_keys()
+
+
+def test_a_delete_that_cannot_reach_s3_still_succeeds(aws: MotoAccount) -> None:
+    serving(aws, GEN_A)
+
+    body = run(record_request("Delete", GEN_A), ExplodingS3(), environ=aws.environment()).only
+
+    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", SERVING_ID)
+    assert body["Reason"] == (
+        "Did not remove preprocessor/serving.json (RuntimeError: connection pool is closed); the deletion "
+        "goes on: remove that object by hand if it still names this endpoint."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Anything unexpected still gets an answer
+
+
+class ExplodingS3:
+    def list_objects_v2(self, **_: Any) -> Any:
+        raise RuntimeError("connection pool is closed")
+
+
+def test_unexpected_exception_fails_instead_of_leaving_cloudformation_waiting() -> None:
+    event = resolve_request("Create", GEN_A)
+
+    body = run(event, ExplodingS3(), log_stream="2025/05/01/[$LATEST]abc123").only
+
+    assert body == failed(
+        event,
+        "The serving-generation request failed: RuntimeError: connection pool is closed "
+        "(log stream 2025/05/01/[$LATEST]abc123)",
+    )
+
+
+def test_a_malformed_record_fails_naming_it(aws: MotoAccount) -> None:
+    aws.put(s3_layout.NEWEST_GENERATION_KEY, b'{"generation": "pp-x"}')
+
+    body = run(resolve_request("Create", "newest"), aws.s3).only
+
+    assert body["Status"] == "FAILED"
+    assert body["Reason"].startswith(
+        "The serving-generation request failed: GenerationRecordError: "
+        f"s3://{BUCKET}/preprocessor/newest.json must have exactly the fields"
+    )
+
+
+def test_a_failing_update_keeps_the_existing_physical_id() -> None:
+    """Reporting another id on Update would make CloudFormation treat it as a replacement."""
+    event = record_request("Update", GEN_A, PhysicalResourceId="older-bucket/preprocessor/serving.json")
+
+    body = run(event, ExplodingS3()).only
+
+    assert (body["Status"], body["PhysicalResourceId"]) == (
+        "FAILED",
+        "older-bucket/preprocessor/serving.json",
+    )
+
+
+def test_client_creation_failure_is_answered() -> None:
+    def broken_factory() -> Any:
+        raise ValueError("Invalid endpoint: https://s3..amazonaws.com")
+
+    sender = CapturingSender()
+    serving_generation.process_request(
+        resolve_request("Create", GEN_A), get_s3=broken_factory, environ={"BUCKET_NAME": BUCKET}, send=sender
+    )
+
+    assert sender.only["Status"] == "FAILED"
+    assert sender.only["Reason"] == (
+        "The serving-generation request failed: ValueError: Invalid endpoint: https://s3..amazonaws.com"
+    )
+
+
+PREFIX = "The serving-generation request failed: InvalidRequest: "
+RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
+
+
+@pytest.mark.parametrize(
+    ("event", "environ", "reason"),
+    [
+        (resolve_request("Create", GEN_A), {}, "Environment variable BUCKET_NAME '' is not an S3 bucket "
+         "name; the stack must set it to the artifact bucket."),
+        (record_request("Create", GEN_A), {"BUCKET_NAME": BUCKET}, "Environment variable KMS_KEY_ARN '' is "
+         "not a KMS key ARN; the stack must set it to the project key."),
+        (request("Create", {"Generation": GEN_A}), None,
+         "The Action property must be one of resolve, record-serving, got None."),
+        (request("Create", {"Action": "check", "Generation": GEN_A}), None,
+         "The Action property must be one of resolve, record-serving, got 'check'."),
+        (request("Create", {"Action": "resolve", "Generation": GEN_A, "Nonce": "1", "nonce": "2"}), None,
+         f"Unknown resource properties Nonce, nonce for Action resolve; {RESOLVE_ALLOWED}"),
+        (request("Create", {"Action": "resolve", "Generation": GEN_A, "EndpointName": ENDPOINT}), None,
+         f"Unknown resource property EndpointName for Action resolve; {RESOLVE_ALLOWED}"),
+        (resolve_request("Create", "current"), None,
+         "The Generation property: preprocessor generation 'current' is not allowed: use 'pp-' followed by "
+         "a run id (1 to 24 characters from A-Z, a-z, 0-9 and '-', starting and ending with a "
+         "letter or digit) or "
+         "'newest'."),
+        (record_request("Create", "newest"), None,
+         "The Generation property: preprocessor generation 'newest' is not allowed: use 'pp-' followed by "
+         "a run id (1 to 24 characters from A-Z, a-z, 0-9 and '-', starting and ending with a "
+         "letter or digit)."),
+        (record_request("Create", GEN_A, endpoint_name=""), None,
+         "The EndpointName property must be the endpoint's name (a non-empty string), got ''."),
+        (resolve_request("Replace", GEN_A), None,
+         "RequestType 'Replace' is not one of Create, Update, Delete."),
+        (request("Create", {}, ResourceProperties=["x"]), None, "ResourceProperties must be an object."),
+    ],
+    ids=[
+        "no-bucket-env", "no-key-env", "no-action", "unknown-action", "unknown-properties",
+        "endpoint-name-on-resolve", "bad-generation", "newest-is-not-recordable", "empty-endpoint-name",
+        "unknown-request-type", "properties-not-an-object",
+    ],
+)  # fmt: skip
+def test_bad_requests_and_environments_fail_with_a_message(
+    aws: MotoAccount, event: dict[str, Any], environ: dict[str, str] | None, reason: str
+) -> None:
+    seed(aws, GEN_A)
+
+    body = run(event, aws.s3, environ=environ).only
+
+    assert (body["Status"], body["Reason"]) == ("FAILED", PREFIX + reason)
+    assert aws.recorder.calls == []
+
+
+def test_the_switch_reason_names_at_most_ten_locations_so_it_is_never_cut(aws: MotoAccount) -> None:
+    """Thousands of missing locations with the longest names still give a whole sentence."""
+    served = [f"{index:04d}{'x' * 28}" for index in range(1500)]  # 32 characters, the longest allowed
+    seed(aws, GEN_A, locations=served)
+    seed(aws, GEN_B)
+    serving(aws, GEN_A)
+
+    sender = run(resolve_request("Create", GEN_B), aws.s3)
+
+    reason = sender.only["Reason"]
+    assert sender.sizes[0] < 4096
+    assert f": {', '.join(served[:10])} and 1490 more; train them" in reason
+    assert reason.endswith(f"`make deploy GENERATION={GEN_A}`.")
+
+
+def test_a_huge_reason_is_cut_so_the_response_fits_in_4_kb() -> None:
+    class VerboseS3:
+        def list_objects_v2(self, **_: Any) -> Any:
+            raise RuntimeError("é" * 5000)
+
+    sender = run(resolve_request("Create", GEN_A), VerboseS3())
+
+    assert 4000 < sender.sizes[0] <= 4096
+    assert sender.only["Reason"].startswith("The serving-generation request failed: RuntimeError: éé")
+    assert sender.only["Reason"].endswith("é...")
+
+
+@pytest.mark.parametrize("event", [None, [], {"RequestType": "Create"}, {"ResponseURL": 3}])
+def test_an_event_without_a_response_url_cannot_be_answered(event: object) -> None:
+    sender = CapturingSender()
+    with pytest.raises(serving_generation.InvalidRequest, match="no ResponseURL"):
+        serving_generation.process_request(
+            event, get_s3=ExplodingS3, environ={"BUCKET_NAME": BUCKET}, send=sender
+        )
+    assert sender.sent == []
+
+
+def test_handler_wires_environment_client_and_sender(
+    aws: MotoAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lambda entry point with its own cached client (moto) and the sender swapped for a recorder."""
+    seed(aws, GEN_A)
+    sender = CapturingSender()
+    monkeypatch.setattr(serving_generation, "send_response", sender)
+    monkeypatch.setenv("BUCKET_NAME", BUCKET)
+
+    returned = serving_generation.handler(
+        resolve_request("Create", GEN_A), SimpleNamespace(log_stream_name="s")
+    )
+
+    assert returned == sender.only
+    assert (returned["Status"], returned["Data"]["Generation"]) == ("SUCCESS", GEN_A)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sending
+
+
+@dataclass
+class ScriptedOpener:
+    """A stand-in for urlopen that fails as scripted, then succeeds."""
+
+    failures: list[Exception]
+    requests: list[Any] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)
+
+    def __call__(self, request: Any, *, timeout: float) -> Any:
+        self.requests.append(request)
+        self.timeouts.append(timeout)
+        if self.failures:
+            raise self.failures.pop(0)
+        return _Response()
+
+
+class _Response:
+    status = 200
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _http_error(code: int) -> urllib.error.HTTPError:
+    return urllib.error.HTTPError(RESPONSE_URL, code, "error", Message(), None)
+
+
+def test_network_errors_and_5xx_are_retried_with_backoff() -> None:
+    opener = ScriptedOpener([urllib.error.URLError("timed out"), _http_error(503)])
+    sleeps: list[float] = []
+
+    serving_generation.send_response(RESPONSE_URL, b"{}", urlopen=opener, sleep=sleeps.append)
+
+    assert len(opener.requests) == 3
+    assert sleeps == [1.0, 2.0]
+    assert opener.timeouts == [10.0, 10.0, 10.0]
+    assert {r.get_method() for r in opener.requests} == {"PUT"}
+
+
+def test_giving_up_after_the_last_attempt_raises() -> None:
+    opener = ScriptedOpener([_http_error(500), _http_error(500), _http_error(500), _http_error(500)])
+    sleeps: list[float] = []
+
+    with pytest.raises(urllib.error.HTTPError):
+        serving_generation.send_response(RESPONSE_URL, b"{}", urlopen=opener, sleep=sleeps.append)
+
+    assert len(opener.requests) == 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_a_4xx_answer_is_not_retried() -> None:
+    """403 means an expired or altered pre-signed URL: retrying cannot help."""
+    opener = ScriptedOpener([_http_error(403)])
+    sleeps: list[float] = []
+
+    with pytest.raises(urllib.error.HTTPError):
+        serving_generation.send_response(RESPONSE_URL, b"{}", urlopen=opener, sleep=sleeps.append)
+
+    assert (len(opener.requests), sleeps) == (1, [])
+
+
+@pytest.mark.parametrize("url", ["http://example.com/x", "file:///etc/passwd", "ftp://host/x"])
+def test_only_https_urls_are_used(url: str) -> None:
+    opener = ScriptedOpener([])
+    with pytest.raises(ValueError, match="ResponseURL must be an https URL"):
+        serving_generation.send_response(url, b"{}", urlopen=opener)
+    assert opener.requests == []
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def _recording_server() -> tuple[ThreadingHTTPServer, list[ReceivedRequest]]:
+    received: list[ReceivedRequest] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(
+                ReceivedRequest(
+                    method=self.command,
+                    path=self.path,
+                    headers={name.lower(): value for name, value in self.headers.items()},
+                    body=self.rfile.read(length),
+                )
+            )
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler), received
+
+
+def test_the_response_really_arrives_as_an_http_put(aws: MotoAccount) -> None:
+    """End to end over a real socket: method, path and query, the empty Content-Type, the JSON body."""
+    seed(aws, GEN_A, locations=["Chicago_IL"])
+    server, received = _recording_server()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        path = "/arn%3Aaws%3Acloudformation%3Aus-east-1/stack%7CCheck?X-Amz-Expires=7199&X-Amz-Signature=ab12"
+        event = resolve_request("Create", GEN_A, ResponseURL=f"http://{host!s}:{port}{path}")
+
+        def send(url: str, body: bytes) -> None:
+            serving_generation.send_response(url, body, allowed_schemes=("http",))
+
+        returned = serving_generation.process_request(
+            event, get_s3=lambda: aws.s3, environ=aws.environment(), send=send
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    (put,) = received
+    assert put.method == "PUT"
+    assert put.path == path
+    assert put.headers["content-type"] == ""
+    assert put.headers["content-length"] == str(len(put.body))
+    assert json.loads(put.body) == returned
+    assert returned["Status"] == "SUCCESS"
