@@ -97,6 +97,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import generation, s3_layout
 from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
 from mme_shared.naming import generation_problem, location_name_problem
 
 LOGGER = logging.getLogger(__name__)
@@ -126,7 +127,6 @@ SEND_BACKOFF_SECONDS: Final = 1.0
 FALLBACK_PHYSICAL_ID: Final = "serving-generation-not-created"
 """Only when a Create fails: CloudFormation requires some id, and a Delete of it does nothing."""
 
-_KMS_KEY_ARN_PREFIX: Final = "arn:"
 _DEPLOY_FIRST: Final = (
     "run `make deploy` (it deploys storage and training, trains, then deploys the endpoint), or start "
     "the training state machine and wait for it to succeed before deploying the endpoint stack"
@@ -356,7 +356,7 @@ def load_settings(environ: Mapping[str, str], *, need_key: bool) -> Settings:
             "it to the artifact bucket."
         )
     kms_key_arn = environ.get("KMS_KEY_ARN", "")
-    if need_key and (not kms_key_arn.startswith(_KMS_KEY_ARN_PREFIX) or ":key/" not in kms_key_arn):
+    if need_key and _KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
         raise InvalidRequest(
             f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN; the stack must set "
             "it to the project key."

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from mme_shared import generation, s3_layout
-from tests.lambdas.conftest import BUCKET, MotoAccount
+from tests.lambdas.conftest import BUCKET, KMS_KEY_ARN, MotoAccount
 
 _HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "serving_generation"
 if str(_HANDLER_DIR) not in sys.path:
@@ -168,11 +168,7 @@ def run(
     returned = serving_generation.process_request(
         event,
         get_s3=lambda: s3,
-        environ=(
-            {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/k"}
-            if environ is None
-            else environ
-        ),
+        environ=({"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN} if environ is None else environ),
         send=sender,
         log_stream=log_stream,
         now=lambda: NOW,
