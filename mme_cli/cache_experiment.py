@@ -57,7 +57,7 @@ METRICS: Final = (
 
 
 def experiment_folder(run_id: str) -> str:
-    """TargetModel folder of one run (relative to the multi-model prefix): never a location name."""
+    """TargetModel folder of one run (relative to the generation's prefix): never a location name."""
     if _RUN_ID_RE.fullmatch(run_id) is None:
         raise ValueError(f"run id {run_id!r} must be 1 to 63 characters from A-Z, a-z, 0-9 and '-'")
     return f"{EXPERIMENT_FOLDER_PREFIX}{run_id}/"
@@ -68,9 +68,13 @@ def copy_target_model(run_id: str, index: int) -> str:
     return f"{experiment_folder(run_id)}copy-{index}.tar.gz"
 
 
-def copy_key(run_id: str, index: int) -> str:
-    """Full S3 key of copy ``index``: ``models/_experiment-<run>/copy-<i>.tar.gz``."""
-    return s3_layout.MULTI_MODEL_PREFIX + copy_target_model(run_id, index)
+def copy_key(generation: str, run_id: str, index: int) -> str:
+    """Full S3 key of copy ``index``: ``models/<generation>/_experiment-<run>/copy-<i>.tar.gz``.
+
+    The copies go under the served generation's prefix, the endpoint's ModelDataUrl, so that their
+    TargetModel (relative to it) loads them, and behind the preprocessor their source was trained on.
+    """
+    return s3_layout.generation_models_prefix(generation) + copy_target_model(run_id, index)
 
 
 def make_run_id(now: datetime, suffix: str) -> str:
@@ -223,6 +227,7 @@ def build_report(
     timings: Mapping[str, float],
     stopped_early: str | None,
     kept_copies: bool,
+    generation: str,
 ) -> dict[str, Any]:
     """The JSON report: latency percentiles (cold = first call of a copy), peaks, cache hit over time."""
     cold = [r.latency_ms for r in results if r.call.first_call]
@@ -244,6 +249,7 @@ def build_report(
         "variant_name": variant_name,
         "source_location": source_location,
         "source_key": source_key,
+        "generation": generation,
         "copies": copies,
         "feature_row": FEATURE_ROW,
         "counts": {

@@ -20,7 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(
-    help="List, promote, roll back, delete and prune the models under the multi-model prefix.",
+    help="List, promote, add, roll back, delete and prune the models of a preprocessor generation "
+    "(default: the one the endpoint serves).",
     no_args_is_help=True,
 )
 experiment_app = typer.Typer(help="Reproducible experiments against the endpoint.", no_args_is_help=True)
@@ -74,7 +75,7 @@ def run() -> None:
 
 
 # Command modules register themselves on the groups above.
-from mme_cli.commands import experiment_access, status_models, train_predict  # noqa: E402
+from mme_cli.commands import add_model, experiment_access, status_models, train_predict  # noqa: E402
 
-for module in (status_models, train_predict, experiment_access):
+for module in (status_models, add_model, train_predict, experiment_access):
     module.register(app, models_app=models_app, experiment_app=experiment_app, access_app=access_app)

@@ -1,4 +1,8 @@
-"""``mme experiment cache`` (the walkthrough's cache experiment) and ``mme access check`` (tenant matrix)."""
+"""``mme experiment cache`` (the walkthrough's cache experiment) and ``mme access check`` (tenant matrix).
+
+Both invoke what clients invoke: the served preprocessor generation (``preprocessor/serving.json``;
+before anything is served, the newest complete one) and its locations' pointers.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mme_cli import cache_experiment as ce
+from mme_cli import generations
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_shared import s3_layout
@@ -42,18 +47,26 @@ def _obj(ctx: typer.Context) -> CliContext:
     return found
 
 
-def read_pointer(s3: Any, bucket: str, location: str) -> ModelPointer | None:
-    """The location's current-model pointer, or None when it has none yet."""
+def read_pointer(s3: Any, bucket: str, generation: str, location: str) -> ModelPointer | None:
+    """The location's current-model pointer in ``generation``, or None when it has none yet."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=s3_layout.current_pointer_key(location))["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=s3_layout.current_pointer_key(generation, location))[
+            "Body"
+        ].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
             return None
         raise
     try:
-        return ModelPointer.from_json(body)
+        pointer = ModelPointer.from_json(body)
     except ModelPointerError as error:
-        raise CliError(f"The model pointer of {location} is invalid: {error}.") from None
+        raise CliError(f"The model pointer of {location} in {generation} is invalid: {error}.") from None
+    if pointer.preprocessor_generation != generation or pointer.location != location:
+        raise CliError(
+            f"The model pointer of {location} in {generation} is invalid: it names "
+            f"{pointer.location} in preprocessor generation {pointer.preprocessor_generation}."
+        )
+    return pointer
 
 
 # ================================================================================================
@@ -131,11 +144,12 @@ def run_cache_experiment(
     deployment = ctx.deployment
     bucket, endpoint, variant = deployment.bucket, deployment.endpoint_name, deployment.variant_name
     s3 = ctx.client("s3")
-    pointer = read_pointer(s3, bucket, source_location)
+    generation = generations.served_generation(s3, bucket).generation
+    pointer = read_pointer(s3, bucket, generation, source_location)
     if pointer is None:
         raise CliError(
-            f"{source_location} has no current model (no {s3_layout.current_pointer_key(source_location)}): "
-            "run `mme train` first."
+            f"{source_location} has no current model in the served generation {generation} (no "
+            f"{s3_layout.current_pointer_key(generation, source_location)}): run `mme train` first."
         )
     runtime = ctx.client("sagemaker-runtime")
     cloudwatch = ctx.client("cloudwatch")
@@ -151,13 +165,13 @@ def run_cache_experiment(
     console = ctx.console
     console.print(
         f"Run [bold]{run_id}[/]: {copies} copies of {pointer.target_model} under "
-        f"s3://{bucket}/{s3_layout.MULTI_MODEL_PREFIX}{ce.experiment_folder(run_id)}"
+        f"s3://{bucket}/{s3_layout.generation_models_prefix(generation)}{ce.experiment_folder(run_id)}"
     )
     try:
         with _progress(ctx) as progress:
             task = progress.add_task("Copying the model", total=copies)
             for index in range(copies):
-                key = ce.copy_key(run_id, index)
+                key = ce.copy_key(generation, run_id, index)
                 created.append(key)  # before the copy: a Ctrl-C inside copy_object still cleans it up
                 s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": pointer.key})
                 progress.advance(task)
@@ -220,6 +234,7 @@ def run_cache_experiment(
         timings=timings,
         stopped_early=stopped_early,
         kept_copies=keep,
+        generation=generation,
     )
     out.mkdir(parents=True, exist_ok=True)
     figure = ce.build_chart(series, title=f"Cache experiment {run_id}: {copies} copies on {endpoint}")
@@ -245,7 +260,8 @@ def _print_summary(ctx: CliContext, report: dict[str, Any], chart: Path, report_
     ctx.console.print(f"Peak models loaded: {'no data yet' if peak is None else f'{peak:g}'}")
     if report["copies_kept"]:
         ctx.console.print(
-            f"Copies kept under models/{ce.experiment_folder(report['run_id'])} (--keep): delete them later."
+            f"Copies kept under models/{report['generation']}/{ce.experiment_folder(report['run_id'])} "
+            "(--keep): delete them later."
         )
     ctx.console.print(f"Chart: {chart}\nReport: {report_path}")
 
@@ -291,11 +307,13 @@ class Probe:
 
 
 def default_probes(ctx: CliContext, tenant: str, s3: Any, bucket: str) -> list[Probe]:
-    """Every location's current model, the tenant's pattern probes, a traversal and a shared probe."""
+    """Every location's current model (served generation), the tenant's pattern probes, a traversal and a
+    shared probe."""
     tenants = ctx.config.tenants
     probes: list[Probe] = []
+    generation = generations.served_generation(s3, bucket).generation
     for location in ctx.config.data.locations:
-        pointer = read_pointer(s3, bucket, location)
+        pointer = read_pointer(s3, bucket, generation, location)
         if pointer is not None:
             probes.append(Probe(pointer.target_model, f"location {location}"))
     own = [f"{tenant}/*"] if tenants.mode == "abac" else tenants.tenants[tenant].model_patterns
@@ -449,8 +467,9 @@ def register(
             ),
         ] = 120.0,
     ) -> None:
-        """Copy one model to N names under models/_experiment-<run>/, invoke 0..N/2-1 twice then 0..N-1,
-        and chart LoadedModelCount, MemoryUtilization and ModelCacheHit (PNG + JSON report)."""
+        """Copy one model to N names under models/<served generation>/_experiment-<run>/, invoke 0..N/2-1
+        twice then 0..N-1, and chart LoadedModelCount, MemoryUtilization and ModelCacheHit (PNG + JSON
+        report)."""
         run_cache_experiment(
             _obj(ctx),
             source_location=source_location,

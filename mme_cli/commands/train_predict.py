@@ -1,9 +1,10 @@
 """``mme train`` (start, follow, summarise a training run) and ``mme predict`` (invoke a location's model).
 
 Both read every name from the deployment's stack outputs. ``train`` reuses the deploy script's
-execution input (inline locations, or a manifest under ``location-manifests/`` when too large);
-``predict`` resolves the location's current model from its pointer document, so it always invokes the
-version that was promoted last.
+execution input (inline locations, or a manifest under ``location-manifests/`` when too large), plus
+``"refit": true`` with ``--refit``; ``predict`` resolves the served preprocessor generation
+(``preprocessor/serving.json``) and the location's current model from that generation's pointer, so it
+always invokes the version that was promoted last behind the preprocessor it was trained on.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from rich.markup import escape
 from rich.table import Table
 
+from mme_cli import generations
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_shared import naming, s3_layout
+from mme_shared.generation import GenerationRef
 from mme_shared.housing_data import CATEGORICAL_FEATURE_COLUMNS, FEATURE_COLUMNS
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
-from mme_shared.run_summary import NotARunSummary, read_run_outcome
+from mme_shared.run_summary import NotARunSummary, RunOutcome, read_run_outcome
 from scripts.deploy import Clock, execution_input
 
 CLOCK: Clock = Clock()
@@ -40,6 +43,19 @@ MAX_CSV_ROWS: Final = 5_000
 SHOWN_CAUSE_CHARS: Final = 300
 CATEGORY_VALUES: Final = ("y", "n")
 FIELDS_HELP: Final = " ".join(FEATURE_COLUMNS)
+
+RUN_FAILURES: Final = {
+    "IncompleteGeneration": (
+        "the refit's new preprocessor generation is incomplete, because at least one location failed to "
+        "train on it; it will not be served (the endpoint keeps its generation): fix the failed "
+        "locations and run `mme train --refit` again"
+    ),
+    "NothingPromoted": (
+        "no location was trained and promoted, so nothing that the endpoint serves changed: see each "
+        "location's failure in the run summary"
+    ),
+}
+"""Why the training state machine fails a run on purpose, by its error name, in plain words."""
 
 
 def register(
@@ -81,10 +97,22 @@ def train(
     poll_seconds: Annotated[
         int, typer.Option("--poll-seconds", min=1, max=600, help="Seconds between status checks with --wait.")
     ] = DEFAULT_POLL_SECONDS,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit",
+            help="Fit a new preprocessor generation (pp-<run id>) and train these locations plus every "
+            "location of the served generation on it; it becomes servable (`make deploy`) only if every "
+            "location succeeds.",
+        ),
+    ] = False,
 ) -> None:
     """Start a training run for some or all locations; --wait follows it and prints the summary.
 
-    Exits 1 if the run, or any location in it, failed.
+    Without --refit the locations are trained into the served preprocessor generation, reusing its
+    preprocessor (the first run ever always fits one). --refit fits a new generation; the endpoint
+    keeps serving the old one until `make deploy` switches every location at once. Exits 1 if the
+    run, or any location in it, failed.
     """
     cli: CliContext = ctx.obj
     chosen = _locations(locations, cli.config.data.locations)
@@ -92,6 +120,8 @@ def train(
     state_machine_arn = cli.deployment.state_machine_arn
     bucket = cli.deployment.bucket
     payload = execution_input(cli.client("s3"), bucket, name, chosen, cli.console.print)
+    if refit:
+        payload = json.dumps({**json.loads(payload), "refit": True}, separators=(",", ":"))
     stepfunctions = cli.client("stepfunctions")
     try:
         execution_arn = str(
@@ -104,7 +134,9 @@ def train(
             raise CliError(f"A training run named {name} already exists: pass another --run-id.") from None
         raise
     cli.console.print(
-        f"Started training run {name} for {len(chosen)} location(s): {execution_arn}", soft_wrap=True
+        f"Started {'refit ' if refit else ''}training run {name} for {len(chosen)} location(s): "
+        f"{execution_arn}",
+        soft_wrap=True,
     )
     if not wait:
         cli.console.print(
@@ -115,7 +147,12 @@ def train(
         return
     timeout_seconds = cli.config.training.execution_timeout_minutes * 60
     description = _wait(cli, stepfunctions, execution_arn, timeout_seconds=timeout_seconds, poll=poll_seconds)
-    _report(cli, description, bucket)
+    _report(
+        cli,
+        description,
+        bucket,
+        generations.read_ref(cli.client("s3"), bucket, s3_layout.SERVING_GENERATION_KEY),
+    )
 
 
 def _locations(options: Sequence[str] | None, configured: Sequence[str]) -> list[str]:
@@ -213,7 +250,9 @@ def _wait(
         raise typer.Exit(130) from None
 
 
-def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> None:
+def _report(
+    cli: CliContext, description: Mapping[str, Any], bucket: str, serving: GenerationRef | None
+) -> None:
     """Print the run's summary as a table; CliError when the run or any location failed."""
     try:
         outcome = read_run_outcome(description)
@@ -221,6 +260,13 @@ def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> Non
         raise CliError(str(error)) from None
     name, arn, state = outcome.name, outcome.arn, outcome.status
     if outcome.failed:
+        error_name = str(description.get("error") or "")
+        summary_uri = s3_layout.s3_uri(bucket, outcome.summary_key)
+        if error_name in RUN_FAILURES:
+            raise CliError(
+                f"Training run {name} failed with {error_name}: {RUN_FAILURES[error_name]}; the summary is "
+                f"{summary_uri}."
+            )
         detail = _short(outcome.detail) if outcome.detail else ""
         raise CliError(
             f"Training run {name} ended {state}{f' ({detail})' if detail else ''}; see "
@@ -255,6 +301,8 @@ def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> Non
             escape(reason or "-"),
         )
     cli.console.print(table)
+    for line in _generation_lines(outcome, serving):
+        cli.console.print(line, soft_wrap=True, markup=False, highlight=False)
     if summary.get("truncated"):
         cli.console.print(f"The table is truncated; every location is in {summary_uri}.", soft_wrap=True)
     else:
@@ -264,6 +312,32 @@ def _report(cli: CliContext, description: Mapping[str, Any], bucket: str) -> Non
             f"{failed_count} of {succeeded_count + failed_count} location(s) failed in training run {name}; "
             f"see the table above and {summary_uri}."
         )
+
+
+def _generation_lines(outcome: RunOutcome, serving: GenerationRef | None) -> list[str]:
+    """Which generation the run trained into, whether it was a refit, and what serving it takes."""
+    generation = outcome.generation
+    if generation is None:
+        return ["The run's summary names no preprocessor generation (a state machine of an older version?)."]
+    lines = [
+        f"Generation: {generation} (refit: a new preprocessor was fitted)"
+        if outcome.refit
+        else f"Generation: {generation} (no refit: trained on the generation's existing preprocessor)"
+    ]
+    served = None if serving is None else serving.generation
+    if outcome.refit and outcome.generation_complete:
+        if served == generation:
+            lines.append(f"Generation {generation} is complete and already served.")
+        else:
+            lines.append(
+                f"Generation {generation} is complete; the endpoint still serves {served or 'nothing yet'}: "
+                "run `make deploy` to switch every location at once."
+            )
+    elif outcome.refit:
+        lines.append(f"Generation {generation} is not complete: it will not be served.")
+    elif served is not None and served != generation:
+        lines.append(f"The endpoint serves {served}: these models are served once {generation} is.")
+    return lines
 
 
 def _entries(summary: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -402,17 +476,19 @@ def _validated_row(cells: Sequence[str], where: str) -> list[str]:
 
 
 def _current_model(cli: CliContext, location: str) -> ModelPointer:
+    """The location's pointer in the served generation (else the newest complete one)."""
     bucket = cli.deployment.bucket
-    key = s3_layout.current_pointer_key(location)
+    chosen = generations.served_generation(cli.client("s3"), bucket)
+    key = s3_layout.current_pointer_key(chosen.generation, location)
     uri = s3_layout.s3_uri(bucket, key)
     try:
         document = cli.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
             raise CliError(
-                f"Location {location} has no current model ({uri} does not exist): train it with "
-                f"`mme train --location {location} --wait`, or promote a trained job with "
-                "`mme models promote`."
+                f"Location {location} has no current model in {chosen.describe()} ({uri} does not "
+                f"exist): train it with `mme train --location {location} --wait`, or add one with "
+                f"`mme models add {location} ARTIFACT --generation {chosen.generation}`."
             ) from None
         raise
     try:
@@ -424,6 +500,12 @@ def _current_model(cli: CliContext, location: str) -> ModelPointer:
     if pointer.location != location:
         raise CliError(
             f"The model pointer {uri} names location {pointer.location}; promote {location} again."
+        )
+    if pointer.preprocessor_generation != chosen.generation:
+        raise CliError(
+            f"The model pointer {uri} names preprocessor generation {pointer.preprocessor_generation}, "
+            f"not its folder's {chosen.generation}, so its model would get the wrong preprocessing: "
+            f"retrain {location} with `mme train --location {location} --wait`."
         )
     return pointer
 
@@ -496,7 +578,7 @@ def _print_prices(
     pointer: ModelPointer,
     first: float,
 ) -> None:
-    source = f"{pointer.location} model {pointer.version}"
+    source = f"{pointer.location} model {pointer.version} of {pointer.preprocessor_generation}"
     if len(rows) == 1:
         cli.console.print(
             f"Price: ${prices[0]:,.2f}  ({escape(source)}, {first * 1000:.1f} ms)", soft_wrap=True

@@ -1,0 +1,302 @@
+"""``mme models add``: serve a linear-learner artifact trained elsewhere as a location's new version.
+
+The multi-model endpoint loads whatever is under its prefix (SageMaker's ``MultiDataModel.add_model``
+does nothing more than copy the artifact there, and AWS documents adding a model to a running
+multi-model endpoint as copying it under the prefix), so adding a model is: check it, upload it to a
+new version key of a generation, point the location at it. Nothing touches the endpoint.
+
+Everything that can be refused is checked before the first write: the artifact (a gzip tar that
+the built-in linear learner can load, :mod:`mme_cli.linear_learner_artifact`), its size, the
+generation (``--generation`` is required: only the operator knows which preprocessor statistics
+the model was trained on, and it must be a complete generation), the version name and that its key
+is free. Then the upload (SSE-KMS under the project key, ``IfNoneMatch: *`` so an existing version is
+never replaced) and the pointer, through the promotion Lambda's writer and conditional on the
+pointer read before. If the pointer changed meanwhile, the upload is deleted again: nothing is left
+half-added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from rich.filesize import decimal
+from rich.table import Table
+
+from mme_cli import generations
+from mme_cli import linear_learner_artifact as artifact_format
+from mme_cli.commands import status_models as sm
+from mme_cli.deployment import CliError
+from mme_shared import s3_layout
+from mme_shared.model_pointer import ModelPointer, ModelPointerError
+from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP
+from mme_shared.pointer_store import PointerChanged, write_pointer
+
+VERSION_PREFIX: Final = "add-"
+RESERVED_VERSION_PREFIXES: Final = (f"{TRAINING_STEP}-", f"{PREPROCESSOR_STEP}-")
+"""Versions the pipeline promotes are named after their training jobs (``ll-...``); an added
+version must not look like one, so a version's name always says where it came from."""
+UPLOAD_CHECKSUM: Final = "CRC32"
+"""The upload's S3 checksum (stored full-object, recorded in the pointer). CRC32 because botocore
+computes it without the optional CRT dependency that CRC64NVME needs."""
+
+
+def register(
+    app: typer.Typer, *, models_app: typer.Typer, experiment_app: typer.Typer, access_app: typer.Typer
+) -> None:
+    """Add ``models add``."""
+    del app, experiment_app, access_app  # registered by other modules
+    models_app.command("add")(add)
+
+
+def now() -> datetime:
+    """The clock for the default version name and the pointer's time; tests replace it."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The artifact's bytes and where they came from (for messages and the object's metadata)."""
+
+    data: bytes
+    source: str
+
+
+def _parse_s3_uri(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise CliError(
+            f"ARTIFACT {uri!r} is not an S3 object URI: use s3://BUCKET/KEY (one object, not a prefix)."
+        )
+    return bucket, key
+
+
+def _refused(source: str, problem: str) -> CliError:
+    return CliError(f"{source} is not a linear-learner model.tar.gz: {problem}; nothing was written.")
+
+
+def _read_artifact(s3: Any, source: str) -> Artifact:
+    """The artifact's bytes, its size checked before they are read."""
+    if source.startswith("s3://"):
+        bucket, key = _parse_s3_uri(source)
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in {"404", "NoSuchKey", "NotFound"}:
+                raise CliError(f"ARTIFACT {source} does not exist.") from None
+            raise
+        _checked_size(source, int(head["ContentLength"]))
+        # IfMatch: exactly the object whose size was just checked.
+        data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
+        return Artifact(bytes(data), source)
+    path = Path(source)
+    if not path.is_file():
+        raise CliError(f"ARTIFACT {source} is not a file (give a local model.tar.gz or an s3:// URI).")
+    _checked_size(source, path.stat().st_size)
+    try:
+        return Artifact(path.read_bytes(), str(path.resolve()))
+    except OSError as error:
+        raise CliError(f"Cannot read ARTIFACT {source}: {error.strerror}.") from None
+
+
+def _checked_size(source: str, size: int) -> None:
+    try:
+        artifact_format.check_size(size)
+    except artifact_format.ArtifactInvalid as error:
+        raise _refused(source, str(error)) from None
+
+
+def _version(option: str | None, location: str, generation: str) -> str:
+    version = (
+        option if option is not None else VERSION_PREFIX + now().astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    )
+    try:
+        s3_layout.model_version_key(generation, location, version)
+    except ValueError as error:
+        raise CliError(f"Invalid --version: {error}.") from None
+    if version.startswith(RESERVED_VERSION_PREFIXES):
+        raise CliError(
+            f"Invalid --version {version!r}: names starting with "
+            f"{' or '.join(RESERVED_VERSION_PREFIXES)} are reserved for what the pipeline trains; "
+            "use another name (default: add-<UTC yyyymmddHHMMSS>)."
+        )
+    return version
+
+
+def add(
+    ctx: typer.Context,
+    location: Annotated[str, typer.Argument(metavar="LOCATION", help="The location the model predicts for")],
+    artifact: Annotated[
+        str,
+        typer.Argument(
+            metavar="ARTIFACT",
+            help="The linear-learner model.tar.gz: a local path or an s3://BUCKET/KEY URI",
+            show_default=False,
+        ),
+    ],
+    generation: Annotated[
+        str,
+        typer.Option(
+            "--generation",
+            "-g",
+            metavar="GEN",
+            help="The complete preprocessor generation (pp-<run id>) whose preprocessed features the model "
+            "was trained on (required: the artifact cannot say)",
+            show_default=False,
+        ),
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Name of the new version (default: add-<UTC yyyymmddHHMMSS>); an existing one is refused",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Add a linear-learner model trained elsewhere as LOCATION's new current version in a generation.
+
+    The artifact is checked (a gzip tar holding model_algo-1, the MXNet model zip the built-in linear
+    learner loads; at most 100 MiB) before anything is written, then uploaded under
+    models/<GEN>/<LOCATION>/ (SSE-KMS, never over an existing version) and the location's pointer in
+    GEN is moved to it. The model is served only while GEN is the served generation.
+    """
+    cli = sm._context(ctx)
+    location = sm._checked_location(location)
+    generations.validate_option(generation)
+    s3 = cli.client("s3")
+    bucket = cli.deployment.bucket
+    key_arn = cli.deployment.key_arn  # a missing output fails before anything is read
+    chosen = sm._choose(cli, s3, generation)
+    if generations.read_complete(s3, bucket, generation) is None:
+        raise CliError(
+            f"Generation {generation} is not complete (no {s3_layout.generation_record_key(generation)}), "
+            "so it cannot be served: add the model to a complete generation (see `mme status`); nothing "
+            "was written."
+        )
+    name = _version(version, location, generation)
+    key = s3_layout.model_version_key(generation, location, name)
+    if sm._head(s3, bucket, key) is not None:
+        raise CliError(
+            f"Version {name} of {location} already exists (s3://{bucket}/{key}): pass another --version."
+        )
+    loaded = _read_artifact(s3, artifact)
+    try:
+        artifact_format.check_artifact(loaded.data)
+    except artifact_format.ArtifactInvalid as error:
+        raise _refused(artifact, str(error)) from None
+    read = sm._read_pointer(s3, bucket, generation, location)
+    if read.problem is not None:
+        raise CliError(f"Cannot add a version of {location}, because {read.problem}; nothing was written.")
+
+    old = "none" if read.pointer is None else read.pointer.version
+    _summary(cli, location, chosen, name, key, bucket, loaded, old)
+    if not yes and not typer.confirm(f"Add {name} and make it {location}'s current version in {generation}?"):
+        raise CliError("Nothing was written: adding the model was not confirmed.")
+
+    head = _upload(s3, bucket, key, loaded, key_arn)
+    try:
+        pointer = ModelPointer(
+            preprocessor_generation=generation,
+            location=location,
+            version=name,
+            size=int(head["ContentLength"]),
+            training_job_name=None,
+            promoted_at=now(),
+            checksum=sm._full_object_checksum(head),
+        )
+        write_pointer(s3, bucket, pointer, kms_key_arn=key_arn, expected_etag=read.etag)
+    except (PointerChanged, ModelPointerError) as error:
+        s3.delete_object(Bucket=bucket, Key=key)  # ours: IfNoneMatch guaranteed the upload created it
+        reason = (
+            "changed while adding (a promotion or rollback?)"
+            if isinstance(error, PointerChanged)
+            else f"could not be written ({error})"
+        )
+        raise CliError(
+            f"s3://{bucket}/{s3_layout.current_pointer_key(generation, location)} {reason}, so the upload "
+            "was deleted again and nothing was added: check `mme models list` and run the add again."
+        ) from None
+    cli.console.print(f"{location}: {old} -> {name} ({chosen.describe()})", markup=False, highlight=False)
+    if chosen.is_served:
+        cli.console.print(
+            f"Clients now invoke TargetModel {pointer.target_model}", markup=False, highlight=False
+        )
+    else:
+        cli.console.print(
+            f"{generation} is not the served generation: the model will be served once it is "
+            f"(`make deploy GENERATION={generation}`).",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _summary(
+    cli: Any,
+    location: str,
+    chosen: generations.Chosen,
+    name: str,
+    key: str,
+    bucket: str,
+    loaded: Artifact,
+    old: str,
+) -> None:
+    table = Table(title=f"Adding a model for {location}", show_header=False)
+    table.add_column("Item", style="bold")
+    table.add_column("Value", overflow="fold")
+    table.add_row("Artifact", loaded.source)
+    table.add_row("Size", decimal(len(loaded.data)))
+    table.add_row("Generation", chosen.describe())
+    table.add_row("New version", name)
+    table.add_row("Key", s3_layout.s3_uri(bucket, key))
+    table.add_row("Current version now", old)
+    cli.console.print(table)
+    if not chosen.is_served:
+        cli.errors.print(
+            f"Note: {chosen.generation} is not the served generation; the model will be served only once "
+            f"{chosen.generation} is (`make deploy GENERATION={chosen.generation}`).",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _upload(s3: Any, bucket: str, key: str, loaded: Artifact, key_arn: str) -> Mapping[str, Any]:
+    """PutObject the checked bytes (not a server-side copy: what was checked is what is served)."""
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=loaded.data,
+            ContentType="application/gzip",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key_arn,
+            ChecksumAlgorithm=UPLOAD_CHECKSUM,
+            IfNoneMatch="*",
+            # S3 user metadata travels as an HTTP header: ASCII only.
+            Metadata={
+                sm.ADDED_BY_METADATA: loaded.source.encode("ascii", "backslashreplace").decode()[:1024]
+            },
+        )
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code", "")) in {
+            "412",
+            "PreconditionFailed",
+            "ConditionalRequestConflict",
+        }:
+            raise CliError(
+                f"s3://{bucket}/{key} was created by someone else meanwhile; nothing was written: pass "
+                "another --version."
+            ) from None
+        raise
+    head = sm._head(s3, bucket, key)
+    assert head is not None  # just written
+    return head
