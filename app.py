@@ -8,8 +8,14 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
+from mme_constructs.multi_model_endpoint import NEWEST_GENERATION
 from project_config import ConfigError, ProjectConfig, load_config
-from project_config.loader import CONTEXT_KEY, OVERRIDE_CONTEXT_KEY, PREPROCESSOR_NONCE_CONTEXT_KEY
+from project_config.loader import (
+    CONTEXT_KEY,
+    OVERRIDE_CONTEXT_KEY,
+    PREPROCESSOR_GENERATION_CONTEXT_KEY,
+    load_preprocessor_generation,
+)
 from stacks.endpoint_stack import EndpointStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageStack
@@ -18,9 +24,12 @@ from stacks.training_stack import TrainingStack
 
 
 def build_app(
-    app: cdk.App, config: ProjectConfig, *, preprocessor_nonce: str | None = None
+    app: cdk.App, config: ProjectConfig, *, preprocessor_generation: str = NEWEST_GENERATION
 ) -> dict[str, cdk.Stack]:
-    """Add every stack of one deployment to ``app``; returns them by role for tests."""
+    """Add every stack of one deployment to ``app``; returns them by role for tests.
+
+    ``preprocessor_generation``: the generation the endpoint serves (an id, or ``newest``).
+    """
     env = (
         cdk.Environment(account=config.account, region=config.region)
         if config.account or config.region
@@ -41,7 +50,7 @@ def build_app(
         storage=storage.exports,
         endpoint=config.endpoint,
         training=config.training,
-        preprocessor_nonce=preprocessor_nonce,
+        preprocessor_generation=preprocessor_generation,
         env=env,
     )
     monitoring = MonitoringStack(
@@ -93,11 +102,13 @@ def main() -> None:
         config = load_config(
             app.node.try_get_context(CONTEXT_KEY), app.node.try_get_context(OVERRIDE_CONTEXT_KEY)
         )
+        generation = load_preprocessor_generation(
+            app.node.try_get_context(PREPROCESSOR_GENERATION_CONTEXT_KEY), NEWEST_GENERATION
+        )
     except ConfigError as error:
         print(f"Invalid configuration: {error}.", file=sys.stderr)
         sys.exit(1)
-    nonce = app.node.try_get_context(PREPROCESSOR_NONCE_CONTEXT_KEY)
-    build_app(app, config, preprocessor_nonce=str(nonce) if nonce is not None else None)
+    build_app(app, config, preprocessor_generation=generation)
     app.synth()
 
 

@@ -6,14 +6,28 @@ requested ``TargetModel`` from the multi-model prefix on demand. An EndpointConf
 volume encrypted with the project key) and an Endpoint serve it; Application Auto Scaling tracks
 ``SageMakerVariantInvocationsPerInstance``.
 
-The Model needs the promoted preprocessor artifact, which only a training run produces, so a small
-custom resource checks for it first: deploying this stack before training fails in seconds with a
-message saying what to run, instead of failing the endpoint after twenty minutes.
+The endpoint serves exactly one preprocessor generation (``mme_shared.s3_layout``): its first
+container reads ``preprocessor/<generation>/model.tar.gz`` and its MultiModel container the
+generation's own prefix ``models/<generation>/``, so a TargetModel can only load a model trained on
+the preprocessor in front of it. Two custom resources backed by one Lambda
+(``lambda/serving_generation``) frame the deploy:
+
+- ``PreprocessorGeneration`` (``Action: resolve``) turns the requested generation (a pinned id, or
+  ``newest``) into the id the Model is built from, and fails the deploy in seconds, with a sentence
+  saying what to run, when that generation cannot be served (not trained, incomplete, artifact
+  missing, or it would stop serving locations the served generation has). The Model reads its
+  ``Generation`` attribute, so a new generation changes both ModelDataUrls: CloudFormation replaces
+  the Model, then the EndpointConfig, and SageMaker moves the endpoint over blue/green.
+- ``ServingGenerationRecord`` (``Action: record-serving``) depends on the Endpoint (and its
+  autoscaling), so CloudFormation reaches it only once the endpoint serves the new generation; it
+  then writes ``preprocessor/serving.json``, which clients read to find the pointers of what is
+  served. On a rollback CloudFormation sends it the old properties and it rewrites the old
+  generation; on stack deletion it removes the record if it still names this endpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -31,11 +45,17 @@ from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.handler_function import HandlerFunction
 from mme_constructs.images import image_uris
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
-from mme_shared import s3_layout
+from mme_shared import naming, s3_layout
 from project_config.model import EndpointConfig, TrainingConfig
 
 VARIANT_NAME: Final = "AllTraffic"
-PREPROCESSOR_VERSION_ENV: Final = "MME_PREPROCESSOR_VERSION"
+PREPROCESSOR_GENERATION_ENV: Final = "MME_PREPROCESSOR_GENERATION"
+"""Names the served generation on the Model itself (the CLI reads it from the first container)."""
+NEWEST_GENERATION: Final = "newest"
+"""The requested generation that means "whatever preprocessor/newest.json names" (the Lambda's NEWEST)."""
+RESOLVE_ACTION: Final = "resolve"
+RECORD_SERVING_ACTION: Final = "record-serving"
+_PLACEHOLDER_GENERATION: Final = "pp-GENERATION"
 AUTOSCALING_SERVICE_LINKED_ROLE: Final = (
     "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
@@ -89,6 +109,19 @@ def check_pipeline(containers: Sequence[PipelineContainer]) -> None:
             )
 
 
+def generation_key(layout: Callable[[str], str], generation: str) -> str:
+    """A key of the layout for a generation that is not a literal id: a CDK token or ``*``.
+
+    ``s3_layout`` validates generation ids, so it cannot take the resolver's token (or an IAM
+    wildcard) directly; it builds the key for a placeholder generation, which is then replaced. The
+    layout stays defined in one place.
+    """
+    key = layout(_PLACEHOLDER_GENERATION)
+    if key.count(_PLACEHOLDER_GENERATION) != 1:
+        raise ValueError(f"{layout.__name__} must name the generation exactly once, got {key!r}")
+    return key.replace(_PLACEHOLDER_GENERATION, generation)
+
+
 class InferencePipelineModel(Construct):
     """An ``AWS::SageMaker::Model`` running ``containers`` serially (``InferenceExecutionConfig``)."""
 
@@ -140,10 +173,16 @@ class MultiModelEndpoint(Construct):
         key: kms.IKey,
         endpoint: EndpointConfig,
         training: TrainingConfig,
-        preprocessor_nonce: str | None = None,
+        preprocessor_generation: str = NEWEST_GENERATION,
     ) -> None:
-        """``preprocessor_nonce`` (set by ``make deploy`` after a training run) re-runs the check."""
+        """``preprocessor_generation``: a generation id (``pp-<run id>``) to pin, or ``newest``.
+
+        ``make deploy`` always pins one, so the template names the generation it deploys and a
+        rollback re-resolves exactly the generation that was served before.
+        """
         super().__init__(scope, construct_id)
+        if preprocessor_generation != NEWEST_GENERATION:
+            naming.validate_generation(preprocessor_generation)
         stack = Stack.of(self)
         self._bucket = bucket
         images = image_uris(
@@ -153,8 +192,20 @@ class MultiModelEndpoint(Construct):
             sklearn_scope="inference",
         )
         source = PreprocessorSource(self, "PreprocessorSource")
-        preprocessor_url = s3_layout.s3_uri(bucket.bucket_name, s3_layout.PREPROCESSOR_ARTIFACT_KEY)
-        self.model_prefix_uri = s3_layout.s3_uri(bucket.bucket_name, s3_layout.MULTI_MODEL_PREFIX)
+        self.serving_generation_function = self._serving_generation_function(bucket, key, training)
+        resolver = self._custom_resource(
+            "PreprocessorGeneration", RESOLVE_ACTION, Generation=preprocessor_generation
+        )
+        self.preprocessor_generation = resolver.get_att("Generation").to_string()
+        """The generation the Model is built from (a token: the resolver's answer)."""
+        preprocessor_url = s3_layout.s3_uri(
+            bucket.bucket_name,
+            generation_key(s3_layout.preprocessor_artifact_key, self.preprocessor_generation),
+        )
+        self.model_prefix_uri = s3_layout.s3_uri(
+            bucket.bucket_name,
+            generation_key(s3_layout.generation_models_prefix, self.preprocessor_generation),
+        )
 
         self.role = iam.Role(
             self,
@@ -165,14 +216,24 @@ class MultiModelEndpoint(Construct):
         permissions = ScopedPolicy(
             self, "ExecutionPermissions", role=self.role, description="What the endpoint's containers may do"
         )
+        # Every generation, not only the resolved one: during SageMaker's blue/green switch the old
+        # fleet keeps loading models of the old generation while the new one starts, and this
+        # policy (updated before the Model) must serve both.
         permissions.allow_objects(
             bucket,
             access.S3_READ,
             [f"{s3_layout.MULTI_MODEL_PREFIX}*"],
-            why_wildcard="The endpoint loads any model version promoted under the multi-model prefix "
-            "models/.",
+            why_wildcard="The endpoint loads any model version promoted under its generation's prefix "
+            "models/<generation>/; the old and the new generation are both served during a switch.",
         )
-        permissions.allow(access.S3_READ, [bucket.arn_for_objects(s3_layout.PREPROCESSOR_ARTIFACT_KEY)])
+        permissions.allow_objects(
+            bucket,
+            access.S3_READ,
+            [generation_key(s3_layout.preprocessor_artifact_key, "*")],
+            why_wildcard="The first container reads its generation's immutable artifact "
+            "preprocessor/<generation>/model.tar.gz (the old and the new one during a switch); the "
+            "generation records beside it stay unreadable.",
+        )
         if not endpoint.network_isolation:
             permissions.allow(access.S3_READ, [source.bucket.arn_for_objects(source.s3_object_key)])
         permissions.allow_key(key, access.KMS_READ)
@@ -204,7 +265,6 @@ class MultiModelEndpoint(Construct):
                 "configured subnets; these EC2 APIs take no resource-level scope at creation.",
             )
 
-        check = self._preprocessor_check(bucket, key, training, preprocessor_nonce)
         self.pipeline = InferencePipelineModel(
             self,
             "Pipeline",
@@ -220,9 +280,7 @@ class MultiModelEndpoint(Construct):
                         "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
                         "SAGEMAKER_REGION": Aws.REGION,
                         "SAGEMAKER_CONTAINER_LOG_LEVEL": LOG_LEVELS[endpoint.container_log_level],
-                        # A promoted preprocessor with a new S3 version replaces the model (and so
-                        # rolls the endpoint) instead of leaving instances on a cached old copy.
-                        PREPROCESSOR_VERSION_ENV: check.get_att("VersionId").to_string(),
+                        PREPROCESSOR_GENERATION_ENV: self.preprocessor_generation,
                     },
                 ),
                 PipelineContainer(
@@ -236,7 +294,9 @@ class MultiModelEndpoint(Construct):
             network_isolation=endpoint.network_isolation,
             vpc_config=vpc_config,
         )
-        self.pipeline.model.node.add_dependency(check, permissions)
+        # The resolver is a dependency already (GetAtt); the role must be able to read before the
+        # Model is created, because SageMaker checks access to the artifacts on CreateModel.
+        self.pipeline.model.node.add_dependency(permissions)
 
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
@@ -290,16 +350,28 @@ class MultiModelEndpoint(Construct):
                 scale_out_cooldown=Duration.seconds(scaling.scale_out_cooldown_seconds),
             )
 
-    def _preprocessor_check(
-        self, bucket: s3.IBucket, key: kms.IKey, training: TrainingConfig, nonce: str | None
-    ) -> CfnCustomResource:
-        """Fail the deploy in seconds, with instructions, when training has not run yet."""
-        checker = HandlerFunction(
+        # Last: only once the endpoint (and its autoscaling, so nothing after it can fail and roll
+        # back) serves the generation does serving.json say so. GetAtt EndpointName orders it after
+        # the Endpoint.
+        self.serving_record = self._custom_resource(
+            "ServingGenerationRecord",
+            RECORD_SERVING_ACTION,
+            Generation=self.preprocessor_generation,
+            EndpointName=self.endpoint_name,
+        )
+        if self.scalable_target is not None:
+            self.serving_record.node.add_dependency(self.scalable_target)
+
+    def _serving_generation_function(
+        self, bucket: s3.IBucket, key: kms.IKey, training: TrainingConfig
+    ) -> HandlerFunction:
+        """The Lambda behind both custom resources, with exactly the S3 access its handler documents."""
+        function = HandlerFunction(
             self,
-            "CheckPreprocessorFunction",
-            handler_name="check_preprocessor",
-            description="Fails the endpoint deploy early when the preprocessor artifact does not exist yet",
-            environment={"BUCKET_NAME": bucket.bucket_name},
+            "ServingGenerationFunction",
+            handler_name="serving_generation",
+            description="Resolves the preprocessor generation the endpoint deploys; records it once served",
+            environment={"BUCKET_NAME": bucket.bucket_name, "KMS_KEY_ARN": key.key_arn},
             key=key,
             log_retention_days=training.log_retention_days,
             timeout=Duration.seconds(60),
@@ -307,16 +379,50 @@ class MultiModelEndpoint(Construct):
             dlq_reason="CloudFormation invokes this custom resource and waits for its response; a failed "
             "invocation fails the deploy, so a dead-letter queue would hold nothing anyone acts on.",
         )
-        checker.permissions.allow(
-            ["s3:GetObject"], [bucket.arn_for_objects(s3_layout.PREPROCESSOR_ARTIFACT_KEY)]
+        permissions = function.permissions
+        records = [s3_layout.NEWEST_GENERATION_KEY, s3_layout.SERVING_GENERATION_KEY]
+        permissions.allow(access.S3_READ, [bucket.arn_for_objects(record) for record in records])
+        permissions.allow_objects(
+            bucket,
+            access.S3_READ,
+            [
+                generation_key(s3_layout.generation_record_key, "*"),
+                generation_key(s3_layout.preprocessor_artifact_key, "*"),
+            ],
+            why_wildcard="Any generation may be requested: its complete.json is read and its artifact "
+            "checked with HeadObject (metadata only, authorised as GetObject).",
         )
-        # Without ListBucket, S3 answers a HeadObject on a missing key with 403 instead of 404.
-        checker.permissions.allow(["s3:ListBucket"], [bucket.bucket_arn])
-        check = CfnCustomResource(
-            self, "PreprocessorArtifactCheck", service_token=checker.function.function_arn
+        # ListBucket only for the prefixes the handler lists: the keys it asks about under
+        # preprocessor/ (it tests existence by listing the exact key, so it needs no bucket-wide
+        # ListBucket to get 404 instead of 403) and the generations' pointers.
+        permissions.allow(
+            ["s3:ListBucket"],
+            [bucket.bucket_arn],
+            conditions={
+                "StringLike": {
+                    "s3:prefix": [
+                        *records,
+                        generation_key(s3_layout.generation_record_key, "*"),
+                        generation_key(s3_layout.preprocessor_artifact_key, "*"),
+                        f"{s3_layout.MODEL_POINTERS_PREFIX}*",
+                    ]
+                }
+            },
         )
-        check.add_property_override("ArtifactKey", s3_layout.PREPROCESSOR_ARTIFACT_KEY)
-        if nonce is not None:
-            check.add_property_override("Nonce", nonce)
-        check.node.add_dependency(checker.permissions)
-        return check
+        # Writes and deletes exactly one key: serving.json (SSE-KMS, hence GenerateDataKey).
+        permissions.allow(
+            ["s3:PutObject", "s3:DeleteObject"], [bucket.arn_for_objects(s3_layout.SERVING_GENERATION_KEY)]
+        )
+        permissions.allow_key(key, access.KMS_WRITE)
+        return function
+
+    def _custom_resource(self, construct_id: str, action: str, **properties: str) -> CfnCustomResource:
+        """One request to the serving-generation Lambda, answered directly (no Provider framework)."""
+        resource = CfnCustomResource(
+            self, construct_id, service_token=self.serving_generation_function.function.function_arn
+        )
+        resource.add_property_override("Action", action)
+        for name, value in properties.items():
+            resource.add_property_override(name, value)
+        resource.node.add_dependency(self.serving_generation_function.permissions)
+        return resource

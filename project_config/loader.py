@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mme_shared.naming import generation_problem
 from project_config.model import ProjectConfig
 
 CONTEXT_KEY = "mme"
@@ -20,9 +21,10 @@ CONTEXT_KEY = "mme"
 OVERRIDE_CONTEXT_KEY = "config"
 """Context key (``-c config=path.json``) naming the user's override file."""
 
-PREPROCESSOR_NONCE_CONTEXT_KEY = "preprocessor_nonce"
-"""Context key ``make deploy`` sets to the run that just trained: the endpoint stack re-checks the
-preprocessor artifact and, if it changed, replaces its model. Unset, templates stay deterministic."""
+PREPROCESSOR_GENERATION_CONTEXT_KEY = "preprocessor_generation"
+"""Context key (``-c preprocessor_generation=pp-<run id>``) pinning the preprocessor generation the
+endpoint serves; ``make deploy`` always sets it. Unset, the endpoint stack asks for ``newest``, which
+is resolved when the stack is created and then kept until a deploy names a generation."""
 
 _CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
@@ -147,3 +149,19 @@ def default_context() -> dict[str, Any]:
 def load_default_config(override_path: str | None = None) -> ProjectConfig:
     """Defaults from cdk.json (plus an optional override file) without a CDK App; for tests/CLI."""
     return load_config(default_context(), override_path)
+
+
+def load_preprocessor_generation(value: object, newest: str) -> str:
+    """The context value of ``preprocessor_generation``: ``newest`` when unset, else a valid id.
+
+    Raises ConfigError (one sentence naming the key and what is allowed) for anything else.
+    """
+    if value is None:
+        return newest
+    problem = generation_problem(value)
+    if problem is not None:
+        raise ConfigError(
+            f"context key {PREPROCESSOR_GENERATION_CONTEXT_KEY!r}: {problem}, or leave the key out to "
+            "serve the newest complete generation"
+        )
+    return str(value)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
-from mme_constructs.multi_model_endpoint import MultiModelEndpoint
+from mme_constructs.multi_model_endpoint import NEWEST_GENERATION, MultiModelEndpoint
 from project_config.model import EndpointConfig, TrainingConfig
 from stacks.storage_stack import StorageExports
 
 
 class EndpointStack(Stack):
-    """Serves every promoted per-location model from one endpoint."""
+    """Serves every promoted per-location model of one preprocessor generation from one endpoint.
+
+    ``preprocessor_generation`` pins the generation (``pp-<run id>``, from the CDK context key
+    ``preprocessor_generation``); ``newest`` serves the newest complete one at creation.
+    """
 
     def __init__(
         self,
@@ -21,7 +25,7 @@ class EndpointStack(Stack):
         storage: StorageExports,
         endpoint: EndpointConfig,
         training: TrainingConfig,
-        preprocessor_nonce: str | None = None,
+        preprocessor_generation: str = NEWEST_GENERATION,
         env: Environment | None = None,
     ) -> None:
         super().__init__(
@@ -39,7 +43,7 @@ class EndpointStack(Stack):
             key=storage.import_key(self),
             endpoint=endpoint,
             training=training,
-            preprocessor_nonce=preprocessor_nonce,
+            preprocessor_generation=preprocessor_generation,
         )
         for name, value, description in (
             ("EndpointName", self.endpoint.endpoint_name, "InvokeEndpoint target"),
