@@ -4,21 +4,32 @@ Execution input (the execution's *name* is the run id, 1-24 characters, see ``mm
 
     {"locations": ["NewYork_NY", "Chicago_IL"]}                 # inline: up to a few thousand names
     {"locations_manifest_key": "location-manifests/all.json"}   # a JSON array uploaded to the bucket
+    ... , "refit": true                                          # optional: fit a new generation
 
-Flow::
+Flow (generations: :mod:`mme_shared.generation`)::
 
-    PlanRun (Lambda: validate, write pipeline-runs/<run>/plan.json)
+    PlanRun (Lambda: validate the input, choose the generation, write pipeline-runs/<run>/plan.json)
       -> GenerateData (Distributed Map over the plan: one Lambda per location)
-      -> FitPreprocessor (scikit-learn training job over raw-data/<run>/train/, .sync)
-      -> CreatePreprocessorModel
+      -> FitOrReuse? refit (requested, or the first run):
+           FitPreprocessor (scikit-learn training job over raw-data/<run>/train/, .sync)
+           -> StorePreprocessor (Lambda: the new generation's preprocessor/pp-<run>/model.tar.gz)
+         otherwise the served generation's preprocessor is reused as it is, never refitted
+      -> CreatePreprocessorModel (from the generation's immutable preprocessor artifact)
       -> TrainLocations (Distributed Map over the plan, MaxConcurrency = parallel_training_jobs):
            TransformSplits (train + validation batch transforms in parallel, .sync)
-           -> TrainModel (linear learner, .sync) -> PromoteModel (Lambda)
+           -> TrainModel (linear learner, .sync, tagged with location and generation)
+           -> PromoteModel (Lambda: models/<gen>/..., model-pointers/<gen>/<location>.json)
            any failure -> a FAILED record for that location only (per-item Catch)
          results -> pipeline-runs/<run>/results/ (ResultWriter)
-      -> Summarize (Lambda: pipeline-runs/<run>/summary.json)
-      -> AnythingPromoted? -> PromotePreprocessor (Lambda) -> RunSucceeded (output: the summary)
-                           else NothingPromoted (the run fails; nothing served changed)
+      -> Summarize (Lambda: pipeline-runs/<run>/summary.json; a refit that promoted every location
+         also writes preprocessor/<gen>/complete.json and preprocessor/newest.json)
+      -> RunOutcome? nothing promoted -> NothingPromoted (fails; nothing served changed)
+                     refit not complete -> IncompleteGeneration (fails; the served generation stays)
+                     otherwise -> RunSucceeded (output: the summary)
+
+A partial run's promoted models are live at once (their generation is the served one); a refit's
+are not served until the endpoint stack is deployed with the new generation, which switches every
+location at once.
 
 Locations never appear in the template: both Maps read the plan from S3, so the template is the
 same size for 4 or 10,000 locations.
@@ -51,6 +62,8 @@ from project_config.model import DataConfig, TrainingConfig
 PREPROCESSOR_MODE_ENV: Final = "MME_PREPROCESSOR_MODE"
 LABELLED_TRANSFORM_MODE: Final = "labelled-transform"
 LOCATION_TAG: Final = "mme:location"
+GENERATION_TAG: Final = "mme:preprocessor-generation"
+"""Per-location training jobs carry their generation; the promotion Lambda files the model under it."""
 MAX_LOCATIONS: Final = 10_000
 LOG_DELIVERY_ACTIONS: Final = (
     "logs:CreateLogDelivery",
@@ -203,6 +216,14 @@ class TrainingPipeline(Construct):
             why_wildcard="Jobs read per-run, per-location keys under raw-data/, preprocessed-data/ "
             "and training-output/; the prefix is the narrowest fixed scope.",
         )
+        # The transform jobs' model (CreatePreprocessorModel) loads its generation's artifact.
+        permissions.allow_objects(
+            bucket,
+            access.S3_READ,
+            [f"{s3_layout.PREPROCESSOR_PREFIX}*/model.tar.gz"],
+            why_wildcard="Each run's preprocessor model loads its generation's preprocessor/<generation>/"
+            "model.tar.gz; generations are named per run.",
+        )
         permissions.allow_objects(
             bucket,
             access.S3_WRITE,
@@ -278,6 +299,16 @@ class TrainingPipeline(Construct):
             why_wildcard="Each run writes (and on retry re-reads) its plan at "
             "pipeline-runs/<run id>/plan.json.",
         )
+        self.plan_run.permissions.allow(
+            ["s3:GetObject"],
+            [
+                bucket.arn_for_objects(k)
+                for k in (s3_layout.SERVING_GENERATION_KEY, s3_layout.NEWEST_GENERATION_KEY)
+            ],
+        )
+        # A refit lists the generation it replaces (model-pointers/<generation>/), and only with
+        # ListBucket does S3 answer a missing newest.json (a first run) with 404 rather than 403.
+        self.plan_run.permissions.allow(["s3:ListBucket"], [bucket.bucket_arn])
         self.plan_run.permissions.allow_key(key)
 
         self.generate_data = HandlerFunction(
@@ -335,8 +366,12 @@ class TrainingPipeline(Construct):
             why_wildcard="Writes a new versioned key per location under models/ and that location's "
             "pointer under model-pointers/.",
         )
-        promote.allow(
-            ["s3:GetObject", *access.S3_WRITE], [bucket.arn_for_objects(s3_layout.PREPROCESSOR_ARTIFACT_KEY)]
+        promote.allow_objects(
+            bucket,
+            ["s3:GetObject", *access.S3_WRITE],
+            [f"{s3_layout.PREPROCESSOR_PREFIX}*/model.tar.gz"],
+            why_wildcard="Writes each new generation's preprocessor/<generation>/model.tar.gz (and reads "
+            "it to check a model's generation exists); generations are named per run.",
         )
         # Without ListBucket, S3 answers HeadObject on a missing key with 403 instead of 404, and the
         # handler could not tell "not promoted yet" from "forbidden".
@@ -347,8 +382,8 @@ class TrainingPipeline(Construct):
             self,
             "SummarizeRunFunction",
             handler_name="summarize_run",
-            description="Summarises a training run: succeeded locations with metrics, failures with reasons",
-            environment=common_env,
+            description="Summarises a training run and records a refit's generation once it is complete",
+            environment={**common_env, "KMS_KEY_ARN": key.key_arn},
             key=key,
             log_retention_days=retention,
             timeout=Duration.minutes(5),
@@ -366,6 +401,18 @@ class TrainingPipeline(Construct):
             [f"{s3_layout.PIPELINE_RUNS_PREFIX}*/summary.json"],
             why_wildcard="Writes each run's summary at pipeline-runs/<run id>/summary.json.",
         )
+        self.summarize_run.permissions.allow_objects(
+            bucket,
+            ["s3:GetObject", "s3:PutObject"],
+            [f"{s3_layout.PREPROCESSOR_PREFIX}*/complete.json"],
+            why_wildcard="A complete refit writes (and on retry re-reads) preprocessor/<generation>/"
+            "complete.json; generations are named per run.",
+        )
+        self.summarize_run.permissions.allow(
+            ["s3:PutObject"], [bucket.arn_for_objects(s3_layout.NEWEST_GENERATION_KEY)]
+        )
+        # Only with ListBucket does S3 answer the first read of a missing complete.json with 404.
+        self.summarize_run.permissions.allow(["s3:ListBucket"], [bucket.bucket_arn])
         self.summarize_run.permissions.allow_key(key)
 
     def _sagemaker_arn(self, resource: str, name_pattern: str) -> str:
@@ -500,46 +547,32 @@ class TrainingPipeline(Construct):
         self, *, sklearn_training_image: str, sklearn_serving_image: str, algorithm_image: str
     ) -> sfn.IChainable:
         bucket = self._bucket
-        plan_result = {
-            "run_id.$": "$.Payload.run_id",
-            "location_count.$": "$.Payload.location_count",
-            "plan_key.$": "$.Payload.plan_key",
-            "preprocessor_job_name.$": "$.Payload.preprocessor_job_name",
-            "preprocessor_model_name.$": "$.Payload.preprocessor_model_name",
-            "raw_train_prefix_uri.$": "$.Payload.raw_train_prefix_uri",
-            "training_output_uri.$": "$.Payload.training_output_uri",
-            "results_prefix.$": "$.Payload.results_prefix",
-            "generation_results_prefix.$": "$.Payload.generation_results_prefix",
-        }
-        plan_inline = tasks.LambdaInvoke(
+        plan = tasks.LambdaInvoke(
             self,
-            "PlanFromList",
+            "PlanRun",
             lambda_function=self.plan_run.function,
+            # The whole execution input: the Lambda validates it and says what is wrong.
             payload=sfn.TaskInput.from_object(
-                {"run_id": sfn.JsonPath.execution_name, "locations": sfn.JsonPath.list_at("$.locations")}
+                {"run_id": sfn.JsonPath.execution_name, "request": sfn.JsonPath.object_at("$")}
             ),
-            result_selector=plan_result,
+            result_selector={
+                f"{name}.$": f"$.Payload.{name}"
+                for name in (
+                    "run_id",
+                    "location_count",
+                    "plan_key",
+                    "generation",
+                    "refit",
+                    "preprocessor_job_name",
+                    "preprocessor_model_name",
+                    "preprocessor_artifact_uri",
+                    "raw_train_prefix_uri",
+                    "training_output_uri",
+                    "results_prefix",
+                    "generation_results_prefix",
+                )
+            },
             result_path="$.plan",
-        )
-        plan_manifest = tasks.LambdaInvoke(
-            self,
-            "PlanFromManifest",
-            lambda_function=self.plan_run.function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "run_id": sfn.JsonPath.execution_name,
-                    "locations_manifest_key": sfn.JsonPath.string_at("$.locations_manifest_key"),
-                }
-            ),
-            result_selector=plan_result,
-            result_path="$.plan",
-        )
-        invalid_input = sfn.Fail(
-            self,
-            "InvalidInput",
-            error="InvalidRunRequest",
-            cause="Execution input needs exactly one of 'locations' (a list of location names) and "
-            "'locations_manifest_key' (a JSON array under location-manifests/ in the artifact bucket).",
         )
         run_failed = sfn.Fail(
             self,
@@ -598,10 +631,21 @@ class TrainingPipeline(Construct):
             ),
             resource_config=self._resources(self._training.preprocessor_instance_type),
             stopping_condition=self._stopping(),
-            result_selector={"model_artifact.$": "$.ModelArtifacts.S3ModelArtifacts"},
-            result_path="$.preprocessor",
+            result_path=sfn.JsonPath.DISCARD,
         )
         _retry_sagemaker(fit_preprocessor)
+        store_preprocessor = tasks.LambdaInvoke(
+            self,
+            "StorePreprocessor",
+            lambda_function=self.promote_artifact.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "training_job_name": sfn.JsonPath.string_at("$.plan.preprocessor_job_name"),
+                    "artifact": "preprocessor",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
         create_model = tasks.SageMakerCreateModel(
             self,
             "CreatePreprocessorModel",
@@ -609,7 +653,7 @@ class TrainingPipeline(Construct):
             role=self.job_role.without_policy_updates(),
             primary_container=tasks.ContainerDefinition(
                 image=tasks.DockerImage.from_registry(sklearn_serving_image),
-                model_s3_location=tasks.S3Location.from_json_expression("$.preprocessor.model_artifact"),
+                model_s3_location=tasks.S3Location.from_json_expression("$.plan.preprocessor_artifact_uri"),
                 environment_variables=sfn.TaskInput.from_object(
                     {
                         "SAGEMAKER_PROGRAM": ENTRY_POINT,
@@ -639,18 +683,6 @@ class TrainingPipeline(Construct):
         )
         train_locations.item_processor(self._per_location(algorithm_image))
 
-        promote_preprocessor = tasks.LambdaInvoke(
-            self,
-            "PromotePreprocessor",
-            lambda_function=self.promote_artifact.function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "training_job_name": sfn.JsonPath.string_at("$.plan.preprocessor_job_name"),
-                    "artifact": "preprocessor",
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
-        )
         summarize = tasks.LambdaInvoke(
             self,
             "Summarize",
@@ -659,6 +691,9 @@ class TrainingPipeline(Construct):
                 {
                     "run_id": sfn.JsonPath.string_at("$.plan.run_id"),
                     "map_result": sfn.JsonPath.object_at("$.training_results"),
+                    "generation": sfn.JsonPath.string_at("$.plan.generation"),
+                    "refit": sfn.JsonPath.object_at("$.plan.refit"),
+                    "location_count": sfn.JsonPath.number_at("$.plan.location_count"),
                 }
             ),
             payload_response_only=True,
@@ -668,43 +703,47 @@ class TrainingPipeline(Construct):
             self,
             "NothingPromoted",
             error="NothingPromoted",
-            cause="No location of this run was promoted (every location failed), so the preprocessor "
-            "was not promoted either and nothing that is served changed; the run's summary "
+            cause="No location of this run was promoted (every location failed), so nothing that is "
+            "served changed and no generation was completed; the run's summary "
             "(pipeline-runs/<run id>/summary.json) says why each location failed.",
         )
+        incomplete_generation = sfn.Fail(
+            self,
+            "IncompleteGeneration",
+            error="IncompleteGeneration",
+            cause="This refit fitted a new preprocessor generation, but not every location was promoted "
+            "into it, so it was not completed and cannot be served; the generation that is served stays "
+            "served with all its models. The run's summary (pipeline-runs/<run id>/summary.json) says "
+            "why each location failed; fix that and run the refit again.",
+        )
         run_succeeded = sfn.Pass(self, "RunSucceeded", input_path="$.summary")
-        for state in (plan_inline, plan_manifest, generate, fit_preprocessor, create_model, train_locations,
-                      promote_preprocessor, summarize):  # fmt: skip
+        for state in (plan, generate, fit_preprocessor, store_preprocessor, create_model, train_locations,
+                      summarize):  # fmt: skip
             state.add_catch(run_failed, result_path="$.failure")
 
-        after_plan = (
-            generate.next(fit_preprocessor)
-            .next(create_model)
-            .next(train_locations)
+        train_and_summarize = (
+            create_model.next(train_locations)
             .next(summarize)
             .next(
-                sfn.Choice(self, "AnythingPromoted")
+                sfn.Choice(self, "RunOutcome")
+                .when(sfn.Condition.boolean_equals("$.summary.nothing_promoted", True), nothing_promoted)
                 .when(
-                    sfn.Condition.number_greater_than("$.summary.succeeded_count", 0),
-                    promote_preprocessor.next(run_succeeded),
+                    sfn.Condition.and_(
+                        sfn.Condition.boolean_equals("$.summary.refit", True),
+                        sfn.Condition.boolean_equals("$.summary.generation_complete", False),
+                    ),
+                    incomplete_generation,
                 )
-                .otherwise(nothing_promoted)
+                .otherwise(run_succeeded)
             )
         )
-        plan_inline.next(after_plan)
-        plan_manifest.next(after_plan)
-        return (
-            sfn.Choice(self, "LocationsInlineOrManifest")
+        return plan.next(generate).next(
+            sfn.Choice(self, "FitOrReuse")
             .when(
-                sfn.Condition.and_(
-                    sfn.Condition.is_present("$.locations_manifest_key"),
-                    sfn.Condition.is_present("$.locations"),
-                ),
-                invalid_input,
+                sfn.Condition.boolean_equals("$.plan.refit", True),
+                fit_preprocessor.next(store_preprocessor).next(train_and_summarize),
             )
-            .when(sfn.Condition.is_present("$.locations_manifest_key"), plan_manifest)
-            .when(sfn.Condition.is_present("$.locations"), plan_inline)
-            .otherwise(invalid_input)
+            .otherwise(train_and_summarize)
         )
 
     def _per_location(self, algorithm_image: str) -> sfn.IChainable:
@@ -737,7 +776,10 @@ class TrainingPipeline(Construct):
             resource_config=self._resources(self._training.training_instance_type),
             stopping_condition=self._stopping(),
             enable_network_isolation=True,
-            tags={LOCATION_TAG: sfn.JsonPath.string_at("$.item.location")},
+            tags={
+                LOCATION_TAG: sfn.JsonPath.string_at("$.item.location"),
+                GENERATION_TAG: sfn.JsonPath.string_at("$.item.generation"),
+            },
             result_path=sfn.JsonPath.DISCARD,
         )
         _retry_sagemaker(train_model)
@@ -749,6 +791,7 @@ class TrainingPipeline(Construct):
                 {
                     "training_job_name": sfn.JsonPath.string_at("$.item.training_job_name"),
                     "location": sfn.JsonPath.string_at("$.item.location"),
+                    "generation": sfn.JsonPath.string_at("$.item.generation"),
                 }
             ),
             result_selector={

@@ -104,6 +104,8 @@ HANDLERS_DIR: Final = REPO_ROOT / "lambda"
 
 LOCATION_TAG: Final = "mme:location"
 """The tag the definition puts on every per-location training job."""
+GENERATION_TAG: Final = "mme:preprocessor-generation"
+"""The tag naming the preprocessor generation a per-location job trained on."""
 VALIDATION_METRIC: Final = "validation:absolute_loss"
 """What linear learner reports for a validation channel with ``loss=absolute_loss``."""
 

@@ -14,18 +14,20 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 from moto import mock_aws
 
-from mme_shared import naming, s3_layout
+from mme_shared import generation, naming, s3_layout
 from mme_shared.housing_data import generate_location_dataset, to_csv
 from mme_shared.model_pointer import ModelPointer
 from tests.cfn_render import ACCOUNT, REGION, TemplateRenderer
 from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
 from tests.moto_stepfunctions import (
+    GENERATION_TAG,
     LOCATION_TAG,
     VALIDATION_METRIC,
     InstalledFakes,
@@ -42,6 +44,8 @@ EXECUTION_TIMEOUT_SECONDS: Final = 30.0
 """Far above a healthy run (about two seconds). Reached only when a wiring error sends a state into
 a Retry with a long interval; the test then fails with the execution history."""
 TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+FIRST_GENERATION: Final = naming.preprocessor_job_name(RUN_ID)
+"""The first run ever fits the first generation, named after its preprocessor job."""
 
 
 @dataclass(frozen=True)
@@ -195,30 +199,56 @@ def _succeeded_entry(location: str, run_id: str) -> dict[str, Any]:
     }
 
 
-def _assert_promoted(flow: Flow, location: str, run_id: str) -> None:
-    """The location's model is under its own versioned key, and its pointer names that version."""
+def _assert_promoted(flow: Flow, location: str, run_id: str, generation_id: str) -> None:
+    """The location's model is under its own versioned key in the generation, named by its pointer."""
     job = naming.training_job_name(location, run_id)
-    pointer = ModelPointer.from_json(flow.read(s3_layout.current_pointer_key(location)))
-    assert (pointer.location, pointer.version, pointer.training_job_name) == (location, job, job)
-    assert pointer.key == s3_layout.model_version_key(location, job)
-    assert flow.keys(s3_layout.location_models_prefix(location)) == [pointer.key]
+    pointer = ModelPointer.from_json(flow.read(s3_layout.current_pointer_key(generation_id, location)))
+    assert (pointer.preprocessor_generation, pointer.location, pointer.version) == (
+        generation_id,
+        location,
+        job,
+    )
+    assert pointer.training_job_name == job
+    assert pointer.key == s3_layout.model_version_key(generation_id, location, job)
+    assert pointer.key in flow.keys(s3_layout.location_models_prefix(generation_id, location))
     assert flow.read(pointer.key) == artifact_bytes(job)
     assert pointer.size == len(artifact_bytes(job))
     assert pointer.validation_metrics == {VALIDATION_METRIC: validation_loss(job)}
 
 
-def _assert_not_promoted(flow: Flow, location: str) -> None:
-    assert flow.keys(s3_layout.location_models_prefix(location)) == []
-    assert flow.keys(s3_layout.current_pointer_key(location)) == []
+def _assert_not_promoted(flow: Flow, location: str, generation_id: str) -> None:
+    assert flow.keys(s3_layout.location_models_prefix(generation_id, location)) == []
+    assert flow.keys(s3_layout.current_pointer_key(generation_id, location)) == []
 
 
-def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: SynthesizedApp) -> None:
+def _serve(flow: Flow, generation_id: str) -> None:
+    """What the endpoint stack writes once CloudFormation has switched the endpoint to a generation."""
+    ref = generation.GenerationRef(generation=generation_id, updated_at=datetime.now(UTC), endpoint_name="ep")
+    generation.write_ref(flow.s3, BUCKET, s3_layout.SERVING_GENERATION_KEY, ref, kms_key_arn=KEY_ARN)
+
+
+def _served_objects(flow: Flow, generation_id: str) -> dict[str, bytes]:
+    """Everything a served generation consists of: its preprocessor, models and pointers, byte for byte."""
+    keys = [
+        s3_layout.preprocessor_artifact_key(generation_id),
+        *flow.keys(s3_layout.generation_models_prefix(generation_id)),
+        *flow.keys(s3_layout.generation_pointers_prefix(generation_id)),
+    ]
+    return {key: flow.read(key) for key in keys}
+
+
+def test_the_first_run_fits_the_first_generation_and_completes_it(
+    flow: Flow, synthesized: SynthesizedApp
+) -> None:
     execution = flow.succeeded(RUN_ID, {"locations": LOCATIONS})
 
     # The execution's output is the summary Lambda's bounded result.
     succeeded = [_succeeded_entry(location, RUN_ID) for location in sorted(LOCATIONS)]
     assert execution.output == {
         "run_id": RUN_ID,
+        "generation": FIRST_GENERATION,
+        "refit": True,
+        "generation_complete": True,
         "summary_key": s3_layout.run_summary_key(RUN_ID),
         "succeeded_count": 3,
         "failed_count": 0,
@@ -229,11 +259,14 @@ def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: 
     }
     assert flow.read_json(s3_layout.run_summary_key(RUN_ID)) == {
         "run_id": RUN_ID,
+        "generation": FIRST_GENERATION,
+        "refit": True,
         "succeeded": succeeded,
         "failed": [],
         "succeeded_count": 3,
         "failed_count": 0,
         "nothing_promoted": False,
+        "generation_complete": True,
     }
 
     # The plan: one item per location, in input order.
@@ -258,9 +291,9 @@ def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: 
             )
 
     # SageMaker saw the plan's names and URIs: the preprocessor fits all locations' training data,
-    # its model serves the artifact it wrote, and each location's transforms feed its training job.
-    preprocessor = naming.preprocessor_job_name(RUN_ID)
-    fit = flow.sagemaker.describe_training_job(TrainingJobName=preprocessor)
+    # becomes the generation's immutable artifact, the run's model serves exactly that artifact,
+    # and each location's transforms feed its training job.
+    fit = flow.sagemaker.describe_training_job(TrainingJobName=FIRST_GENERATION)
     train_prefix = s3_layout.raw_data_split_prefix(RUN_ID, "train")
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in fit["InputDataConfig"]] == [
         s3_layout.s3_uri(BUCKET, train_prefix)
@@ -268,14 +301,16 @@ def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: 
     assert flow.keys(train_prefix) == sorted(
         s3_layout.raw_data_key(RUN_ID, loc, "train") for loc in LOCATIONS
     )
-    model = flow.sagemaker.describe_model(ModelName=preprocessor)
-    assert model["PrimaryContainer"]["ModelDataUrl"] == fit["ModelArtifacts"]["S3ModelArtifacts"]
+    artifact_key = s3_layout.preprocessor_artifact_key(FIRST_GENERATION)
+    assert flow.read(artifact_key) == artifact_bytes(FIRST_GENERATION)
+    model = flow.sagemaker.describe_model(ModelName=naming.preprocessor_job_name(RUN_ID))
+    assert model["PrimaryContainer"]["ModelDataUrl"] == s3_layout.s3_uri(BUCKET, artifact_key)
     for location, item in items.items():
         for split in ("train", "validation"):
             transform = flow.sagemaker.describe_transform_job(
                 TransformJobName=item[f"transform_{split}_job_name"]
             )
-            assert transform["ModelName"] == preprocessor
+            assert transform["ModelName"] == model["ModelName"]
             assert (
                 transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == item[f"raw_{split}_uri"]
             )
@@ -289,11 +324,19 @@ def test_inline_run_trains_and_promotes_every_location(flow: Flow, synthesized: 
         }
         tags = flow.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
         assert {"Key": LOCATION_TAG, "Value": location} in tags
+        assert {"Key": GENERATION_TAG, "Value": FIRST_GENERATION} in tags
 
-    # Promotion: every location's model and pointer, and the shared preprocessor at its stable key.
+    # Promotion: every location's model and pointer in the generation, which is now complete.
     for location in LOCATIONS:
-        _assert_promoted(flow, location, RUN_ID)
-    assert flow.read(s3_layout.PREPROCESSOR_ARTIFACT_KEY) == artifact_bytes(preprocessor)
+        _assert_promoted(flow, location, RUN_ID, FIRST_GENERATION)
+    complete = generation.read_complete(flow.s3, BUCKET, FIRST_GENERATION)
+    assert complete is not None
+    assert (complete.run_id, complete.location_count) == (RUN_ID, 3)
+    newest = generation.read_ref(flow.s3, BUCKET, s3_layout.NEWEST_GENERATION_KEY)
+    assert newest is not None
+    assert newest.generation == FIRST_GENERATION
+    # Serving it is the endpoint stack's job, after CloudFormation has switched the endpoint.
+    assert flow.keys(s3_layout.SERVING_GENERATION_KEY) == []
 
 
 def test_manifest_run_reads_its_locations_from_s3(flow: Flow) -> None:
@@ -304,16 +347,132 @@ def test_manifest_run_reads_its_locations_from_s3(flow: Flow) -> None:
 
     execution = flow.succeeded(run_id, {"locations_manifest_key": manifest_key})
 
-    assert "PlanFromManifest" in execution.entered_states()
+    # The plan Lambda gets the execution input unchanged and validates it itself.
     assert flow.fakes.lambdas.events_of("TrainingPipelinePlanRun") == [
-        {"run_id": run_id, "locations_manifest_key": manifest_key}
+        {"run_id": run_id, "request": {"locations_manifest_key": manifest_key}}
     ]
     assert execution.output["succeeded"] == [_succeeded_entry(location, run_id) for location in locations]
     assert (execution.output["succeeded_count"], execution.output["failed_count"]) == (2, 0)
     assert [item["location"] for item in flow.read_json(s3_layout.run_plan_key(run_id))] == locations
+    generation_id = naming.preprocessor_job_name(run_id)
     for location in locations:
-        _assert_promoted(flow, location, run_id)
-    _assert_not_promoted(flow, "Houston_TX")
+        _assert_promoted(flow, location, run_id, generation_id)
+    _assert_not_promoted(flow, "Houston_TX", generation_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Partial runs and refits against a served generation
+
+
+PARTIAL_RUN: Final = "run-20261126-partial"
+REFIT_RUN: Final = "run-20261127-refit"
+REFIT_GENERATION: Final = naming.preprocessor_job_name(REFIT_RUN)
+
+
+@pytest.fixture
+def served(flow: Flow) -> dict[str, bytes]:
+    """The first generation trained, completed and served (as after `make deploy`); its objects."""
+    flow.succeeded(RUN_ID, {"locations": LOCATIONS})
+    _serve(flow, FIRST_GENERATION)
+    return _served_objects(flow, FIRST_GENERATION)
+
+
+def test_a_partial_run_reuses_the_served_preprocessor_and_never_refits(
+    flow: Flow, served: dict[str, bytes]
+) -> None:
+    execution = flow.succeeded(PARTIAL_RUN, {"locations": ["Chicago_IL"]})
+
+    assert (execution.output["generation"], execution.output["refit"]) == (FIRST_GENERATION, False)
+    assert execution.output["generation_complete"] is False
+    entered = execution.entered_states()
+    assert "FitPreprocessor" not in entered
+    assert "StorePreprocessor" not in entered
+    # No preprocessor was fitted: the run's transform model serves the served generation's artifact.
+    with pytest.raises(flow.sagemaker.exceptions.ClientError):
+        flow.sagemaker.describe_training_job(TrainingJobName=naming.preprocessor_job_name(PARTIAL_RUN))
+    model = flow.sagemaker.describe_model(ModelName=naming.preprocessor_job_name(PARTIAL_RUN))
+    assert model["PrimaryContainer"]["ModelDataUrl"] == s3_layout.s3_uri(
+        BUCKET, s3_layout.preprocessor_artifact_key(FIRST_GENERATION)
+    )
+    (item,) = flow.read_json(s3_layout.run_plan_key(PARTIAL_RUN))
+    for split in ("train", "validation"):
+        transform = flow.sagemaker.describe_transform_job(
+            TransformJobName=item[f"transform_{split}_job_name"]
+        )
+        assert transform["ModelName"] == model["ModelName"]
+
+    # Chicago's new version joined the served generation and is live; nothing else changed.
+    _assert_promoted(flow, "Chicago_IL", PARTIAL_RUN, FIRST_GENERATION)
+    now = _served_objects(flow, FIRST_GENERATION)
+    chicago_pointer = s3_layout.current_pointer_key(FIRST_GENERATION, "Chicago_IL")
+    new_version = s3_layout.model_version_key(
+        FIRST_GENERATION, "Chicago_IL", naming.training_job_name("Chicago_IL", PARTIAL_RUN)
+    )
+    assert set(now) == set(served) | {new_version}
+    assert {key: value for key, value in now.items() if key not in (chicago_pointer, new_version)} == {
+        key: value for key, value in served.items() if key != chicago_pointer
+    }
+    assert flow.keys(s3_layout.PREPROCESSOR_PREFIX) == sorted(
+        [
+            s3_layout.generation_record_key(FIRST_GENERATION),
+            s3_layout.preprocessor_artifact_key(FIRST_GENERATION),
+            s3_layout.NEWEST_GENERATION_KEY,
+            s3_layout.SERVING_GENERATION_KEY,
+        ]
+    )
+
+
+def test_a_refit_builds_a_new_generation_beside_the_served_one(flow: Flow, served: dict[str, bytes]) -> None:
+    execution = flow.succeeded(REFIT_RUN, {"locations": ["Boston_MA"], "refit": True})
+
+    assert (execution.output["generation"], execution.output["refit"]) == (REFIT_GENERATION, True)
+    assert execution.output["generation_complete"] is True
+    assert "FitPreprocessor" in execution.entered_states()
+    # It retrained every served location as well as the requested one, into the new generation.
+    plan = flow.read_json(s3_layout.run_plan_key(REFIT_RUN))
+    assert [item["location"] for item in plan] == ["Boston_MA", *sorted(LOCATIONS)]
+    fit = flow.sagemaker.describe_training_job(TrainingJobName=REFIT_GENERATION)
+    assert fit["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == s3_layout.s3_uri(
+        BUCKET, s3_layout.raw_data_split_prefix(REFIT_RUN, "train")
+    )
+    for location in ["Boston_MA", *LOCATIONS]:
+        _assert_promoted(flow, location, REFIT_RUN, REFIT_GENERATION)
+    # Complete and newest, but not served: the served generation is untouched, byte for byte, and
+    # its pointers still name its own models until the endpoint is deployed with the new one.
+    assert generation.read_complete(flow.s3, BUCKET, REFIT_GENERATION) is not None
+    newest = generation.read_ref(flow.s3, BUCKET, s3_layout.NEWEST_GENERATION_KEY)
+    assert newest is not None
+    assert newest.generation == REFIT_GENERATION
+    serving = generation.read_ref(flow.s3, BUCKET, s3_layout.SERVING_GENERATION_KEY)
+    assert serving is not None
+    assert serving.generation == FIRST_GENERATION
+    assert _served_objects(flow, FIRST_GENERATION) == served
+
+
+def test_a_refit_with_a_failed_location_completes_nothing_and_the_served_generation_stays(
+    flow: Flow, served: dict[str, bytes]
+) -> None:
+    flow.fakes.sagemaker.failing_locations["Houston_TX"] = FAILURE_REASON
+
+    execution = flow.run(REFIT_RUN, {"locations": [], "refit": True})
+
+    assert (execution.status, execution.error) == ("FAILED", "IncompleteGeneration"), execution.explain()
+    assert execution.cause is not None
+    assert "the generation that is served stays served" in execution.cause
+    summary = flow.read_json(s3_layout.run_summary_key(REFIT_RUN))
+    assert (summary["succeeded_count"], summary["failed_count"], summary["generation_complete"]) == (
+        2,
+        1,
+        False,
+    )
+    assert generation.read_complete(flow.s3, BUCKET, REFIT_GENERATION) is None
+    newest = generation.read_ref(flow.s3, BUCKET, s3_layout.NEWEST_GENERATION_KEY)
+    assert newest is not None
+    assert newest.generation == FIRST_GENERATION
+    assert _served_objects(flow, FIRST_GENERATION) == served
+    # The others' models are kept in the incomplete generation for inspection; nothing serves them.
+    _assert_promoted(flow, "Chicago_IL", REFIT_RUN, REFIT_GENERATION)
+    _assert_not_promoted(flow, "Houston_TX", REFIT_GENERATION)
 
 
 FAILURE_REASON: Final = "AlgorithmError: no validation rows could be parsed (simulated)"
@@ -329,17 +488,17 @@ FAILURE_REASON: Final = "AlgorithmError: no validation rows could be parsed (sim
     ],
 )
 def test_one_failing_location_does_not_stop_the_others(
-    flow: Flow, failure: str, failed_step: str, error: str, reason: str
+    flow: Flow, served: dict[str, bytes], failure: str, failed_step: str, error: str, reason: str
 ) -> None:
     if failure == "training":
         flow.fakes.sagemaker.failing_locations["Houston_TX"] = FAILURE_REASON
     else:
         flow.fakes.sagemaker.locations_without_artifact.add("Houston_TX")
 
-    execution = flow.succeeded(RUN_ID, {"locations": LOCATIONS})
+    execution = flow.succeeded(PARTIAL_RUN, {"locations": LOCATIONS})
 
     others = ["Chicago_IL", "NewYork_NY"]
-    assert execution.output["succeeded"] == [_succeeded_entry(location, RUN_ID) for location in others]
+    assert execution.output["succeeded"] == [_succeeded_entry(location, PARTIAL_RUN) for location in others]
     assert (execution.output["succeeded_count"], execution.output["failed_count"]) == (2, 1)
     (returned,) = execution.output["failed"]
     assert (returned["location"], returned["failed_step"], returned["error"]) == (
@@ -348,7 +507,7 @@ def test_one_failing_location_does_not_stop_the_others(
         error,
     )
 
-    summary = flow.read_json(s3_layout.run_summary_key(RUN_ID))
+    summary = flow.read_json(s3_layout.run_summary_key(PARTIAL_RUN))
     assert [entry["location"] for entry in summary["succeeded"]] == others
     (failed,) = summary["failed"]
     assert (failed["location"], failed["failed_step"], failed["error"]) == ("Houston_TX", failed_step, error)
@@ -357,60 +516,78 @@ def test_one_failing_location_does_not_stop_the_others(
         assert json.loads(failed["cause"])["errorType"] == "ArtifactMissing"
 
     for location in others:
-        _assert_promoted(flow, location, RUN_ID)
-    _assert_not_promoted(flow, "Houston_TX")
-    assert flow.read(s3_layout.PREPROCESSOR_ARTIFACT_KEY) == artifact_bytes(
-        naming.preprocessor_job_name(RUN_ID)
-    )
+        _assert_promoted(flow, location, PARTIAL_RUN, FIRST_GENERATION)
+    # Houston keeps serving its previous model, and the shared preprocessor is the same bytes.
+    houston = s3_layout.current_pointer_key(FIRST_GENERATION, "Houston_TX")
+    assert flow.read(houston) == served[houston]
+    artifact = s3_layout.preprocessor_artifact_key(FIRST_GENERATION)
+    assert flow.read(artifact) == served[artifact]
 
 
-def test_a_run_that_promotes_nothing_fails_and_changes_nothing_served(flow: Flow) -> None:
+def test_a_run_that_promotes_nothing_fails_and_changes_nothing_served(
+    flow: Flow, served: dict[str, bytes]
+) -> None:
+    for location in LOCATIONS:
+        flow.fakes.sagemaker.failing_locations[location] = FAILURE_REASON
+
+    execution = flow.run(PARTIAL_RUN, {"locations": LOCATIONS})
+
+    assert (execution.status, execution.error) == ("FAILED", "NothingPromoted"), execution.explain()
+    assert execution.cause is not None
+    assert "No location of this run was promoted" in execution.cause
+    assert "summary.json" in execution.cause
+    # Nothing that the endpoint reads changed: the served generation is the same, byte for byte.
+    assert _served_objects(flow, FIRST_GENERATION) == served
+    # The summary says so, and why each location failed.
+    summary = flow.read_json(s3_layout.run_summary_key(PARTIAL_RUN))
+    assert (summary["succeeded_count"], summary["failed_count"], summary["nothing_promoted"]) == (0, 3, True)
+    assert sorted(entry["location"] for entry in summary["failed"]) == sorted(LOCATIONS)
+    assert all(FAILURE_REASON in entry["cause"] for entry in summary["failed"])
+
+
+def test_a_first_run_that_promotes_nothing_completes_no_generation(flow: Flow) -> None:
     for location in LOCATIONS:
         flow.fakes.sagemaker.failing_locations[location] = FAILURE_REASON
 
     execution = flow.run(RUN_ID, {"locations": LOCATIONS})
 
     assert (execution.status, execution.error) == ("FAILED", "NothingPromoted"), execution.explain()
-    assert execution.cause is not None
-    assert "No location of this run was promoted" in execution.cause
-    assert "summary.json" in execution.cause
-    assert "PromotePreprocessor" not in execution.entered_states()
-    # Nothing that the endpoint reads changed: no model, no pointer, no preprocessor.
+    assert generation.read_complete(flow.s3, BUCKET, FIRST_GENERATION) is None
+    assert flow.keys(s3_layout.NEWEST_GENERATION_KEY) == []
     for location in LOCATIONS:
-        _assert_not_promoted(flow, location)
-    assert flow.keys(s3_layout.PREPROCESSOR_ARTIFACT_KEY) == []
-    # The summary says so, and why each location failed.
-    summary = flow.read_json(s3_layout.run_summary_key(RUN_ID))
-    assert (summary["succeeded_count"], summary["failed_count"], summary["nothing_promoted"]) == (0, 3, True)
-    assert sorted(entry["location"] for entry in summary["failed"]) == sorted(LOCATIONS)
-    assert all(FAILURE_REASON in entry["cause"] for entry in summary["failed"])
+        _assert_not_promoted(flow, location, FIRST_GENERATION)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rejected input
 
 
 @pytest.mark.parametrize(
-    "execution_input",
-    [{}, {"locations": ["NewYork_NY"], "locations_manifest_key": "location-manifests/all.json"}],
-    ids=["neither", "both"],
+    ("execution_input", "message"),
+    [
+        pytest.param({}, "needs exactly one of 'locations'", id="neither"),
+        pytest.param(
+            {"locations": ["NewYork_NY"], "locations_manifest_key": "location-manifests/all.json"},
+            "needs exactly one of 'locations'",
+            id="both",
+        ),
+        pytest.param(
+            {"locations": ["NewYork_NY"], "refit": "yes"}, "refit must be true or false", id="refit"
+        ),
+        pytest.param({"locations": ["NewYork_NY", "Not a location!"]}, "locations[1]", id="bad-location"),
+    ],
 )
-def test_input_needs_exactly_one_location_source(flow: Flow, execution_input: dict[str, Any]) -> None:
-    execution = flow.run("run-20261125-empty", execution_input)
+def test_invalid_input_fails_the_run_with_the_plans_error_and_writes_nothing(
+    flow: Flow, execution_input: dict[str, Any], message: str
+) -> None:
+    execution = flow.run("run-20261125-invalid", execution_input)
 
     assert (execution.status, execution.error) == ("FAILED", "InvalidRunRequest"), execution.explain()
-    assert execution.cause is not None
-    assert "needs exactly one of 'locations'" in execution.cause
-    assert execution.entered_states() == ["LocationsInlineOrManifest", "InvalidInput"]
-    assert flow.fakes.lambdas.invocations == []
-    assert flow.keys() == []
-
-
-def test_invalid_location_fails_the_run_with_the_plans_error(flow: Flow) -> None:
-    execution = flow.run("run-20261125-invalid", {"locations": ["NewYork_NY", "Not a location!"]})
-
-    assert (execution.status, execution.error) == ("FAILED", "InvalidRunRequest"), execution.explain()
-    assert execution.entered_states() == ["LocationsInlineOrManifest", "PlanFromList", "RunFailed"]
+    assert execution.entered_states() == ["PlanRun", "RunFailed"]
     assert execution.cause is not None
     payload = json.loads(execution.cause)
     assert payload["errorType"] == "InvalidRunRequest"
-    assert "locations[1]" in payload["errorMessage"]
+    assert message in payload["errorMessage"]
     assert flow.keys() == []  # a rejected request writes nothing
 
 
@@ -418,7 +595,7 @@ def test_generation_results_stay_apart_from_the_training_results(flow: Flow) -> 
     """The generation Map writes where the layout (and the state machine's role) say it does."""
     flow.succeeded(RUN_ID, {"locations": ["Chicago_IL"]})
 
-    generation = flow.keys(s3_layout.run_generation_results_prefix(RUN_ID))
-    assert [key.rsplit("/", 1)[-1] for key in generation] == ["SUCCEEDED_0.json", "manifest.json"]
+    generation_results = flow.keys(s3_layout.run_generation_results_prefix(RUN_ID))
+    assert [key.rsplit("/", 1)[-1] for key in generation_results] == ["SUCCEEDED_0.json", "manifest.json"]
     training = flow.keys(s3_layout.run_results_prefix(RUN_ID))
     assert [key.rsplit("/", 1)[-1] for key in training] == ["SUCCEEDED_0.json", "manifest.json"]
