@@ -89,7 +89,7 @@ refresh-images: setup ## Regenerate mme_constructs/data/sagemaker_images.json fr
 	$(BIN)/python -m scripts.refresh_image_uris
 
 deploy: setup ## First deploy and redeploys: storage + training, a training run if needed, then everything (needs AWS credentials)
-	$(BIN)/python -m scripts.deploy $(if $(CONFIG),--config $(CONFIG),)
+	$(BIN)/python -m scripts.deploy $(if $(CONFIG),--config $(CONFIG),) $(if $(GENERATION),--generation $(GENERATION),) $(if $(RETRAIN),--retrain,)
 
 diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS credentials)
 	$(CDK) diff $(CDK_FLAGS)

@@ -1,34 +1,46 @@
 """The first-deploy path: storage and training, one training run, then the endpoint and the rest.
 
-The endpoint's SageMaker Model serves ``preprocessor/current/model.tar.gz``, which only a training
-run produces, so a plain ``cdk deploy --all`` on a fresh account cannot succeed (the endpoint stack's
-check fails it within seconds). This script does the four steps in the only order that works::
+The endpoint serves one complete preprocessor generation (``preprocessor/<generation>/``, see
+``mme_shared.generation``), which only a training run produces, so a plain ``cdk deploy --all`` on a
+fresh account cannot succeed (the endpoint stack's generation resolver fails it within seconds).
+This script does the four steps in the only order that works::
 
     1. npx --no-install cdk deploy <prefix>Storage <prefix>Training --require-approval never
     2. read the bucket (<prefix>Storage output ArtifactBucketName) and the state machine
        (<prefix>Training output StateMachineArn) with CloudFormation DescribeStacks
-    3. unless the preprocessor artifact already exists (and --retrain is not given): start an
-       execution named deploy-<UTC yyyymmdd-HHMMSS> with {"locations": <config data.locations>}
-       (or a manifest under location-manifests/ when that input would be too large), wait for it
-       and print its summary; a failed run, or one that trained no location, stops here (exit 1)
-    4. npx --no-install cdk deploy --all --require-approval never
+    3. with --generation GEN: check that GEN is complete (preprocessor/GEN/complete.json) and train
+       nothing (pinning, or rolling back to an older generation). Otherwise, unless a complete
+       generation exists (preprocessor/newest.json) and --retrain is not given: start an execution
+       named deploy-<UTC yyyymmdd-HHMMSS> with {"locations": <config data.locations>} (or a
+       manifest under location-manifests/ when that input would be too large), wait for it and
+       print its summary; a failed run, one that trained no location, or one after which still no
+       generation is complete stops here (exit 1)
+    4. npx --no-install cdk deploy --all --require-approval never -c preprocessor_generation=<GEN or
+       the generation preprocessor/newest.json names>
+
+Step 4 always pins the generation, so the endpoint template names what it serves: a generation
+switch is a visible template change, and a CloudFormation rollback returns to exactly the generation
+that was served before (see "Updating models" in the README).
 
 If a training run is already RUNNING (say, a previous ``make deploy`` was interrupted) it is waited
 for instead of starting a second one. Running the script again is always safe.
 
-Usage (from the repository root; ``make deploy [CONFIG=file.json]`` runs the first line)::
+Usage (from the repository root; ``make deploy [CONFIG=file.json] [GENERATION=GEN] [RETRAIN=1]`` runs
+the first line)::
 
     .venv/bin/python -m scripts.deploy [--config FILE] [--region REGION] [--profile PROFILE]
-                                       [--retrain] [--timeout-minutes N] [--poll-seconds N]
+                                       [--retrain | --generation GEN] [--timeout-minutes N]
+                                       [--poll-seconds N]
 
 Exit codes: 0 deployed; 1 a step failed (one sentence on stderr says which and what to do); the
 CDK CLI's own exit code when ``cdk deploy`` fails; 2 bad command-line usage; 130 interrupted.
 
 The AWS calls it makes (what the deploying identity needs besides ``cdk deploy``):
-``cloudformation:DescribeStacks``; ``s3:GetObject`` on the preprocessor artifact and
-``s3:ListBucket`` on the bucket (to tell "missing" from "forbidden"); ``s3:PutObject`` on
-``location-manifests/*`` and ``kms:GenerateDataKey`` on the project key (only for a location list
-too large to pass inline); ``states:ListExecutions``, ``states:StartExecution`` and
+``cloudformation:DescribeStacks``; ``s3:GetObject`` on ``preprocessor/newest.json`` (and, with
+--generation, on ``preprocessor/<GEN>/complete.json``), ``kms:Decrypt`` on the project key (those
+records are SSE-KMS) and ``s3:ListBucket`` on the bucket (to tell "missing" from "forbidden");
+``s3:PutObject`` on ``location-manifests/*`` and ``kms:GenerateDataKey`` on the project key (only for
+a location list too large to pass inline); ``states:ListExecutions``, ``states:StartExecution`` and
 ``states:DescribeExecution`` on the training state machine and its executions.
 """
 
@@ -55,10 +67,10 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     ProfileNotFound,
 )
 
-from mme_shared import naming, s3_layout
+from mme_shared import generation, naming, s3_layout
 from mme_shared.run_summary import NotARunSummary, read_run_outcome
 from project_config import ConfigError, ProjectConfig, load_default_config
-from project_config.loader import PREPROCESSOR_NONCE_CONTEXT_KEY
+from project_config.loader import PREPROCESSOR_GENERATION_CONTEXT_KEY
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CDK_COMMAND: Final = ("npx", "--no-install", "cdk")
@@ -96,6 +108,8 @@ class Options:
     region: str | None
     profile: str | None
     retrain: bool
+    generation: str | None
+    """``--generation``: the preprocessor generation to deploy instead of the newest (no training)."""
     timeout_minutes: int | None
     poll_seconds: int
 
@@ -136,6 +150,13 @@ def _positive_int(maximum: int) -> Callable[[str], int]:
     return parse
 
 
+def _generation(text: str) -> str:
+    try:
+        return naming.validate_generation(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: Sequence[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.deploy",
@@ -149,10 +170,18 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--region", help="AWS region (default: the config's region, else AWS_REGION or the profile's)"
     )
     parser.add_argument("--profile", help="AWS named profile (default: AWS_PROFILE or the default chain)")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--retrain",
         action="store_true",
-        help="run training even if the preprocessor artifact already exists",
+        help="run training even if a complete preprocessor generation already exists",
+    )
+    which.add_argument(
+        "--generation",
+        type=_generation,
+        metavar="GEN",
+        help="deploy this complete preprocessor generation (pp-<run id>) instead of the newest, without "
+        "training: to pin one or roll back to an older one",
     )
     parser.add_argument(
         "--timeout-minutes",
@@ -173,6 +202,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         region=args.region,
         profile=args.profile,
         retrain=args.retrain,
+        generation=args.generation,
         timeout_minutes=args.timeout_minutes,
         poll_seconds=args.poll_seconds,
     )
@@ -183,19 +213,18 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 
 def cdk_deploy_args(
-    stacks: Sequence[str], options: Options, *, preprocessor_nonce: str | None = None
+    stacks: Sequence[str], options: Options, *, preprocessor_generation: str | None = None
 ) -> list[str]:
-    """``deploy <stacks or --all> --require-approval never [-c config=FILE] [-c preprocessor_nonce=RUN]
-    [--profile P]``.
+    """``deploy <stacks or --all> --require-approval never [-c config=FILE]
+    [-c preprocessor_generation=GEN] [--profile P]``.
 
-    ``preprocessor_nonce`` (the run that just trained) makes the endpoint stack re-check the
-    preprocessor artifact, so a retrained preprocessor replaces the endpoint's model.
+    ``preprocessor_generation`` pins the generation the endpoint stack serves.
     """
     args = ["deploy", *(stacks or ["--all"]), "--require-approval", "never"]
     if options.config_path is not None:
         args += ["-c", f"config={Path(options.config_path).resolve()}"]
-    if preprocessor_nonce is not None:
-        args += ["-c", f"{PREPROCESSOR_NONCE_CONTEXT_KEY}={preprocessor_nonce}"]
+    if preprocessor_generation is not None:
+        args += ["-c", f"{PREPROCESSOR_GENERATION_CONTEXT_KEY}={preprocessor_generation}"]
     if options.profile is not None:
         args += ["--profile", options.profile]
     return args
@@ -295,22 +324,47 @@ def stack_output(cloudformation: Any, stack_name: str, output_key: str, region: 
     return str(value)
 
 
-def artifact_exists(s3: Any, bucket: str) -> bool:
-    """Whether the promoted preprocessor artifact exists."""
-    key = s3_layout.PREPROCESSOR_ARTIFACT_KEY
+def _forbidden(bucket: str, key: str) -> DeployError:
+    return DeployError(
+        f"Cannot read {s3_layout.s3_uri(bucket, key)} (S3 answered 403): your credentials need "
+        "s3:GetObject on it, s3:ListBucket on the bucket and kms:Decrypt on the project key."
+    )
+
+
+def _is_forbidden(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code", "")) in {"403", "AccessDenied", "Forbidden"}
+
+
+def newest_generation(s3: Any, bucket: str) -> str | None:
+    """The newest complete preprocessor generation (``preprocessor/newest.json``), None if none yet."""
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        ref = generation.read_ref(s3, bucket, s3_layout.NEWEST_GENERATION_KEY)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in {"404", "NoSuchKey", "NotFound"}:
-            return False
-        if code in {"403", "AccessDenied", "Forbidden"}:
-            raise DeployError(
-                f"Cannot tell whether {s3_layout.s3_uri(bucket, key)} exists (S3 answered 403): your "
-                "credentials need s3:GetObject on it and s3:ListBucket on the bucket."
-            ) from None
+        if _is_forbidden(error):
+            raise _forbidden(bucket, s3_layout.NEWEST_GENERATION_KEY) from None
         raise
-    return True
+    except generation.GenerationRecordError as error:
+        raise DeployError(f"{error}; it is written by the training state machine, do not edit it.") from None
+    return None if ref is None else ref.generation
+
+
+def require_complete(s3: Any, bucket: str, generation_id: str) -> None:
+    """DeployError unless ``preprocessor/<generation>/complete.json`` exists (and is valid)."""
+    key = s3_layout.generation_record_key(generation_id)
+    try:
+        record = generation.read_complete(s3, bucket, generation_id)
+    except ClientError as error:
+        if _is_forbidden(error):
+            raise _forbidden(bucket, key) from None
+        raise
+    except generation.GenerationRecordError as error:
+        raise DeployError(f"{error}; it is written by the training state machine, do not edit it.") from None
+    if record is None:
+        raise DeployError(
+            f"Preprocessor generation {generation_id} is not complete ({s3_layout.s3_uri(bucket, key)} does "
+            "not exist), so the endpoint was not deployed; pass --generation with a complete generation, "
+            "or leave it out to deploy the newest one."
+        )
 
 
 def new_run_id(now: datetime) -> str:
@@ -428,12 +482,18 @@ def train(
     say: Printer,
 ) -> str | None:
     """Step 3: skip, join a running run, or start one; wait; report. Returns the run that trained."""
-    uri = s3_layout.s3_uri(bucket, s3_layout.PREPROCESSOR_ARTIFACT_KEY)
+    uri = s3_layout.s3_uri(bucket, s3_layout.NEWEST_GENERATION_KEY)
     execution_arn = running_execution(clients.stepfunctions, state_machine_arn)
+    newest = None
+    if execution_arn is None and not options.retrain:
+        newest = newest_generation(clients.s3, bucket)
     if execution_arn is not None:
         say(f"Training run {execution_arn.rsplit(':', 1)[-1]} is already running; waiting for it.")
-    elif not options.retrain and artifact_exists(clients.s3, bucket):
-        say(f"{uri} exists: skipping training (pass --retrain to train again).")
+    elif newest is not None:
+        say(
+            f"Preprocessor generation {newest} is complete ({uri}): skipping training (pass --retrain to "
+            "train again)."
+        )
         return None
     else:
         run_id = new_run_id(clock.utcnow())
@@ -457,6 +517,21 @@ def train(
     return execution_arn.rsplit(":", 1)[-1]
 
 
+def served_after_training(s3: Any, bucket: str, trained_run: str | None) -> str:
+    """The newest complete generation once step 3 is done; DeployError when there is none."""
+    newest = newest_generation(s3, bucket)
+    if newest is None:
+        uri = s3_layout.s3_uri(bucket, s3_layout.NEWEST_GENERATION_KEY)
+        run = f"Training run {trained_run} finished" if trained_run else "Training finished"
+        raise DeployError(
+            f"{run} but no preprocessor generation is complete ({uri} does not exist: a generation is "
+            "complete only once every location of the run that fitted it was trained), so the endpoint "
+            "was not deployed; fix the failed locations in the run's summary and train again with "
+            "`make deploy RETRAIN=1`."
+        )
+    return newest
+
+
 def deploy(
     options: Options,
     config: ProjectConfig,
@@ -478,13 +553,19 @@ def deploy(
     )
     say(f"  bucket {bucket}, state machine {state_machine_arn}")
 
-    say("[3/4] Training")
-    trained_run = train(
-        options, config, clients, bucket=bucket, state_machine_arn=state_machine_arn, clock=clock, say=say
-    )
+    if options.generation is not None:
+        say(f"[3/4] Checking preprocessor generation {options.generation} (no training)")
+        require_complete(clients.s3, bucket, options.generation)
+        serving = options.generation
+    else:
+        say("[3/4] Training")
+        trained_run = train(
+            options, config, clients, bucket=bucket, state_machine_arn=state_machine_arn, clock=clock, say=say
+        )
+        serving = served_after_training(clients.s3, bucket, trained_run)
 
-    say("[4/4] Deploying every stack, including the endpoint")
-    run_cdk(cdk, cdk_deploy_args([], options, preprocessor_nonce=trained_run), say)
+    say(f"[4/4] Deploying every stack, the endpoint serving preprocessor generation {serving}")
+    run_cdk(cdk, cdk_deploy_args([], options, preprocessor_generation=serving), say)
     say("Deployed.")
 
 

@@ -23,15 +23,19 @@ import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 from moto import mock_aws
 
+from mme_shared import generation
 from project_config import load_default_config
 from scripts import deploy
 
 REGION = "us-east-1"
 BUCKET = "sandbox-artifacts-123456789012"
-ARTIFACT_KEY = "preprocessor/current/model.tar.gz"
+NEWEST_KEY = "preprocessor/newest.json"
 ROLE_ARN = "arn:aws:iam::123456789012:role/training-state-machine"
 NOW = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
 RUN_ID = "deploy-20250501-120000"
+TRAINED = f"pp-{RUN_ID}"
+"""The generation a refit by the run the script starts fits."""
+OLDER = "pp-deploy-20250401-090000"
 LOCATIONS = ["NewYork_NY", "Chicago_IL", "austin-tx"]
 SUMMARY = {
     "run_id": RUN_ID,
@@ -221,8 +225,27 @@ class Account:
         listed = self.stepfunctions.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
         return [self.stepfunctions.describe_execution(executionArn=e["executionArn"]) for e in listed]
 
-    def put_artifact(self) -> None:
-        self.s3.put_object(Bucket=BUCKET, Key=ARTIFACT_KEY, Body=b"fitted preprocessor")
+    def complete(self, generation_id: str, *, newest: bool = True) -> None:
+        """A complete generation, as the training state machine leaves it (and, by default, the newest)."""
+        record = generation.CompleteGeneration(
+            generation=generation_id,
+            run_id=generation_id.removeprefix("pp-"),
+            location_count=len(LOCATIONS),
+            completed_at=NOW,
+        )
+        self.s3.put_object(Bucket=BUCKET, Key=record.key, Body=record.to_json())
+        if newest:
+            ref = generation.GenerationRef(generation=generation_id, updated_at=NOW)
+            self.s3.put_object(Bucket=BUCKET, Key=NEWEST_KEY, Body=ref.to_json())
+
+    def training_completes(self, generation_id: str = TRAINED) -> None:
+        """Each StartExecution completes ``generation_id`` as a successful refit's summary step would
+        (moto runs only the stand-in Pass state)."""
+
+        def complete(**_: Any) -> None:
+            self.complete(generation_id)
+
+        self.stepfunctions.meta.events.register("after-call.sfn.StartExecution", complete)
 
 
 @pytest.fixture
@@ -236,9 +259,9 @@ def config_file(tmp_path: Path) -> Callable[..., str]:
     return write
 
 
-def deploy_args(config: str, *stacks: str, trained: str | None = None) -> list[str]:
+def deploy_args(config: str, *stacks: str, serving: str | None = None) -> list[str]:
     args = ["deploy", *(stacks or ("--all",)), "--require-approval", "never", "-c", f"config={config}"]
-    return args + (["-c", f"preprocessor_nonce={trained}"] if trained else [])
+    return args + (["-c", f"preprocessor_generation={serving}"] if serving else [])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -250,14 +273,15 @@ def test_first_deploy_trains_then_deploys_the_endpoint(
 ) -> None:
     config = config_file()
     account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.training_completes()
 
     code = account.main("--config", config, "--region", REGION)
 
     assert code == 0, capsys.readouterr().err
     assert account.cdk.calls == [
         deploy_args(config, "SandboxStorage", "SandboxTraining"),
-        # the run that just trained makes the endpoint stack re-check (and pick up) the preprocessor
-        deploy_args(config, trained="deploy-20250501-120000"),
+        # the endpoint is pinned to the generation the run completed
+        deploy_args(config, serving=TRAINED),
     ]
     # Nothing was training while storage and training deployed; the endpoint came after the run ended.
     assert account.cdk.executions_seen == [[], [(RUN_ID, "SUCCEEDED")]]
@@ -272,12 +296,16 @@ def test_first_deploy_trains_then_deploys_the_endpoint(
         "  failed: austin-tx: SageMaker.ResourceLimitExceededException: The account-level service limit for "
         "ml.c4.xlarge is 0 instances."
     ) in account.printed
+    assert f"[4/4] Deploying every stack, the endpoint serving preprocessor generation {TRAINED}" in (
+        account.printed
+    )
     assert account.printed[-1] == "Deployed."
     account.stub.assert_no_pending_responses()
 
 
 def test_without_a_config_file_the_defaults_and_no_context_flag_are_used(aws: None) -> None:
     account = Account(prefix="Mme", state_machine=pass_machine(SUMMARY))
+    account.training_completes()
 
     assert account.main("--profile", "sandbox-admin") == 0
 
@@ -285,7 +313,7 @@ def test_without_a_config_file_the_defaults_and_no_context_flag_are_used(aws: No
         ["deploy", "MmeStorage", "MmeTraining", "--require-approval", "never", "--profile", "sandbox-admin"],
         [
             "deploy", "--all", "--require-approval", "never",
-            "-c", "preprocessor_nonce=deploy-20250501-120000", "--profile", "sandbox-admin",
+            "-c", f"preprocessor_generation={TRAINED}", "--profile", "sandbox-admin",
         ],
     ]  # fmt: skip
     (execution,) = account.executions()
@@ -293,37 +321,140 @@ def test_without_a_config_file_the_defaults_and_no_context_flag_are_used(aws: No
     assert json.loads(execution["input"]) == {"locations": default_locations}
 
 
-def test_an_existing_preprocessor_skips_training(aws: None, config_file: Callable[..., str]) -> None:
+def test_an_existing_complete_generation_skips_training(aws: None, config_file: Callable[..., str]) -> None:
     config = config_file()
     account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
-    account.put_artifact()
+    account.complete(OLDER)
 
     assert account.main("--config", config) == 0
 
     assert account.executions() == []
     assert account.cdk.calls == [
         deploy_args(config, "SandboxStorage", "SandboxTraining"),
-        deploy_args(config),
+        deploy_args(config, serving=OLDER),
     ]
     assert (
-        f"s3://{BUCKET}/{ARTIFACT_KEY} exists: skipping training (pass --retrain to train again)."
-        in account.printed
+        f"Preprocessor generation {OLDER} is complete (s3://{BUCKET}/{NEWEST_KEY}): skipping training "
+        "(pass --retrain to train again)." in account.printed
     )
 
 
-def test_retrain_trains_even_when_the_preprocessor_exists(aws: None, config_file: Callable[..., str]) -> None:
+def test_an_incomplete_generation_does_not_skip_training(aws: None, config_file: Callable[..., str]) -> None:
+    """An artifact of a generation whose run is unfinished is not a reason to skip: only newest.json is."""
     account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
-    account.put_artifact()
+    account.s3.put_object(Bucket=BUCKET, Key=f"preprocessor/{OLDER}/model.tar.gz", Body=b"fitted")
+    account.training_completes()
 
-    assert account.main("--config", config_file(), "--retrain") == 0
+    assert account.main("--config", config_file()) == 0
+
+    assert [e["name"] for e in account.executions()] == [RUN_ID]
+
+
+def test_retrain_trains_even_when_a_generation_is_complete(
+    aws: None, config_file: Callable[..., str]
+) -> None:
+    config = config_file()
+    account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.complete(OLDER)
+    account.training_completes()
+
+    assert account.main("--config", config, "--retrain") == 0
 
     assert [e["name"] for e in account.executions()] == [RUN_ID]
     assert account.cdk.executions_seen[-1] == [(RUN_ID, "SUCCEEDED")]
+    assert account.cdk.calls[-1] == deploy_args(config, serving=TRAINED)
+
+
+def test_a_run_into_the_served_generation_deploys_the_newest_one(
+    aws: None, config_file: Callable[..., str]
+) -> None:
+    """A run that trains into an existing generation leaves newest.json as it was: that is deployed."""
+    config = config_file()
+    account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.complete(OLDER)
+
+    assert account.main("--config", config, "--retrain") == 0
+
+    assert account.cdk.calls[-1] == deploy_args(config, serving=OLDER)
+
+
+def test_a_run_after_which_no_generation_is_complete_stops_before_the_endpoint(
+    aws: None, config_file: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))  # 1 location failed
+
+    assert account.main("--config", config_file()) == 1
+
+    assert len(account.cdk.calls) == 1
+    assert capsys.readouterr().err == (
+        f"Deploy stopped: Training run {RUN_ID} finished but no preprocessor generation is complete "
+        f"(s3://{BUCKET}/{NEWEST_KEY} does not exist: a generation is complete only once every location of "
+        "the run that fitted it was trained), so the endpoint was not deployed; fix the failed locations in "
+        "the run's summary and train again with `make deploy RETRAIN=1`.\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# --generation: pinning and rolling back
+
+
+def test_a_pinned_generation_is_deployed_without_training(aws: None, config_file: Callable[..., str]) -> None:
+    config = config_file()
+    account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.complete(OLDER, newest=False)
+    account.complete(TRAINED)  # the newest, which --generation overrides
+
+    assert account.main("--config", config, "--generation", OLDER) == 0
+
+    assert account.executions() == []
+    assert account.cdk.calls == [
+        deploy_args(config, "SandboxStorage", "SandboxTraining"),
+        deploy_args(config, serving=OLDER),
+    ]
+    assert f"[3/4] Checking preprocessor generation {OLDER} (no training)" in account.printed
+
+
+def test_a_pinned_generation_that_is_not_complete_stops_before_the_endpoint(
+    aws: None, config_file: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.complete(TRAINED)
+
+    assert account.main("--config", config_file(), "--generation", OLDER) == 1
+
+    assert len(account.cdk.calls) == 1
+    assert account.executions() == []
+    assert capsys.readouterr().err == (
+        f"Deploy stopped: Preprocessor generation {OLDER} is not complete (s3://{BUCKET}/preprocessor/{OLDER}/"
+        "complete.json does not exist), so the endpoint was not deployed; pass --generation with a complete "
+        "generation, or leave it out to deploy the newest one.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [(NEWEST_KEY, b'{"generation": "pp-x"}'), (f"preprocessor/{OLDER}/complete.json", b"[]")],
+    ids=["newest", "complete"],
+)
+def test_a_malformed_generation_record_is_named(
+    aws: None, config_file: Callable[..., str], capsys: pytest.CaptureFixture[str], key: str, body: bytes
+) -> None:
+    account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    pinned = ["--generation", OLDER] if "complete" in key else []
+
+    assert account.main("--config", config_file(), *pinned) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("Deploy stopped: ")
+    assert err.endswith("; it is written by the training state machine, do not edit it.\n")
+    assert len(account.cdk.calls) == 1
 
 
 def test_a_huge_location_list_goes_through_a_manifest(aws: None, config_file: Callable[..., str]) -> None:
     locations = [f"L{index:05d}-{'x' * 25}" for index in range(10_000)]  # 32 characters each
     account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY))
+    account.training_completes()
 
     assert account.main("--config", config_file(data={"locations": locations})) == 0
 
@@ -513,6 +644,7 @@ def test_a_failing_cdk_deploy_stops_with_its_exit_code(
 
 def test_a_failing_endpoint_deploy_returns_its_exit_code(aws: None, config_file: Callable[..., str]) -> None:
     account = Account(prefix="Sandbox", state_machine=pass_machine(SUMMARY), cdk_exit_codes=[0, 1])
+    account.training_completes()
 
     assert account.main("--config", config_file()) == 1
 
@@ -645,14 +777,28 @@ def test_an_invalid_config_is_reported_like_synth_does(
     )
 
 
-def test_access_denied_on_the_artifact_is_explained() -> None:
+@pytest.mark.parametrize("pinned", [False, True], ids=["newest", "pinned"])
+def test_access_denied_on_a_generation_record_is_explained(pinned: bool) -> None:
     s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")  # noqa: S106
+    key = f"preprocessor/{OLDER}/complete.json" if pinned else NEWEST_KEY
     with Stubber(s3) as stub:
-        stub.add_client_error("head_object", service_error_code="403", http_status_code=403)
-        with pytest.raises(
-            deploy.DeployError, match=r"Cannot tell whether s3://.+ exists \(S3 answered 403\)"
-        ):
-            deploy.artifact_exists(s3, BUCKET)
+        stub.add_client_error(
+            "get_object",
+            service_error_code="AccessDenied",
+            http_status_code=403,
+            expected_params={"Bucket": BUCKET, "Key": key},
+        )
+        read: Callable[[], object] = (
+            (lambda: deploy.require_complete(s3, BUCKET, OLDER))
+            if pinned
+            else (lambda: deploy.newest_generation(s3, BUCKET))
+        )
+        with pytest.raises(deploy.DeployError) as raised:
+            read()
+    assert str(raised.value) == (
+        f"Cannot read s3://{BUCKET}/{key} (S3 answered 403): your credentials need s3:GetObject on it, "
+        "s3:ListBucket on the bucket and kms:Decrypt on the project key."
+    )
 
 
 def test_other_aws_errors_name_the_call(
@@ -677,6 +823,8 @@ def test_other_aws_errors_name_the_call(
         (["--timeout-minutes", "0"], "0 is not between 1 and 10080"),
         (["--poll-seconds", "soon"], "'soon' is not a whole number"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--generation", "current"], "preprocessor generation 'current' is not allowed: use 'pp-' followed"),
+        (["--generation", OLDER, "--retrain"], "argument --retrain: not allowed with argument --generation"),
     ],
 )
 def test_bad_usage_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
