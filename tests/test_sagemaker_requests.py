@@ -269,6 +269,11 @@ def _choice_matches(rule: Mapping[str, Any], data: Any, context: Context) -> boo
     if "Not" in rule:
         return not _choice_matches(rule["Not"], data, context)
     operators = set(rule) - {"Variable", "Next"}
+    if operators == {"BooleanEquals"}:
+        value = read_path(rule["Variable"], data, context)
+        if not isinstance(value, bool):
+            raise UnsupportedDefinitionError(f"BooleanEquals on {value!r}, not a boolean")
+        return value is rule["BooleanEquals"]
     if operators == {"NumericGreaterThan"}:
         value = read_path(rule["Variable"], data, context)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -276,7 +281,8 @@ def _choice_matches(rule: Mapping[str, Any], data: Any, context: Context) -> boo
         return bool(value > rule["NumericGreaterThan"])
     if operators != {"IsPresent"}:
         raise UnsupportedDefinitionError(
-            f"Choice rule with {sorted(operators)} (only IsPresent, NumericGreaterThan, And, Or, Not)"
+            f"Choice rule with {sorted(operators)} (only IsPresent, BooleanEquals, NumericGreaterThan, And, "
+            "Or, Not)"
         )
     try:
         read_path(rule["Variable"], data, context)
@@ -327,7 +333,9 @@ class SageMakerRequest:
 
 
 class FakeS3:
-    """The artifact bucket as the plan step uses it: conditional PutObject and GetObject."""
+    """The artifact bucket as the plan step uses it: conditional PutObject, GetObject and listing."""
+
+    exceptions = type("Exceptions", (), {"ClientError": ClientError})
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
@@ -343,6 +351,17 @@ class FakeS3:
             raise ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject")
         body = self.objects[(Bucket, Key)]
         return {"Body": io.BytesIO(body), "ContentLength": len(body)}
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "list_objects_v2"
+        objects = self.objects
+
+        class Paginator:
+            def paginate(self, *, Bucket: str, Prefix: str) -> list[dict[str, Any]]:  # noqa: N803
+                keys = sorted(key for bucket, key in objects if bucket == Bucket and key.startswith(Prefix))
+                return [{"Contents": [{"Key": key} for key in keys]}]
+
+        return Paginator()
 
 
 @dataclass
@@ -367,8 +386,15 @@ class Execution:
             "PlanRun": self._plan_run,
             "GenerateData": lambda event: {"location": event["location"], "splits": list(s3_layout.SPLITS)},
             "PromoteArtifact": self._promote,
-            # The success path: every SageMaker request of the walk succeeds, so a location succeeded.
-            "SummarizeRun": lambda event: {"run_id": event["run_id"], "succeeded_count": 1},
+            # The success path: every SageMaker request of the walk succeeds, so every location did.
+            "SummarizeRun": lambda event: {
+                "run_id": event["run_id"],
+                "generation": event["generation"],
+                "refit": event["refit"],
+                "succeeded_count": event["location_count"],
+                "nothing_promoted": False,
+                "generation_complete": event["refit"],
+            },
         }
         kinds = [kind for kind in handlers if kind in match.group(1)]
         if len(kinds) != 1:
@@ -391,7 +417,11 @@ class Execution:
     def _promote(event: Mapping[str, Any]) -> dict[str, Any]:
         job = event["training_job_name"]
         if event.get("artifact") == "preprocessor":
-            return {"training_job_name": job, "key": s3_layout.PREPROCESSOR_ARTIFACT_KEY}
+            return {
+                "training_job_name": job,
+                "generation": job,
+                "key": s3_layout.preprocessor_artifact_key(job),
+            }
         location = event["location"]
         return {
             "location": location,
@@ -551,8 +581,19 @@ def sagemaker_tasks(machine: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     return ((place, action) for place, action, _ in sagemaker_task_states(machine))
 
 
-def execute(definition: Mapping[str, Any], run_id: str, locations: list[str], *, manifest: bool) -> Execution:
+SERVED_GENERATION: Final = "pp-" + "s" * naming.RUN_ID_MAX_LENGTH
+"""The generation a partial run reuses: the longest name the generation rule accepts."""
+
+
+def execute(
+    definition: Mapping[str, Any], run_id: str, locations: list[str], *, manifest: bool, partial: bool = False
+) -> Execution:
+    """Walk one run: the first run (it fits a generation), or with ``partial`` a run reusing one."""
     execution = Execution(definition, run_id)
+    if partial:
+        ref = json.dumps({"format_version": 1, "generation": SERVED_GENERATION, "endpoint_name": "e",
+                          "updated_at": "2026-12-01T00:00:00Z"})  # fmt: skip
+        execution.s3.objects[(BUCKET, s3_layout.SERVING_GENERATION_KEY)] = ref.encode()
     if manifest:
         execution.s3.objects[(BUCKET, MANIFEST_KEY)] = json.dumps(locations).encode()
         execution.run({"locations_manifest_key": MANIFEST_KEY})
@@ -596,6 +637,16 @@ def test_every_request_of_a_run_is_valid_or_the_run_is_refused_first(
     execution = execute(training_definition, run_id, EDGE_LOCATIONS, manifest=manifest)
 
     assert len(execution.requests) == 2 + 3 * len(EDGE_LOCATIONS)
+    assert all_problems(execution) == []
+
+
+def test_a_partial_run_with_the_edge_names_makes_only_valid_requests(
+    training_definition: dict[str, Any],
+) -> None:
+    execution = execute(training_definition, "r" * naming.RUN_ID_MAX_LENGTH, EDGE_LOCATIONS, manifest=False,
+                        partial=True)  # fmt: skip
+
+    assert len(execution.requests) == 1 + 3 * len(EDGE_LOCATIONS)  # no fit: the served one is reused
     assert all_problems(execution) == []
 
 
@@ -651,6 +702,12 @@ def test_every_sagemaker_task_of_the_definition_is_checked(training_definition: 
         ("TrainLocations/TransformSplits[0]/TransformTrain", "createTransformJob"),
         ("TrainLocations/TransformSplits[1]/TransformValidation", "createTransformJob"),
     ]
+    # A partial run makes every request but the fit, and they are valid as well.
+    partial = execute(training_definition, "run-1", ["Chicago_IL"], manifest=False, partial=True)
+    assert sorted((request.state, request.action) for request in partial.requests) == [
+        task for task in tasks if task[0] != "FitPreprocessor"
+    ]
+    assert all_problems(partial) == []
 
 
 def test_the_constraint_check_catches_bad_requests(training_definition: dict[str, Any]) -> None:
@@ -743,6 +800,14 @@ def test_the_walk_reads_what_the_plan_lambda_wrote(training_definition: dict[str
         "TrainModel": item["training_job_name"],
     }
     model = next(r for r in execution.requests if r.action == "createModel").parameters
+    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{BUCKET}/preprocessor/pp-run-1/model.tar.gz"
+    train = next(r for r in execution.requests if r.state.endswith("TrainModel")).parameters
+    assert {"Key": "mme:preprocessor-generation", "Value": "pp-run-1"} in train["Tags"]
+
+    partial = execute(training_definition, "run-1", ["NewYork_NY"], manifest=False, partial=True)
+    model = next(r for r in partial.requests if r.action == "createModel").parameters
     assert model["PrimaryContainer"]["ModelDataUrl"] == (
-        f"s3://{BUCKET}/training-output/run-1/pp-run-1/output/model.tar.gz"
+        f"s3://{BUCKET}/preprocessor/{SERVED_GENERATION}/model.tar.gz"
     )
+    train = next(r for r in partial.requests if r.state.endswith("TrainModel")).parameters
+    assert {"Key": "mme:preprocessor-generation", "Value": SERVED_GENERATION} in train["Tags"]
