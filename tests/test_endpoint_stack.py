@@ -10,23 +10,43 @@ import pytest
 
 from mme_constructs import image_table
 from mme_constructs.multi_model_endpoint import (
+    NEWEST_GENERATION,
     InferencePipelineModel,
     PipelineContainer,
     check_pipeline,
+    generation_key,
 )
-from project_config import load_default_config
-from project_config.loader import deep_merge, default_context
+from mme_shared import s3_layout
+from project_config import ConfigError, load_default_config
+from project_config.loader import deep_merge, default_context, load_preprocessor_generation
 from project_config.model import ProjectConfig
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageExports
 from tests.conftest import SynthesizedApp, resources_of_type
 
 BUCKET = {"Fn::ImportValue": "MmeStorage-ArtifactBucketName"}
+BUCKET_ARN = {"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}
+KEY_ARN = {"Fn::ImportValue": "MmeStorage-KeyArn"}
 
 
 def _one(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
     ((logical_id, resource),) = resources_of_type(template, resource_type).items()
     return logical_id, resource
+
+
+def _custom_resource(template: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
+    ((logical_id, resource),) = [
+        (k, r)
+        for k, r in resources_of_type(template, "AWS::CloudFormation::CustomResource").items()
+        if r["Properties"]["Action"] == action
+    ]
+    return logical_id, resource
+
+
+def _generation(template: dict[str, Any]) -> dict[str, Any]:
+    """``Fn::GetAtt <resolver>.Generation``."""
+    resolver_id, _ = _custom_resource(template, "resolve")
+    return {"Fn::GetAtt": [resolver_id, "Generation"]}
 
 
 def test_model_is_a_serial_pipeline_of_preprocessor_then_multi_model_linear_learner(
@@ -37,18 +57,18 @@ def test_model_is_a_serial_pipeline_of_preprocessor_then_multi_model_linear_lear
     assert props["InferenceExecutionConfig"] == {"Mode": "Serial"}
     assert props["EnableNetworkIsolation"] is False
     preprocessor, learner = props["Containers"]
+    generation = _generation(synthesized.template("endpoint"))
     assert preprocessor["Mode"] == "SingleModel"
+    # Both containers read the one generation the resolver answered: its artifact, its models.
     assert preprocessor["ModelDataUrl"] == {
-        "Fn::Join": ["", ["s3://", BUCKET, "/preprocessor/current/model.tar.gz"]]
+        "Fn::Join": ["", ["s3://", BUCKET, "/preprocessor/", generation, "/model.tar.gz"]]
     }
     assert preprocessor["Image"] == {
         "Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "SklearnImage"]
     }
     environment = dict(preprocessor["Environment"])  # a copy: the template is shared by the session
     submit = environment.pop("SAGEMAKER_SUBMIT_DIRECTORY")
-    check_id, _ = _one(synthesized.template("endpoint"), "AWS::CloudFormation::CustomResource")
-    # A newly promoted preprocessor (new S3 version) replaces the model instead of going unnoticed.
-    assert environment.pop("MME_PREPROCESSOR_VERSION") == {"Fn::GetAtt": [check_id, "VersionId"]}
+    assert environment.pop("MME_PREPROCESSOR_GENERATION") == generation
     assert submit["Fn::Sub"].startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/")
     assert environment == {
         "SAGEMAKER_PROGRAM": "housing_preprocessor.py",
@@ -59,21 +79,99 @@ def test_model_is_a_serial_pipeline_of_preprocessor_then_multi_model_linear_lear
     assert learner == {
         "Image": {"Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "LinearLearner"]},
         "Mode": "MultiModel",
-        "ModelDataUrl": {"Fn::Join": ["", ["s3://", BUCKET, "/models/"]]},
+        "ModelDataUrl": {"Fn::Join": ["", ["s3://", BUCKET, "/models/", generation, "/"]]},
     }
 
 
-def test_model_waits_for_the_preprocessor_check(synthesized: SynthesizedApp) -> None:
+def test_the_resolver_asks_for_the_newest_generation_unless_one_is_pinned(
+    synthesized: SynthesizedApp, cdk_context: dict[str, Any]
+) -> None:
+    _, resolver = _custom_resource(synthesized.template("endpoint"), "resolve")
+    assert {k: v for k, v in resolver["Properties"].items() if k != "ServiceToken"} == {
+        "Action": "resolve",
+        "Generation": "newest",
+    }
+    pinned = _endpoint_template(cdk_context, {}, generation="pp-deploy-20261201-120000")
+    _, resolver = _custom_resource(pinned, "resolve")
+    assert resolver["Properties"]["Generation"] == "pp-deploy-20261201-120000"
+
+
+def test_one_function_answers_both_custom_resources_directly(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("endpoint")
+    tokens = [
+        r["Properties"]["ServiceToken"]
+        for r in resources_of_type(template, "AWS::CloudFormation::CustomResource").values()
+    ]
+    assert len(tokens) == 2
+    (function_id,) = {token["Fn::GetAtt"][0] for token in tokens}  # the function itself, no Provider
+    function = template["Resources"][function_id]["Properties"]
+    assert function["Handler"] == "serving_generation.handler"
+    assert function["Timeout"] == 60
+    assert function["Environment"]["Variables"] == {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KEY_ARN}
+
+
+def test_serving_json_is_recorded_only_after_the_endpoint_and_its_autoscaling(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = synthesized.template("endpoint")
+    endpoint_id, _ = _one(template, "AWS::SageMaker::Endpoint")
+    target_id, _ = _one(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    scaling_id, _ = _one(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    _, record = _custom_resource(template, "record-serving")
+    assert record["Properties"]["Generation"] == _generation(template)
+    # GetAtt of the endpoint's name: CloudFormation reaches the record only once the endpoint is
+    # created or updated, i.e. serves the generation.
+    assert record["Properties"]["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+    assert {target_id, scaling_id} <= set(record["DependsOn"])
+
+
+def test_model_waits_for_the_resolver_and_the_role_policy(synthesized: SynthesizedApp) -> None:
     template = synthesized.template("endpoint")
     _, model = _one(template, "AWS::SageMaker::Model")
-    check_id, check = _one(template, "AWS::CloudFormation::CustomResource")
-    assert check_id in model["DependsOn"]
-    assert check["Properties"]["ArtifactKey"] == "preprocessor/current/model.tar.gz"
-    assert "Nonce" not in check["Properties"]  # deterministic unless make deploy just trained
-    function_id = check["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
-    function = template["Resources"][function_id]["Properties"]
-    assert function["Handler"] == "check_preprocessor.handler"
-    assert function["Timeout"] == 60
+    (policy_id,) = [k for k in model["DependsOn"] if "ExecutionPermissions" in k]
+    assert template["Resources"][policy_id]["Type"] == "AWS::IAM::ManagedPolicy"
+    assert json.dumps(_generation(template)) in json.dumps(model)  # GetAtt: after the resolver
+
+
+def test_a_context_generation_is_validated_with_one_sentence() -> None:
+    assert load_preprocessor_generation(None, NEWEST_GENERATION) == "newest"
+    assert load_preprocessor_generation("pp-run-1", NEWEST_GENERATION) == "pp-run-1"
+    with pytest.raises(ConfigError) as raised:
+        load_preprocessor_generation("current", NEWEST_GENERATION)
+    assert str(raised.value) == (
+        "context key 'preprocessor_generation': preprocessor generation 'current' is not allowed: use 'pp-' "
+        "followed by a run id (1 to 24 characters from A-Z, a-z, 0-9 and '-', starting and ending with a "
+        "letter or digit), or leave the key out to serve the newest complete generation"
+    )
+
+
+def test_the_construct_refuses_a_bad_generation(cdk_context: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="preprocessor generation 'pp-' is not allowed"):
+        _endpoint_template(cdk_context, {}, generation="pp-")
+
+
+def test_the_construct_and_the_lambda_agree_on_the_protocol() -> None:
+    """The property values are spelled in both (the Lambda cannot import CDK code)."""
+    import importlib
+    import sys
+
+    from mme_constructs import multi_model_endpoint
+    from tests.conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "lambda" / "serving_generation"))
+    handler = importlib.import_module("serving_generation")
+    assert handler.NEWEST == multi_model_endpoint.NEWEST_GENERATION
+    assert (handler.RESOLVE, handler.RECORD_SERVING) == (
+        multi_model_endpoint.RESOLVE_ACTION,
+        multi_model_endpoint.RECORD_SERVING_ACTION,
+    )
+
+
+def test_generation_keys_come_from_the_layout() -> None:
+    assert generation_key(s3_layout.preprocessor_artifact_key, "*") == "preprocessor/*/model.tar.gz"
+    assert generation_key(s3_layout.generation_models_prefix, "${Token[X]}") == "models/${Token[X]}/"
+    with pytest.raises(ValueError, match="must name the generation exactly once"):
+        generation_key(lambda generation: f"{generation}/{generation}", "*")
 
 
 def test_endpoint_config_encrypts_the_storage_volume_with_the_project_key(
@@ -124,14 +222,47 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _execution_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    (policy,) = [
-        p
-        for k, p in resources_of_type(template, "AWS::IAM::ManagedPolicy").items()
-        if "ExecutionPermissions" in k
-    ]
+def _statements(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    (policy,) = [p for k, p in resources_of_type(template, "AWS::IAM::ManagedPolicy").items() if name in k]
     statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
+
+
+def _execution_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return _statements(template, "ExecutionPermissions")
+
+
+def _objects(*keys: str) -> list[dict[str, Any]]:
+    return [{"Fn::Join": ["", [BUCKET_ARN, f"/{key}"]]} for key in keys]
+
+
+def test_the_function_reads_the_records_and_writes_only_serving_json(synthesized: SynthesizedApp) -> None:
+    statements = _statements(synthesized.template("endpoint"), "ServingGenerationFunction")
+    by_action = {json.dumps(s["Action"]): s for s in statements}
+    assert by_action['"s3:GetObject"']["Resource"] == _objects(
+        "preprocessor/*/complete.json",
+        "preprocessor/*/model.tar.gz",
+        "preprocessor/newest.json",
+        "preprocessor/serving.json",
+    )
+    listing = by_action['"s3:ListBucket"']
+    assert listing["Resource"] == BUCKET_ARN
+    assert listing["Condition"] == {
+        "StringLike": {
+            "s3:prefix": [
+                "preprocessor/newest.json",
+                "preprocessor/serving.json",
+                "preprocessor/*/complete.json",
+                "preprocessor/*/model.tar.gz",
+                "model-pointers/*",
+            ]
+        }
+    }
+    write = by_action['["s3:DeleteObject", "s3:PutObject"]']
+    assert write["Resource"] == _objects("preprocessor/serving.json")[0]
+    assert by_action['["kms:Decrypt", "kms:GenerateDataKey"]']["Resource"] == KEY_ARN
+    s3_actions = sorted(a for s in statements for a in _as_list(s["Action"]) if a.startswith("s3:"))
+    assert s3_actions == ["s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
 
 
 def test_execution_role_reads_only_models_the_preprocessor_and_its_source(
@@ -142,7 +273,8 @@ def test_execution_role_reads_only_models_the_preprocessor_and_its_source(
     rendered = json.dumps(s3_reads)
     assert len(s3_reads) == 3
     assert '"/models/*"' in rendered
-    assert '"/preprocessor/current/model.tar.gz"' in rendered
+    assert '"/preprocessor/*/model.tar.gz"' in rendered  # the artifacts, not the generation records
+    assert '"/preprocessor/*"' not in rendered
     assert "cdk-hnb659fds-assets-" in rendered
     assert '.gz"' in rendered
     actions = sorted(
@@ -168,7 +300,7 @@ def test_explicit_region_gets_literal_image_uris(synthesized_throwaway: Synthesi
 
 
 def _endpoint_template(
-    cdk_context: dict[str, Any], overrides: dict[str, Any], nonce: str | None = None
+    cdk_context: dict[str, Any], overrides: dict[str, Any], generation: str = NEWEST_GENERATION
 ) -> dict[str, Any]:
     config = ProjectConfig.model_validate(deep_merge(default_context(), overrides))
     app = cdk.App(context=cdk_context)
@@ -178,7 +310,7 @@ def _endpoint_template(
         storage=StorageExports(stack_name="MmeStorage"),
         endpoint=config.endpoint,
         training=config.training,
-        preprocessor_nonce=nonce,
+        preprocessor_generation=generation,
     )
     template = cdk.assertions.Template.from_stack(stack).to_json()
     return dict(template)
@@ -199,10 +331,13 @@ def test_vpc_isolation_and_cache_settings_from_config(cdk_context: dict[str, Any
                 "autoscaling": {"enabled": False},
             }
         },
-        nonce="deploy-20261125-013000",
+        generation="pp-deploy-20261125-013000",
     )
-    _, check = _one(template, "AWS::CloudFormation::CustomResource")
-    assert check["Properties"]["Nonce"] == "deploy-20261125-013000"
+    _, resolver = _custom_resource(template, "resolve")
+    assert resolver["Properties"]["Generation"] == "pp-deploy-20261125-013000"
+    # Without autoscaling, the record waits for the endpoint alone (GetAtt of its name).
+    _, record = _custom_resource(template, "record-serving")
+    assert not [k for k in record["DependsOn"] if "Scal" in k]
     _, model = _one(template, "AWS::SageMaker::Model")
     props = model["Properties"]
     assert props["EnableNetworkIsolation"] is True
