@@ -301,8 +301,8 @@ def _unknown_location(s3: Any, bucket: str, chosen: Chosen, location: str) -> st
     known = sorted(set(_scan_models(s3, bucket, generation)) | _pointer_locations(s3, bucket, generation))
     elsewhere = _generations_holding(s3, bucket, location, besides=generation)
     return (
-        f"Location {location!r} has no model versions under {_prefix_uri(bucket, chosen)} "
-        f"({chosen.describe()}); locations with models there: {_names(known)}"
+        f"Location {location!r} has no model versions in {chosen.describe()} under "
+        f"{_prefix_uri(bucket, chosen)}; locations with models there: {_names(known)}"
         + (
             f"; {location} has models in generation(s) {', '.join(elsewhere)} (pass --generation)"
             if elsewhere

@@ -11,12 +11,15 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 from moto import mock_aws
 
 from mme_cli.main import run
+from mme_shared import s3_layout
+from mme_shared.generation import CompleteGeneration, GenerationRef
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -88,3 +91,41 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         return CliResult(exit_code=code, stdout=captured.out, stderr=captured.err)
 
     return invoke
+
+
+GENERATION = "pp-run1"
+"""The generation the tests' endpoint serves (``preprocessor/serving.json``)."""
+OLD_GENERATION = "pp-run0"
+NEW_GENERATION = "pp-run2"
+RECORDED_AT = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def record_complete(generation: str, *, newest: bool = True, location_count: int = 3) -> None:
+    """Write the generation's preprocessor artifact and complete.json (and newest.json)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key=s3_layout.preprocessor_artifact_key(generation), Body=b"preprocessor")
+    record = CompleteGeneration(
+        generation=generation,
+        run_id=generation.removeprefix("pp-"),
+        location_count=location_count,
+        completed_at=RECORDED_AT,
+    )
+    s3.put_object(Bucket=BUCKET, Key=record.key, Body=record.to_json())
+    if newest:
+        ref = GenerationRef(generation=generation, updated_at=RECORDED_AT)
+        s3.put_object(Bucket=BUCKET, Key=s3_layout.NEWEST_GENERATION_KEY, Body=ref.to_json())
+
+
+def record_serving(generation: str, endpoint_name: str | None = None) -> None:
+    """Write ``preprocessor/serving.json`` as the endpoint stack does after an update."""
+    ref = GenerationRef(generation=generation, updated_at=RECORDED_AT, endpoint_name=endpoint_name)
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=s3_layout.SERVING_GENERATION_KEY, Body=ref.to_json()
+    )
+
+
+@pytest.fixture
+def served(deployed: None) -> None:
+    """GENERATION is complete, newest and served by the endpoint."""
+    record_complete(GENERATION)
+    record_serving(GENERATION, ENDPOINT)

@@ -1,4 +1,4 @@
-"""The shared pointer writer, ``mme models delete`` and ``mme models prune``, against moto."""
+"""The shared pointer writer and deleter (mme_shared.pointer_store) as the CLI uses them, against moto."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from botocore.stub import Stubber  # type: ignore[import-untyped]
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer
 from mme_shared.pointer_store import UNCONDITIONAL, PointerChanged, delete_pointer, write_pointer
-from tests.cli.conftest import BUCKET, KEY_ARN, REGION
+from tests.cli.conftest import BUCKET, GENERATION, KEY_ARN, REGION
 
 PROMOTED_AT = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -23,7 +23,12 @@ def s3() -> Any:
 
 def pointer(location: str, version: str) -> ModelPointer:
     return ModelPointer(
-        location=location, version=version, size=11, training_job_name=version, promoted_at=PROMOTED_AT
+        preprocessor_generation=GENERATION,
+        location=location,
+        version=version,
+        size=11,
+        training_job_name=version,
+        promoted_at=PROMOTED_AT,
     )
 
 
@@ -53,7 +58,9 @@ def test_write_pointer_conditions(bucket: None) -> None:
     write_pointer(s3(), BUCKET, first, kms_key_arn=KEY_ARN, expected_etag=None)
     etag = s3().head_object(Bucket=BUCKET, Key=first.pointer_key)["ETag"]
 
-    with pytest.raises(PointerChanged, match=r"s3://mme-artifacts-test/model-pointers/Chicago_IL.json"):
+    with pytest.raises(
+        PointerChanged, match=r"s3://mme-artifacts-test/model-pointers/pp-run1/Chicago_IL.json"
+    ):
         write_pointer(s3(), BUCKET, second, kms_key_arn=KEY_ARN, expected_etag=None)
     with pytest.raises(PointerChanged):
         write_pointer(s3(), BUCKET, second, kms_key_arn=KEY_ARN, expected_etag='"0123"')
@@ -69,7 +76,7 @@ def test_write_pointer_sends_exactly_these_parameters(aws: None) -> None:
     written = pointer("Chicago_IL", "v1")
     common = {
         "Bucket": BUCKET,
-        "Key": "model-pointers/Chicago_IL.json",
+        "Key": "model-pointers/pp-run1/Chicago_IL.json",
         "Body": written.to_json().encode(),
         "ContentType": "application/json",
         "ServerSideEncryption": "aws:kms",
@@ -97,8 +104,8 @@ def test_delete_pointer_only_if_unchanged(bucket: None) -> None:
     etag = s3().head_object(Bucket=BUCKET, Key=written.pointer_key)["ETag"]
 
     with pytest.raises(PointerChanged):
-        delete_pointer(s3(), BUCKET, "Chicago_IL", expected_etag='"0123"')
+        delete_pointer(s3(), BUCKET, GENERATION, "Chicago_IL", expected_etag='"0123"')
     assert s3().head_object(Bucket=BUCKET, Key=written.pointer_key)["ETag"] == etag
-    delete_pointer(s3(), BUCKET, "Chicago_IL", expected_etag=etag)
+    delete_pointer(s3(), BUCKET, GENERATION, "Chicago_IL", expected_etag=etag)
 
     assert "Contents" not in s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.MODEL_POINTERS_PREFIX)

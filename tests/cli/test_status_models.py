@@ -22,7 +22,19 @@ from mme_cli.commands import status_models
 from mme_cli.context import CliContext
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ArtifactChecksum, ModelPointer
-from tests.cli.conftest import ACCOUNT, BUCKET, ENDPOINT, KEY_ARN, REGION, STATE_MACHINE_ARN, CliResult
+from tests.cli.conftest import (
+    ACCOUNT,
+    BUCKET,
+    ENDPOINT,
+    GENERATION,
+    KEY_ARN,
+    NEW_GENERATION,
+    OLD_GENERATION,
+    REGION,
+    STATE_MACHINE_ARN,
+    CliResult,
+    record_complete,
+)
 
 RunCli = Callable[..., CliResult]
 PROMOTE_FUNCTION = "mme-promote-artifact-test"
@@ -61,14 +73,24 @@ def s3() -> Any:
     return boto3.client("s3", region_name=REGION)
 
 
-def put_version(location: str, version: str, body: bytes = b"model-bytes") -> str:
-    key = s3_layout.model_version_key(location, version)
-    s3().put_object(Bucket=BUCKET, Key=key, Body=body, ChecksumAlgorithm="CRC32")
+def put_version(
+    location: str, version: str, body: bytes = b"model-bytes", generation: str = GENERATION
+) -> str:
+    """A version as the promotion Lambda copies it (metadata naming the training job)."""
+    key = s3_layout.model_version_key(generation, location, version)
+    s3().put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=body,
+        ChecksumAlgorithm="CRC32",
+        Metadata={status_models.TRAINING_JOB_METADATA: version},
+    )
     return key
 
 
-def put_pointer(location: str, version: str, size: int = 11) -> None:
+def put_pointer(location: str, version: str, size: int = 11, generation: str = GENERATION) -> None:
     pointer = ModelPointer(
+        preprocessor_generation=generation,
         location=location,
         version=version,
         size=size,
@@ -79,13 +101,15 @@ def put_pointer(location: str, version: str, size: int = 11) -> None:
     s3().put_object(Bucket=BUCKET, Key=pointer.pointer_key, Body=pointer.to_json().encode())
 
 
-def read_pointer(location: str) -> ModelPointer:
-    body = s3().get_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key(location))["Body"].read()
+def read_pointer(location: str, generation: str = GENERATION) -> ModelPointer:
+    body = (
+        s3().get_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key(generation, location))["Body"].read()
+    )
     return ModelPointer.from_json(body)
 
 
 @pytest.fixture
-def models(deployed: None) -> None:
+def models(served: None) -> None:
     """Chicago_IL has three versions (current: the newest), Austin_TX one, Boston_MA none promoted."""
     for version in ("ll-Chicago-IL-run1", "ll-Chicago-IL-run2", "ll-Chicago-IL-run3"):
         put_version("Chicago_IL", version)
@@ -138,12 +162,31 @@ def test_help_reads_well(run_cli: RunCli, args: tuple[str, ...], usage: str, exp
 # mme status
 
 
-def create_endpoint(instances: int = 2) -> None:
+def create_endpoint(
+    instances: int = 2,
+    generation: str | None = GENERATION,
+    models_url: str | None = None,
+) -> None:
+    """The endpoint as the endpoint stack builds it: a serial pipeline whose first container names
+    its generation and whose MultiModel container reads that generation's prefix."""
     sagemaker = boto3.client("sagemaker", region_name=REGION)
+    gen = generation or GENERATION
     sagemaker.create_model(
         ModelName="mme-model",
         ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/mme",
-        PrimaryContainer={"Image": "image", "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/"},
+        Containers=[
+            {
+                "Image": "sklearn",
+                "ModelDataUrl": f"s3://{BUCKET}/preprocessor/{gen}/model.tar.gz",
+                "Environment": {} if generation is None else {"MME_PREPROCESSOR_GENERATION": generation},
+            },
+            {
+                "Image": "linear-learner",
+                "Mode": "MultiModel",
+                "ModelDataUrl": models_url or f"s3://{BUCKET}/models/{gen}/",
+            },
+        ],
+        InferenceExecutionConfig={"Mode": "Serial"},
     )
     sagemaker.create_endpoint_config(
         EndpointConfigName="mme-config",
@@ -170,32 +213,103 @@ def create_state_machine_with_execution(name: str) -> None:
     stepfunctions.start_execution(stateMachineArn=arn, name=name, input="{}")
 
 
-def test_status_shows_outputs_endpoint_models_and_last_training(models: None, run_cli: RunCli) -> None:
+def test_status_shows_generations_endpoint_models_and_last_training(models: None, run_cli: RunCli) -> None:
     create_endpoint(instances=2)
     create_state_machine_with_execution("run-20250501")
+    put_version("Chicago_IL", "ll-Chicago-IL-run0", generation=OLD_GENERATION)
 
     result = run_cli("status")
 
     assert result.exit_code == 0, result.stderr
     out = one_line(result.stdout)
+    prefix = f"s3://{BUCKET}/models/{GENERATION}/"
     assert f"Artifact bucket │ {BUCKET}" in out
-    assert f"Model prefix │ s3://{BUCKET}/models/" in out
+    assert f"Serving generation │ {GENERATION} (endpoint {ENDPOINT}, since 2025-05-01 12:00:00 UTC)" in out
+    assert (
+        f"Newest complete generation │ {GENERATION} (3 location(s), completed 2025-05-01 12:00:00 UTC)" in out
+    )
     assert f"Endpoint │ {ENDPOINT}" in out
     assert "Endpoint status │ InService" in out
     assert "Instances │ 2 across 1 variant(s)" in out
-    assert "Models │ 5 object(s) in 3 location(s)" in out
+    assert (
+        f"Endpoint serves │ {GENERATION} (model mme-model: preprocessor "
+        f"s3://{BUCKET}/preprocessor/{GENERATION}/model.tar.gz, models {prefix})"
+    ) in out
+    assert f"Model prefix (served) │ {prefix}" in out
+    assert f"Models (served generation) │ 5 object(s) in 3 location(s) under {prefix}" in out
+    assert "Pointers (served generation) │ 2 location(s)" in out
+    assert f"Models (other generations) │ {OLD_GENERATION}: 1 object(s) in 1 location(s)" in out
     assert f"State machine │ {STATE_MACHINE_ARN}" in out
     assert "Last training │ run-20250501: RUNNING, started" in out
+    assert "Warning" not in result.stderr
 
 
-def test_status_says_not_deployed_when_the_endpoint_is_missing(deployed: None, run_cli: RunCli) -> None:
+def warnings_of(result: CliResult) -> list[str]:
+    return [one_line(part) for part in one_line(result.stderr).split("Warning: ") if part.strip()]
+
+
+def test_status_warns_about_every_mismatch(models: None, run_cli: RunCli) -> None:
+    create_endpoint(generation=OLD_GENERATION)  # serving.json says GENERATION
+    record_complete(NEW_GENERATION)  # newer, complete, not served
+    put_pointer("Austin_TX", "ll-Austin-TX-run1", generation=OLD_GENERATION)  # written into GENERATION's
+    body = s3().get_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key(OLD_GENERATION, "Austin_TX"))
+    s3().put_object(
+        Bucket=BUCKET, Key=s3_layout.current_pointer_key(GENERATION, "Austin_TX"), Body=body["Body"].read()
+    )
+
+    result = run_cli("status")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Newest complete generation │ {NEW_GENERATION}" in one_line(result.stdout)
+    assert warnings_of(result) == [
+        f"Generation {NEW_GENERATION} is complete but not served (the endpoint serves {GENERATION}): "
+        "run `make deploy` to switch every location to it.",
+        f"preprocessor/serving.json says generation {GENERATION} is served, but the endpoint's model "
+        f"mme-model is configured for {OLD_GENERATION} (an endpoint update still running or one that "
+        "failed?): run `make deploy` so the two agree.",
+        f"s3://{BUCKET}/model-pointers/{GENERATION}/Austin_TX.json is not a valid pointer: it names "
+        f"preprocessor generation {OLD_GENERATION}, not its folder's {GENERATION}.",
+    ]
+
+
+def test_status_warns_when_the_endpoint_model_contradicts_itself(models: None, run_cli: RunCli) -> None:
+    create_endpoint(models_url=f"s3://{BUCKET}/models/")
+
+    result = run_cli("status")
+
+    assert result.exit_code == 0, result.stderr
+    assert warnings_of(result) == [
+        f"the endpoint's model mme-model says generation {GENERATION} but its MultiModel container reads "
+        f"s3://{BUCKET}/models/, not s3://{BUCKET}/models/{GENERATION}/."
+    ]
+
+
+def test_status_before_anything_was_trained(deployed: None, run_cli: RunCli) -> None:
     result = run_cli("status")
 
     assert result.exit_code == 0, result.stderr
     out = one_line(result.stdout)
     assert f"Endpoint │ {ENDPOINT}: not deployed (SageMaker has no such endpoint)" in out
-    assert "Models │ 0 object(s) in 0 location(s)" in out
+    assert "Serving generation │ none yet (no preprocessor/serving.json): run `make deploy`" in out
+    assert "Newest complete generation │ none yet: run `mme train --wait`" in out
+    assert "Models │ none yet" in out
     assert "Last training │ state machine not found" in out
+    assert result.stderr == ""
+
+
+def test_status_after_the_first_run_before_the_first_deploy(deployed: None, run_cli: RunCli) -> None:
+    record_complete(GENERATION)
+    put_version("Chicago_IL", "ll-Chicago-IL-run1")
+
+    result = run_cli("status")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Models (other generations) │ {GENERATION}: 1 object(s) in 1 location(s)" in one_line(
+        result.stdout
+    )
+    assert warnings_of(result) == [
+        f"Generation {GENERATION} is complete but nothing is served yet: run `make deploy`."
+    ]
 
 
 def test_status_without_endpoint_stack(deployed: None, run_cli: RunCli) -> None:
@@ -229,10 +343,12 @@ def test_list_shows_each_location(models: None, run_cli: RunCli) -> None:
     assert "│ none (no pointer) │ 1 │ ll-Boston-MA-run1 │" in rows["Boston_MA"]
 
 
-def test_list_follows_every_page(deployed: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_follows_every_page(served: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(status_models, "_PAGE_SIZE", 2)  # S3 pages hold up to 1000 keys; 5 need 3 pages
     for index in range(5):
-        s3().put_object(Bucket=BUCKET, Key=s3_layout.model_version_key("Paris", f"v{index}"), Body=b"m")
+        s3().put_object(
+            Bucket=BUCKET, Key=s3_layout.model_version_key(GENERATION, "Paris", f"v{index}"), Body=b"m"
+        )
 
     result = run_cli("models", "list")
 
@@ -249,7 +365,7 @@ def test_list_one_location_marks_the_current_version(models: None, run_cli: RunC
     lines = [one_line(line) for line in result.stdout.splitlines() if "ll-Chicago-IL-run" in line]
     assert len(lines) == 3
     assert lines[0].startswith(
-        "│ ll-Chicago-IL-run1 │ models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz │ 11"
+        "│ ll-Chicago-IL-run1 │ models/pp-run1/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz │ 11"
     )
     assert lines[1].endswith("│ * │")
     assert not lines[0].endswith("│ * │")
@@ -261,8 +377,9 @@ def test_list_unknown_location_names_the_existing_ones(models: None, run_cli: Ru
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: Location 'Denver_CO' has no model versions under s3://{BUCKET}/models/; "
-        "locations with models: Austin_TX, Boston_MA, Chicago_IL.\n"
+        f"Error: Location 'Denver_CO' has no model versions in generation {GENERATION} (served) under "
+        f"s3://{BUCKET}/models/{GENERATION}/; locations with models there: Austin_TX, Boston_MA, "
+        "Chicago_IL.\n"
     )
 
 
@@ -274,13 +391,18 @@ def test_list_rejects_an_invalid_location_name(models: None, run_cli: RunCli) ->
 
 
 def test_list_warns_about_an_invalid_pointer(models: None, run_cli: RunCli) -> None:
-    s3().put_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Austin_TX"), Body=b"{not json")
+    s3().put_object(
+        Bucket=BUCKET, Key=s3_layout.current_pointer_key(GENERATION, "Austin_TX"), Body=b"{not json"
+    )
 
     result = run_cli("models", "list")
 
     assert result.exit_code == 0
     assert "│ Austin_TX │ invalid pointer │" in one_line(result.stdout)
-    assert f"Warning: s3://{BUCKET}/model-pointers/Austin_TX.json is not a valid pointer" in result.stderr
+    assert (
+        f"Warning: s3://{BUCKET}/model-pointers/pp-run1/Austin_TX.json is not a valid pointer"
+        in result.stderr
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,8 +459,8 @@ def promotion_result(copied: bool) -> dict[str, object]:
         "version": "ll-Chicago-IL-run4",
         "training_job_name": "ll-Chicago-IL-run4",
         "target_model": "Chicago_IL/Chicago_IL-ll-Chicago-IL-run4.tar.gz",
-        "key": "models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run4.tar.gz",
-        "pointer_key": "model-pointers/Chicago_IL.json",
+        "key": "models/pp-run1/Chicago_IL/Chicago_IL-ll-Chicago-IL-run4.tar.gz",
+        "pointer_key": "model-pointers/pp-run1/Chicago_IL.json",
         "size": 1843,
         "copied": copied,
         "verification": "size+CRC32",
@@ -441,7 +563,7 @@ def test_rollback_to_the_previous_version(models: None, run_cli: RunCli) -> None
     pointer = read_pointer("Chicago_IL")
     assert pointer.version == "ll-Chicago-IL-run2"
     assert pointer.training_job_name == "ll-Chicago-IL-run2"
-    assert pointer.key == "models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run2.tar.gz"
+    assert pointer.key == "models/pp-run1/Chicago_IL/Chicago_IL-ll-Chicago-IL-run2.tar.gz"
     assert pointer.size == len(b"model-bytes")
     head = s3().head_object(Bucket=BUCKET, Key=pointer.key, ChecksumMode="ENABLED")
     assert pointer.checksum == ArtifactChecksum(algorithm="CRC32", value=head["ChecksumCRC32"])
@@ -453,7 +575,7 @@ def test_rollback_writes_the_pointer_as_the_promotion_lambda_does(models: None, 
     result = run_cli("models", "rollback", "Chicago_IL")
 
     assert result.exit_code == 0, result.stderr
-    head = s3().head_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"))
+    head = s3().head_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key(GENERATION, "Chicago_IL"))
     assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", KEY_ARN)
     assert head["ContentType"] == "application/json"
 
@@ -508,8 +630,8 @@ def test_rollback_to_a_missing_version_names_the_existing_ones(models: None, run
 
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: Chicago_IL has no version 'll-Chicago-IL-run7'; its versions are: "
-        "ll-Chicago-IL-run1, ll-Chicago-IL-run2, ll-Chicago-IL-run3.\n"
+        f"Error: Chicago_IL has no version 'll-Chicago-IL-run7' in generation {GENERATION} (served); its "
+        "versions are: ll-Chicago-IL-run1, ll-Chicago-IL-run2, ll-Chicago-IL-run3.\n"
     )
     assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"
 
@@ -525,8 +647,11 @@ def test_rollback_unknown_location(models: None, run_cli: RunCli) -> None:
     result = run_cli("models", "rollback", "Denver_CO")
 
     assert result.exit_code == 1
-    assert "Error: Location 'Denver_CO' has no model versions under" in result.stderr
-    assert "locations with models: Austin_TX, Boston_MA, Chicago_IL." in result.stderr
+    assert (
+        "Error: Location 'Denver_CO' has no model versions in generation pp-run1 (served) under"
+        in result.stderr
+    )
+    assert "locations with models there: Austin_TX, Boston_MA, Chicago_IL." in result.stderr
 
 
 def test_rollback_without_a_pointer_needs_to(models: None, run_cli: RunCli) -> None:
@@ -544,14 +669,16 @@ def test_rollback_without_a_pointer_needs_to(models: None, run_cli: RunCli) -> N
 
 
 def test_rollback_when_the_current_object_is_missing(models: None, run_cli: RunCli) -> None:
-    s3().delete_object(Bucket=BUCKET, Key=s3_layout.model_version_key("Chicago_IL", "ll-Chicago-IL-run3"))
+    s3().delete_object(
+        Bucket=BUCKET, Key=s3_layout.model_version_key(GENERATION, "Chicago_IL", "ll-Chicago-IL-run3")
+    )
 
     result = run_cli("models", "rollback", "Chicago_IL")
 
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        "Error: The current version ll-Chicago-IL-run3 of Chicago_IL is missing from models/Chicago_IL/; "
-        "pass --to VERSION, one of: ll-Chicago-IL-run1, ll-Chicago-IL-run2."
+        "Error: The current version ll-Chicago-IL-run3 of Chicago_IL is missing from "
+        "models/pp-run1/Chicago_IL/; pass --to VERSION, one of: ll-Chicago-IL-run1, ll-Chicago-IL-run2."
     )
 
 
@@ -571,8 +698,8 @@ def test_rollback_does_not_undo_a_concurrent_promotion(
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: s3://{BUCKET}/model-pointers/Chicago_IL.json changed while rolling back (a promotion?); "
-        "nothing was written: check `mme models list` and run the rollback again.\n"
+        f"Error: s3://{BUCKET}/model-pointers/pp-run1/Chicago_IL.json changed while rolling back "
+        "(a promotion?); nothing was written: check `mme models list` and run the rollback again.\n"
     )
     assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run4"
 
@@ -589,14 +716,16 @@ def test_rollback_without_the_storage_stack(aws: None, run_cli: RunCli) -> None:
 
 
 def version_keys(location: str) -> list[str]:
-    listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.location_models_prefix(location))
+    listed = s3().list_objects_v2(
+        Bucket=BUCKET, Prefix=s3_layout.location_models_prefix(GENERATION, location)
+    )
     return sorted(
         item["Key"].rsplit("-", 1)[1].removesuffix(".tar.gz") for item in listed.get("Contents", [])
     )
 
 
 def has_pointer(location: str) -> bool:
-    listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.current_pointer_key(location))
+    listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.current_pointer_key(GENERATION, location))
     return bool(listed.get("Contents"))
 
 
@@ -608,8 +737,10 @@ def test_delete_a_location_removes_its_pointer_then_every_version(models: None, 
     result = run_cli("models", "delete", "Chicago_IL", "--yes")
 
     assert result.exit_code == 0, result.stderr
-    assert f"Deleted s3://{BUCKET}/model-pointers/Chicago_IL.json" in result.stdout
-    assert "Chicago_IL: deleted 3 version(s); clients can no longer invoke it." in result.stdout
+    assert f"Deleted s3://{BUCKET}/model-pointers/pp-run1/Chicago_IL.json" in result.stdout
+    assert (
+        f"Chicago_IL: deleted 3 version(s) of {GENERATION}; clients can no longer invoke it." in result.stdout
+    )
     assert not has_pointer("Chicago_IL")
     assert version_keys("Chicago_IL") == []
     assert version_keys("Austin_TX") == ["run1"]
@@ -626,8 +757,9 @@ def test_delete_asks_first_and_no_changes_nothing(
 
     assert result.exit_code == 1
     assert (
-        f"Delete Chicago_IL from serving: the pointer s3://{BUCKET}/model-pointers/Chicago_IL.json and "
-        f"3 version(s) under s3://{BUCKET}/models/Chicago_IL/? [y/N]"
+        f"Delete Chicago_IL from generation {GENERATION} (served): the pointer "
+        f"s3://{BUCKET}/model-pointers/pp-run1/Chicago_IL.json and "
+        f"3 version(s) under s3://{BUCKET}/models/pp-run1/Chicago_IL/? [y/N]"
     ) in one_line(result.stdout)
     assert result.stderr == "Error: Nothing was deleted: the deletion was not confirmed.\n"
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
@@ -643,7 +775,8 @@ def test_delete_asks_first_and_yes_deletes(
 
     assert result.exit_code == 0, result.stderr
     assert (
-        f"Delete Boston_MA from serving: 1 version(s) under s3://{BUCKET}/models/Boston_MA/?" in result.stdout
+        f"Delete Boston_MA from generation {GENERATION} (served): 1 version(s) under s3://{BUCKET}/models/pp-run1/Boston_MA/?"
+        in result.stdout
     )
     assert "Boston_MA: deleted 1 version(s)" in result.stdout
     assert version_keys("Boston_MA") == []
@@ -653,7 +786,10 @@ def test_delete_one_version(models: None, run_cli: RunCli) -> None:
     result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run1", "--yes")
 
     assert result.exit_code == 0, result.stderr
-    assert f"Deleted s3://{BUCKET}/models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz" in result.stdout
+    assert (
+        f"Deleted s3://{BUCKET}/models/pp-run1/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz"
+        in result.stdout
+    )
     assert version_keys("Chicago_IL") == ["run2", "run3"]
     assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"
 
@@ -691,14 +827,16 @@ def test_delete_refuses_an_unknown_version(models: None, run_cli: RunCli) -> Non
 
 
 def test_delete_one_version_refuses_when_the_pointer_is_unreadable(models: None, run_cli: RunCli) -> None:
-    s3().put_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"), Body=b"{not json")
+    s3().put_object(
+        Bucket=BUCKET, Key=s3_layout.current_pointer_key(GENERATION, "Chicago_IL"), Body=b"{not json"
+    )
 
     result = run_cli("models", "delete", "Chicago_IL", "--version", "ll-Chicago-IL-run1", "--yes")
 
     assert result.exit_code == 1
     assert result.stderr.startswith(
         f"Error: Cannot tell whether ll-Chicago-IL-run1 is current, because s3://{BUCKET}/"
-        "model-pointers/Chicago_IL.json is not a valid pointer"
+        "model-pointers/pp-run1/Chicago_IL.json is not a valid pointer"
     )
     assert result.stderr.endswith("; nothing was deleted.\n")
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
@@ -721,8 +859,9 @@ def test_delete_an_unknown_location(models: None, run_cli: RunCli) -> None:
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: Location 'Denver_CO' has no model versions under s3://{BUCKET}/models/; "
-        "locations with models: Austin_TX, Boston_MA, Chicago_IL.\n"
+        f"Error: Location 'Denver_CO' has no model versions in generation {GENERATION} (served) under "
+        f"s3://{BUCKET}/models/{GENERATION}/; locations with models there: Austin_TX, Boston_MA, "
+        "Chicago_IL.\n"
     )
 
 
@@ -731,8 +870,10 @@ def test_delete_loses_to_a_concurrent_promotion(
 ) -> None:
     original_scan = status_models._scan_models
 
-    def scan_while_a_promotion_lands(s3_client: Any, bucket: str, prefix: str = "models/") -> Any:
-        found = original_scan(s3_client, bucket, prefix)  # after the pointer was read
+    def scan_while_a_promotion_lands(
+        s3_client: Any, bucket: str, generation: str, location: str | None = None
+    ) -> Any:
+        found = original_scan(s3_client, bucket, generation, location)  # after the pointer was read
         put_version("Chicago_IL", "ll-Chicago-IL-run4")
         put_pointer("Chicago_IL", "ll-Chicago-IL-run4")
         return found
@@ -743,8 +884,8 @@ def test_delete_loses_to_a_concurrent_promotion(
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: s3://{BUCKET}/model-pointers/Chicago_IL.json changed since it was read (a promotion?); "
-        "nothing was deleted: check `mme models list` and run the delete again.\n"
+        f"Error: s3://{BUCKET}/model-pointers/pp-run1/Chicago_IL.json changed since it was read "
+        "(a promotion?); nothing was deleted: check `mme models list` and run the delete again.\n"
     )
     assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run4"
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4"]
@@ -755,7 +896,7 @@ def test_delete_loses_to_a_concurrent_promotion(
 
 
 @pytest.fixture
-def five_versions(deployed: None) -> None:
+def five_versions(served: None) -> None:
     """Chicago_IL has run1..run5, Austin_TX one version; the pointers are set by each test."""
     for index in range(1, 6):
         put_version("Chicago_IL", f"ll-Chicago-IL-run{index}")
@@ -815,7 +956,8 @@ def test_prune_dry_run_deletes_nothing(five_versions: None, run_cli: RunCli) -> 
     assert result.exit_code == 0, result.stderr
     assert "Would delete" in result.stdout
     assert (
-        f"Would delete s3://{BUCKET}/models/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz" in result.stdout
+        f"Would delete s3://{BUCKET}/models/pp-run1/Chicago_IL/Chicago_IL-ll-Chicago-IL-run1.tar.gz"
+        in result.stdout
     )
     assert "Dry run: 3 version(s) would be deleted; nothing was deleted." in result.stdout
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
@@ -829,7 +971,7 @@ def test_prune_declined_deletes_nothing(
     result = run_cli("models", "prune", "--keep", "1")
 
     assert result.exit_code == 1
-    assert f"Delete 4 version(s) from s3://{BUCKET}/models/? [y/N]" in result.stdout
+    assert f"Delete 4 version(s) from s3://{BUCKET}/models/{GENERATION}/? [y/N]" in result.stdout
     assert result.stderr == "Error: Nothing was deleted: the deletion was not confirmed.\n"
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
 
@@ -854,20 +996,24 @@ def test_prune_an_unknown_or_invalid_location(five_versions: None, run_cli: RunC
     invalid = run_cli("models", "prune", "--keep", "1", "-l", "../etc", "--yes")
 
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith("Error: Location 'Denver_CO' has no model versions under")
+    assert unknown.stderr.startswith(
+        "Error: Location 'Denver_CO' has no model versions in generation pp-run1 (served) under"
+    )
     assert invalid.exit_code == 1
     assert invalid.stderr.startswith("Error: Invalid --location: location name '../etc' is not allowed")
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
 
 
 def test_prune_refuses_a_location_with_an_unreadable_pointer(five_versions: None, run_cli: RunCli) -> None:
-    s3().put_object(Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"), Body=b"{not json")
+    s3().put_object(
+        Bucket=BUCKET, Key=s3_layout.current_pointer_key(GENERATION, "Chicago_IL"), Body=b"{not json"
+    )
 
     result = run_cli("models", "prune", "--keep", "1", "--yes")
 
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        f"Error: Cannot prune Chicago_IL, because s3://{BUCKET}/model-pointers/Chicago_IL.json "
+        f"Error: Cannot prune Chicago_IL, because s3://{BUCKET}/model-pointers/pp-run1/Chicago_IL.json "
         "is not a valid pointer"
     )
     assert result.stderr.count("\n") == 1
@@ -889,8 +1035,166 @@ def test_prune_stops_when_a_pointer_moves_meanwhile(
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: s3://{BUCKET}/model-pointers/Chicago_IL.json changed while pruning (a promotion or "
+        f"Error: s3://{BUCKET}/model-pointers/pp-run1/Chicago_IL.json changed while pruning (a promotion or "
         "rollback?), so none of Chicago_IL's versions were deleted (0 of other locations were): "
         "run the prune again.\n"
     )
     assert version_keys("Chicago_IL") == ["run1", "run2", "run3", "run4", "run5"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Which generation the models commands act on
+
+
+def test_models_commands_need_a_generation(deployed: None, run_cli: RunCli) -> None:
+    for args in (
+        ("models", "list"),
+        ("models", "rollback", "Chicago_IL"),
+        ("models", "prune", "--keep", "1"),
+    ):
+        result = run_cli(*args)
+
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "Error: No preprocessor generation is served or complete yet (neither "
+            "preprocessor/serving.json nor preprocessor/newest.json exists): run `mme train --wait` to "
+            "train the first one, then `make deploy` to serve it.\n"
+        )
+
+
+def test_before_the_first_deploy_the_newest_complete_generation_is_used(
+    deployed: None, run_cli: RunCli
+) -> None:
+    record_complete(GENERATION)
+    put_version("Chicago_IL", "ll-Chicago-IL-run1")
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run1")
+
+    result = run_cli("models", "list")
+
+    assert result.exit_code == 0, result.stderr
+    out = one_line(result.stdout)
+    assert f"Models of generation {GENERATION} (newest complete; nothing is served yet)" in out
+    assert "│ Chicago_IL │ ll-Chicago-IL-run1 │ 1 │" in out
+
+
+def test_list_another_generation(models: None, run_cli: RunCli) -> None:
+    put_version("Chicago_IL", "ll-Chicago-IL-run0", generation=OLD_GENERATION)
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run0", generation=OLD_GENERATION)
+
+    result = run_cli("models", "list", "--generation", OLD_GENERATION)
+
+    assert result.exit_code == 0, result.stderr
+    out = one_line(result.stdout)
+    assert (
+        f"Models of generation {OLD_GENERATION} (not served; the endpoint serves {GENERATION}) under "
+        f"s3://{BUCKET}/models/{OLD_GENERATION}/"
+    ) in out
+    assert "│ Chicago_IL │ ll-Chicago-IL-run0 │ 1 │" in out
+    assert "Austin_TX" not in out
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "run0",
+            "Error: Invalid --generation: preprocessor generation 'run0' is not allowed: use 'pp-' followed "
+            "by a run id (1 to 24 characters",
+        ),
+        (
+            "pp-run9",
+            f"Error: Generation pp-run9 does not exist in s3://{BUCKET}/ (no preprocessor/pp-run9/ or "
+            f"models/pp-run9/); the generations are: {GENERATION}.",
+        ),
+    ],
+)
+def test_a_bad_generation_option_is_one_sentence(
+    models: None, run_cli: RunCli, value: str, message: str
+) -> None:
+    for args in (("models", "list"), ("models", "delete", "Chicago_IL", "--yes")):
+        result = run_cli(*args, "--generation", value)
+
+        assert result.exit_code == 1
+        assert result.stderr.startswith(message)
+        assert result.stderr.count("\n") == 1
+    assert version_keys("Chicago_IL") == ["run1", "run2", "run3"]
+
+
+def test_list_treats_a_pointer_of_another_generation_as_invalid(models: None, run_cli: RunCli) -> None:
+    stray = ModelPointer(
+        preprocessor_generation=OLD_GENERATION,
+        location="Austin_TX",
+        version="ll-Austin-TX-run1",
+        size=1,
+        training_job_name=None,
+        promoted_at=PROMOTED_AT,
+    )
+    s3().put_object(
+        Bucket=BUCKET,
+        Key=s3_layout.current_pointer_key(GENERATION, "Austin_TX"),
+        Body=stray.to_json().encode(),
+    )
+
+    result = run_cli("models", "list")
+
+    assert result.exit_code == 0
+    assert "│ Austin_TX │ invalid pointer │" in one_line(result.stdout)
+    assert one_line(result.stderr) == (
+        f"Warning: s3://{BUCKET}/model-pointers/{GENERATION}/Austin_TX.json is not a valid pointer: it names "
+        f"preprocessor generation {OLD_GENERATION}, not its folder's {GENERATION}"
+    )
+
+
+def test_rollback_refuses_a_version_of_another_generation(models: None, run_cli: RunCli) -> None:
+    put_version("Chicago_IL", "ll-Chicago-IL-run0", generation=OLD_GENERATION)
+
+    result = run_cli("models", "rollback", "Chicago_IL", "--to", "ll-Chicago-IL-run0")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Version ll-Chicago-IL-run0 of Chicago_IL was trained with preprocessor generation "
+        f"{OLD_GENERATION}, while the endpoint serves {GENERATION}, and a model only works behind the "
+        f"preprocessor it was trained on: serve {OLD_GENERATION} with `make deploy GENERATION="
+        f"{OLD_GENERATION}` (which also switches every other location to {OLD_GENERATION}'s models), or "
+        f"retrain Chicago_IL on {GENERATION} with `mme train --location Chicago_IL`.\n"
+    )
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"
+    assert not has_pointer_in(OLD_GENERATION, "Chicago_IL")
+
+
+def test_rollback_within_another_generation(models: None, run_cli: RunCli) -> None:
+    for version in ("ll-Chicago-IL-run0a", "ll-Chicago-IL-run0b"):
+        put_version("Chicago_IL", version, generation=OLD_GENERATION)
+    put_pointer("Chicago_IL", "ll-Chicago-IL-run0b", generation=OLD_GENERATION)
+
+    result = run_cli("models", "rollback", "Chicago_IL", "--generation", OLD_GENERATION)
+
+    assert result.exit_code == 0, result.stderr
+    assert "Chicago_IL: ll-Chicago-IL-run0b -> ll-Chicago-IL-run0a" in result.stdout
+    pointer = read_pointer("Chicago_IL", OLD_GENERATION)
+    assert (pointer.preprocessor_generation, pointer.version) == (OLD_GENERATION, "ll-Chicago-IL-run0a")
+    assert pointer.key == f"models/{OLD_GENERATION}/Chicago_IL/Chicago_IL-ll-Chicago-IL-run0a.tar.gz"
+    assert read_pointer("Chicago_IL").version == "ll-Chicago-IL-run3"  # the served one is untouched
+
+
+def test_rollback_to_an_added_version_records_no_training_job(models: None, run_cli: RunCli) -> None:
+    key = s3_layout.model_version_key(GENERATION, "Chicago_IL", "add-20250502120000")
+    s3().put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=b"added",
+        ChecksumAlgorithm="CRC32",
+        Metadata={status_models.ADDED_BY_METADATA: "model.tar.gz"},
+    )
+
+    result = run_cli("models", "rollback", "Chicago_IL", "--to", "add-20250502120000")
+
+    assert result.exit_code == 0, result.stderr
+    pointer = read_pointer("Chicago_IL")
+    assert (pointer.version, pointer.training_job_name, pointer.size) == ("add-20250502120000", None, 5)
+    assert pointer.preprocessor_generation == GENERATION
+
+
+def has_pointer_in(generation: str, location: str) -> bool:
+    listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.current_pointer_key(generation, location))
+    return bool(listed.get("Contents"))
