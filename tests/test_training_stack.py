@@ -33,50 +33,63 @@ def _chain(states: dict[str, Any], start: str) -> list[str]:
 
 def test_main_flow_runs_the_steps_in_order(training_definition: dict[str, Any]) -> None:
     states = training_definition["States"]
-    assert training_definition["StartAt"] == "LocationsInlineOrManifest"
-    choice = states["LocationsInlineOrManifest"]
-    both, manifest, inline = choice["Choices"]
-    assert both == {
+    assert training_definition["StartAt"] == "PlanRun"
+    assert _chain(states, "PlanRun") == ["PlanRun", "GenerateData", "FitOrReuse"]
+    # Only a refit (or the first run) fits and stores a preprocessor; a partial run goes straight on.
+    (refit,) = states["FitOrReuse"]["Choices"]
+    assert refit == {"Variable": "$.plan.refit", "BooleanEquals": True, "Next": "FitPreprocessor"}
+    assert states["FitOrReuse"]["Default"] == "CreatePreprocessorModel"
+    trained = ["CreatePreprocessorModel", "TrainLocations", "Summarize", "RunOutcome"]
+    assert _chain(states, "FitPreprocessor") == ["FitPreprocessor", "StorePreprocessor", *trained]
+    # A run that promoted nothing, or a refit that did not complete its generation, fails.
+    nothing, incomplete = states["RunOutcome"]["Choices"]
+    assert nothing == {
+        "Variable": "$.summary.nothing_promoted",
+        "BooleanEquals": True,
+        "Next": "NothingPromoted",
+    }
+    assert incomplete == {
         "And": [
-            {"Variable": "$.locations_manifest_key", "IsPresent": True},
-            {"Variable": "$.locations", "IsPresent": True},
+            {"Variable": "$.summary.refit", "BooleanEquals": True},
+            {"Variable": "$.summary.generation_complete", "BooleanEquals": False},
         ],
-        "Next": "InvalidInput",
+        "Next": "IncompleteGeneration",
     }
-    assert [(c["Variable"], c["Next"]) for c in (manifest, inline)] == [
-        ("$.locations_manifest_key", "PlanFromManifest"),
-        ("$.locations", "PlanFromList"),
-    ]
-    assert choice["Default"] == "InvalidInput"
-    expected = ["GenerateData", "FitPreprocessor", "CreatePreprocessorModel", "TrainLocations",
-                "Summarize", "AnythingPromoted"]  # fmt: skip
-    assert _chain(states, "PlanFromList") == ["PlanFromList", *expected]
-    assert _chain(states, "PlanFromManifest") == ["PlanFromManifest", *expected]
-    # The preprocessor is promoted only when a location was: otherwise the run fails, unchanged.
-    (promoted,) = states["AnythingPromoted"]["Choices"]
-    assert promoted == {
-        "Variable": "$.summary.succeeded_count",
-        "NumericGreaterThan": 0,
-        "Next": "PromotePreprocessor",
-    }
-    assert states["AnythingPromoted"]["Default"] == "NothingPromoted"
-    assert states["NothingPromoted"]["Type"] == "Fail"
-    assert _chain(states, "PromotePreprocessor") == ["PromotePreprocessor", "RunSucceeded"]
+    assert states["RunOutcome"]["Default"] == "RunSucceeded"
+    for name in ("NothingPromoted", "IncompleteGeneration"):
+        assert (states[name]["Type"], states[name]["Error"]) == ("Fail", name)
     assert states["RunSucceeded"] == {"Type": "Pass", "InputPath": "$.summary", "End": True}
     assert (
         training_definition["TimeoutSeconds"] == load_default_config().training.execution_timeout_minutes * 60
     )
 
 
-def test_plan_receives_the_execution_name_as_run_id(training_definition: dict[str, Any]) -> None:
+def test_plan_receives_the_execution_name_and_the_whole_input(training_definition: dict[str, Any]) -> None:
     states = training_definition["States"]
-    assert states["PlanFromList"]["Parameters"]["Payload"] == {
-        "run_id.$": "$$.Execution.Name",
-        "locations.$": "$.locations",
+    assert states["PlanRun"]["Parameters"]["Payload"] == {"run_id.$": "$$.Execution.Name", "request.$": "$"}
+    assert states["PlanRun"]["ResultPath"] == "$.plan"
+
+
+def test_the_generation_flows_from_the_plan_to_the_jobs_and_the_summary(
+    training_definition: dict[str, Any],
+) -> None:
+    states = training_definition["States"]
+    assert states["StorePreprocessor"]["Parameters"]["Payload"] == {
+        "training_job_name.$": "$.plan.preprocessor_job_name",
+        "artifact": "preprocessor",
     }
-    assert states["PlanFromManifest"]["Parameters"]["Payload"] == {
-        "run_id.$": "$$.Execution.Name",
-        "locations_manifest_key.$": "$.locations_manifest_key",
+    processor = states["TrainLocations"]["ItemProcessor"]["States"]
+    assert processor["PromoteModel"]["Parameters"]["Payload"] == {
+        "training_job_name.$": "$.item.training_job_name",
+        "location.$": "$.item.location",
+        "generation.$": "$.item.generation",
+    }
+    assert states["Summarize"]["Parameters"] == {  # payload_response_only: the payload itself
+        "run_id.$": "$.plan.run_id",
+        "map_result.$": "$.training_results",
+        "generation.$": "$.plan.generation",
+        "refit.$": "$.plan.refit",
+        "location_count.$": "$.plan.location_count",
     }
 
 
@@ -179,7 +192,10 @@ def test_linear_learner_job_from_config(training_definition: dict[str, Any]) -> 
     assert params["ResourceConfig"]["VolumeKmsKeyId"] == KEY_ARN
     assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.item.training_output_uri", "KmsKeyId": KEY_ARN}
     assert params["EnableNetworkIsolation"] is True
-    assert params["Tags"] == [{"Key": "mme:location", "Value.$": "$.item.location"}]
+    assert params["Tags"] == [
+        {"Key": "mme:location", "Value.$": "$.item.location"},
+        {"Key": "mme:preprocessor-generation", "Value.$": "$.item.generation"},
+    ]
     assert params["TrainingJobName.$"] == "$.item.training_job_name"
 
 
@@ -199,10 +215,11 @@ def test_preprocessor_fit_model_and_transforms(
     assert fit["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == (
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
     )
-    assert fit["ResultSelector"] == {"model_artifact.$": "$.ModelArtifacts.S3ModelArtifacts"}
+    assert fit["ResultPath"] is None  # StorePreprocessor finds the artifact through the job's name
 
+    # The run's model serves its generation's immutable artifact (fitted now or reused).
     model = states["CreatePreprocessorModel"]["Parameters"]
-    assert model["PrimaryContainer"]["ModelDataUrl.$"] == "$.preprocessor.model_artifact"
+    assert model["PrimaryContainer"]["ModelDataUrl.$"] == "$.plan.preprocessor_artifact_uri"
     assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "housing_preprocessor.py"
     assert (
         model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
