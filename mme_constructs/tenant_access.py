@@ -11,13 +11,16 @@ prefix). Every tenant policy here therefore has three parts:
 * Deny a request without a TargetModel (an unconditioned call would otherwise reach no model but
   should not be allowed to try).
 
-A tenant also needs to learn the current TargetModel of the models it may invoke: each location's
-pointer ``model-pointers/<location>.json`` names it. Every tenant policy therefore also allows
-``s3:GetObject`` on exactly the pointers of the locations its patterns cover (a pattern's first path
-segment is the location, so ``company_a/*`` gives ``model-pointers/company_a.json`` and a wildcard
-there covers the same locations the invoke condition does), and ``kms:Decrypt`` on the project key
-only through S3 (``kms:ViaService``), which decides GetObject first. Nothing else in the bucket is
-readable, and no other tenant's pointer.
+A tenant also needs to learn the current TargetModel of the models it may invoke: the served
+generation (``preprocessor/serving.json``) says which generation's pointers apply, and each
+location's pointer in it, ``model-pointers/<generation>/<location>.json``, names the TargetModel.
+Every tenant policy therefore also allows ``s3:GetObject`` on ``preprocessor/serving.json`` and on
+exactly the pointers of the locations its patterns cover, in any generation (a pattern's first path
+segment is the location, so ``company_a/*`` gives ``model-pointers/pp-*/company_a.json``; generation
+ids are ``pp-<run id>`` without a ``/``, and a wildcard in the location covers the same locations
+the invoke condition does), and ``kms:Decrypt`` on the project key only through S3
+(``kms:ViaService``), which decides GetObject first. Nothing else in the bucket is readable, and no
+other tenant's pointer.
 
 Two ways to hand these out: ``roles`` (one role per tenant, patterns from config) and ``abac``
 (one role for every tenant; the pattern is ``${aws:PrincipalTag/tenant}/*`` from the caller's
@@ -36,7 +39,7 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_shared import s3_layout
-from mme_shared.naming import tenant_role_output_key
+from mme_shared.naming import PREPROCESSOR_STEP, tenant_role_output_key
 from project_config.model import TenantConfig
 
 TENANT_TAG: Final = "tenant"
@@ -76,21 +79,26 @@ _FIRST_SEGMENT = re.compile(r"(?:\$\{[^}]*\}|[^/])*")
 
 
 def pointer_key_patterns(model_patterns: Sequence[str]) -> list[str]:
-    """The pointer keys of the locations that ``model_patterns`` may invoke, in pattern order."""
+    """The pointer keys (in every generation) of the locations ``model_patterns`` may invoke, in order."""
     keys: dict[str, None] = {}
     for pattern in model_patterns:
         match = _FIRST_SEGMENT.match(pattern)
         assert match is not None  # the expression matches the empty string at least
-        keys[f"{s3_layout.MODEL_POINTERS_PREFIX}{match.group(0)}.json"] = None
+        keys[f"{s3_layout.MODEL_POINTERS_PREFIX}{PREPROCESSOR_STEP}-*/{match.group(0)}.json"] = None
     return list(keys)
 
 
 def pointer_statements(
     policy: iam.ManagedPolicy, *, bucket_arn: str, key_arn: str, model_patterns: Sequence[str]
 ) -> None:
-    """Let the policy's role read its own locations' pointers (and nothing else in the bucket)."""
+    """Let the policy's role read the served generation and its own locations' pointers, nothing else."""
     resources = [f"{bucket_arn}/{key}" for key in pointer_key_patterns(model_patterns)]
     policy.add_statements(
+        iam.PolicyStatement(
+            sid="ReadServedGeneration",
+            actions=["s3:GetObject"],
+            resources=[f"{bucket_arn}/{s3_layout.SERVING_GENERATION_KEY}"],
+        ),
         iam.PolicyStatement(sid="ReadOwnModelPointers", actions=["s3:GetObject"], resources=resources),
         iam.PolicyStatement(
             sid="DecryptPointersThroughS3",
@@ -102,8 +110,8 @@ def pointer_statements(
     access.acknowledge_wildcard_resources(
         policy,
         resources,
-        "The tenant's own model patterns contain a wildcard; the pointer keys it covers are the "
-        "locations its InvokeEndpoint condition already covers.",
+        "Pointers live per preprocessor generation (model-pointers/pp-<run id>/, named at run time); the "
+        "locations they cover are those the tenant's InvokeEndpoint condition already covers.",
     )
 
 

@@ -121,11 +121,13 @@ def test_output_ids_name_the_tenant() -> None:
 def test_wildcard_patterns_give_pointer_patterns_and_pass_cdk_nag(cdk_context: dict[str, Any]) -> None:
     """A tenant pattern with a wildcard covers the same locations' pointers, acknowledged beside it."""
     assert pointer_key_patterns(["company_a/*", "company_*/eu/*", "common/*", "company_a/x/*"]) == [
-        "model-pointers/company_a.json",
-        "model-pointers/company_*.json",
-        "model-pointers/common.json",
+        "model-pointers/pp-*/company_a.json",
+        "model-pointers/pp-*/company_*.json",
+        "model-pointers/pp-*/common.json",
     ]
-    assert pointer_key_patterns([ABAC_TENANT_PATTERN]) == ["model-pointers/${aws:PrincipalTag/tenant}.json"]
+    assert pointer_key_patterns([ABAC_TENANT_PATTERN]) == [
+        "model-pointers/pp-*/${aws:PrincipalTag/tenant}.json"
+    ]
     tenants = TenantsConfig.model_validate(
         {
             "mode": "roles",
@@ -155,6 +157,6 @@ def test_wildcard_patterns_give_pointer_patterns_and_pass_cdk_nag(cdk_context: d
     assert read["Resource"] == {
         "Fn::Join": [
             "",
-            [{"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}, "/model-pointers/company_*.json"],
+            [{"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}, "/model-pointers/pp-*/company_*.json"],
         ]
     }

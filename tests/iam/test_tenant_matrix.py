@@ -199,8 +199,8 @@ ABAC_CASES: list[tuple[str, str | None, str, bool, str | None, Decision]] = [
 ]
 
 
-def _pointer(name: str) -> str:
-    return f"{BUCKET_ARN}/model-pointers/{name}"
+def _pointer(name: str, generation: str = "pp-run-1") -> str:
+    return f"{BUCKET_ARN}/model-pointers/{generation}/{name}"
 
 
 VIA_S3 = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
@@ -208,6 +208,51 @@ VIA_S3 = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
 # TargetModel of one's own models (the location pointers) and nothing else.
 POINTER_CASES: list[tuple[str, str, str | None, str, str, dict[str, str], Decision]] = [
     ("pointer: own", "roles", "company_a", "s3:GetObject", _pointer("company_a.json"), {}, ALLOWED),
+    (
+        "pointer: own, in the next generation",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        _pointer("company_a.json", "pp-refit-2"),
+        {},
+        ALLOWED,
+    ),
+    (
+        "pointer: a key outside any generation",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        f"{BUCKET_ARN}/model-pointers/company_a.json",
+        {},
+        IMPLICIT,
+    ),
+    (
+        "served generation",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        f"{BUCKET_ARN}/preprocessor/serving.json",
+        {},
+        ALLOWED,
+    ),
+    (
+        "newest generation",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        f"{BUCKET_ARN}/preprocessor/newest.json",
+        {},
+        IMPLICIT,
+    ),
+    (
+        "served preprocessor artifact",
+        "roles",
+        "company_a",
+        "s3:GetObject",
+        f"{BUCKET_ARN}/preprocessor/pp-run-1/model.tar.gz",
+        {},
+        IMPLICIT,
+    ),
     ("pointer: shared", "roles", "company_a", "s3:GetObject", _pointer("common.json"), {}, ALLOWED),
     (
         "pointer: other tenant's",
@@ -242,7 +287,7 @@ POINTER_CASES: list[tuple[str, str, str | None, str, str, dict[str, str], Decisi
         "roles",
         "company_a",
         "s3:GetObject",
-        f"{BUCKET_ARN}/models/company_a/company_a-v1.tar.gz",
+        f"{BUCKET_ARN}/models/pp-run-1/company_a/company_a-v1.tar.gz",
         {},
         IMPLICIT,
     ),
@@ -270,6 +315,15 @@ POINTER_CASES: list[tuple[str, str, str | None, str, str, dict[str, str], Decisi
         IMPLICIT,
     ),
     ("abac pointer: without a tag", "abac", None, "s3:GetObject", _pointer("company_a.json"), {}, IMPLICIT),
+    (
+        "abac served generation",
+        "abac",
+        "company_a",
+        "s3:GetObject",
+        f"{BUCKET_ARN}/preprocessor/serving.json",
+        {},
+        ALLOWED,
+    ),
     ("abac pointer key: decrypt through S3", "abac", "company_a", "kms:Decrypt", KEY_ARN, VIA_S3, ALLOWED),
 ]
 
