@@ -67,7 +67,7 @@ def check_size(size: int) -> None:
         raise ArtifactInvalid("it is empty (0 bytes)")
     if size > MAX_ARTIFACT_BYTES:
         raise ArtifactInvalid(
-            f"it is {size:,} bytes, more than the {MAX_ARTIFACT_BYTES:,} bytes (100 MiB) allowed for a "
+            f"it is {size:,} bytes, more than the {MAX_ARTIFACT_BYTES:,} bytes allowed for a "
             "linear-learner model"
         )
 
