@@ -15,7 +15,12 @@ the service makes, and the resource policy is the one that really applies (the t
   AbortMultipartUpload, and the key of an SSE-KMS bucket);
 * SageMaker jobs writing KMS-encrypted output (SageMaker API reference, ``OutputDataConfig.KmsKeyId``,
   and "How to use SageMaker AI execution roles": the role needs ``kms:Encrypt``) and encrypting their
-  volumes (``kms:CreateGrant``, which must be limited to grants for AWS resources).
+  volumes (``kms:CreateGrant``, which must be limited to grants for AWS resources), and the run's
+  preprocessor model loading its generation's artifact;
+* the training Lambdas' generation bookkeeping, as their docstrings list it (each S3 call the
+  handler makes, decided with the bucket policy): the plan reads which generation is served and
+  newest, the promotion writes a generation's immutable preprocessor, the summary completes a
+  generation; none of them may write what the endpoint stack owns (``preprocessor/serving.json``).
 
 Policies come from the session's synthesized default app, rendered to literals.
 """
@@ -53,6 +58,8 @@ class Policies:
     state_machine_role: list[dict[str, Any]]
     job_role: list[dict[str, Any]]
     job_role_name: str
+    handlers: dict[str, list[dict[str, Any]]]
+    """The identity policies of the plan_run, promote_artifact and summarize_run roles."""
 
 
 def _role_by_description(template: dict[str, Any], description: str) -> str:
@@ -107,6 +114,12 @@ def policies(synthesized: SynthesizedApp) -> Policies:
         ),
         job_role=role_identity_policies(training_renderer, job_role),
         job_role_name=training_renderer.render({"Fn::GetAtt": [job_role, "Arn"]}).rsplit("/", 1)[1],
+        handlers={
+            name: role_identity_policies(
+                training_renderer, _role_by_description(training, f"Runs the {name} Lambda handler")
+            )
+            for name in ("plan_run", "promote_artifact", "summarize_run")
+        },
     )
 
 
@@ -149,6 +162,8 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     machine = _session("TrainingPipelineStateMachineRole")
     job = _session("TrainingPipelineJobRole")
     identity = {CLOUDWATCH: [], machine: p.state_machine_role, job: p.job_role}
+    handler = {name: _session(f"TrainingPipeline-{name}") for name in p.handlers}
+    identity.update({handler[name]: policies for name, policies in p.handlers.items()})
 
     def add(
         case_id: str,
@@ -283,6 +298,58 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     add("job: CreateGrant from code running in the job", IMPLICIT, job, "kms:CreateGrant", KEY_ARN,
         {"kms:GrantIsForAWSResource": "false"})  # fmt: skip
     add("job: CreateGrant without the AWS-resource flag", IMPLICIT, job, "kms:CreateGrant", KEY_ARN)
+    add("job: the run's preprocessor model loads its generation's artifact", ALLOWED, job, "s3:GetObject",
+        _object(f"preprocessor/pp-{RUN}/model.tar.gz"), TLS)  # fmt: skip
+    add("job: reads which generation is served", IMPLICIT, job, "s3:GetObject",
+        _object("preprocessor/serving.json"), TLS)  # fmt: skip
+
+    # -- The training Lambdas' generation bookkeeping ---------------------------------------------
+    plan, promote, summarize = handler["plan_run"], handler["promote_artifact"], handler["summarize_run"]
+    for key in ("preprocessor/serving.json", "preprocessor/newest.json"):
+        add(f"plan: reads {key}", ALLOWED, plan, "s3:GetObject", _object(key), TLS)
+        add(f"plan: writes {key}", IMPLICIT, plan, "s3:PutObject", _object(key), TLS)
+    add("plan: lists a generation's pointers (a refit)", ALLOWED, plan, "s3:ListBucket",
+        f"arn:aws:s3:::{BUCKET}", {**TLS, "s3:prefix": f"model-pointers/pp-{RUN}/"})  # fmt: skip
+    add(
+        "plan: reads a pointer",
+        IMPLICIT,
+        plan,
+        "s3:GetObject",
+        _object(f"model-pointers/pp-{RUN}/A.json"),
+        TLS,
+    )
+    artifact = f"preprocessor/pp-{RUN}/model.tar.gz"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"):
+        add(
+            f"promote: {action} on a generation's preprocessor",
+            ALLOWED,
+            promote,
+            action,
+            _object(artifact),
+            TLS,
+        )
+    add("promote: a generation's complete.json", IMPLICIT, promote, "s3:PutObject",
+        _object(f"preprocessor/pp-{RUN}/complete.json"), TLS)  # fmt: skip
+    add("promote: delete a generation's preprocessor", IMPLICIT, promote, "s3:DeleteObject",
+        _object(artifact), TLS)  # fmt: skip
+    add("promote: a model version in a generation", ALLOWED, promote, "s3:PutObject",
+        _object(f"models/pp-{RUN}/A/A-ll-A-{RUN}.tar.gz"), TLS)  # fmt: skip
+    add("promote: a pointer in a generation", ALLOWED, promote, "s3:PutObject",
+        _object(f"model-pointers/pp-{RUN}/A.json"), TLS)  # fmt: skip
+    for action in ("s3:GetObject", "s3:PutObject"):
+        add(f"summary: {action} of complete.json", ALLOWED, summarize, action,
+            _object(f"preprocessor/pp-{RUN}/complete.json"), TLS)  # fmt: skip
+    add("summary: writes newest.json", ALLOWED, summarize, "s3:PutObject",
+        _object("preprocessor/newest.json"), TLS)  # fmt: skip
+    add("summary: a 404 for a missing complete.json (ListBucket)", ALLOWED, summarize, "s3:ListBucket",
+        f"arn:aws:s3:::{BUCKET}", TLS)  # fmt: skip
+    add("summary: writes a generation's preprocessor", IMPLICIT, summarize, "s3:PutObject", _object(artifact),
+        TLS)  # fmt: skip
+    add("summary: writes newest.json without TLS", EXPLICIT, summarize, "s3:PutObject",
+        _object("preprocessor/newest.json"), {"aws:SecureTransport": "false"})  # fmt: skip
+    for who, principal in (("plan", plan), ("promote", promote), ("summary", summarize)):
+        add(f"{who}: writes serving.json (the endpoint stack's)", IMPLICIT, principal, "s3:PutObject",
+            _object("preprocessor/serving.json"), TLS)  # fmt: skip
     return cases
 
 
