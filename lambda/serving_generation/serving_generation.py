@@ -53,7 +53,8 @@ changes never switches the endpoint to another generation by surprise.
 Response::
 
     resolve Create/Update, servable: SUCCESS,
-        PhysicalResourceId "<bucket>/preprocessor/<generation>/model.tar.gz",
+        PhysicalResourceId "<bucket>/preprocessor/<generation>/model.tar.gz" (a new generation is a new
+        id, so CloudFormation later sends a Delete for the old one: harmless, resolve deletes nothing),
         Data {"Generation": <id>, "ArtifactVersionId": <S3 version id, "null" if unversioned>}
     record-serving Create/Update: SUCCESS, PhysicalResourceId "<bucket>/preprocessor/serving.json"
         (the same for every update: a changed id would make CloudFormation delete the "old" record
@@ -123,7 +124,7 @@ RESPONSE_MAX_BYTES: Final = 4096
 SEND_TIMEOUT_SECONDS: Final = 10.0
 SEND_ATTEMPTS: Final = 3
 SEND_BACKOFF_SECONDS: Final = 1.0
-"""Waits 1 s, then 2 s, between attempts: at most about 33 s in all, well inside the 2-minute timeout."""
+"""Waits 1 s, then 2 s, between attempts: at most about 33 s in all, well inside the 1-minute timeout."""
 FALLBACK_PHYSICAL_ID: Final = "serving-generation-not-created"
 """Only when a Create fails: CloudFormation requires some id, and a Delete of it does nothing."""
 
