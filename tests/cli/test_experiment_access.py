@@ -22,7 +22,16 @@ from mme_cli import context as cli_context
 from mme_cli.commands import experiment_access as ea
 from mme_cli.deployment import CliError, Deployment
 from mme_shared.model_pointer import ModelPointer
-from tests.cli.conftest import BUCKET, ENDPOINT, REGION, CliResult, create_stack
+from tests.cli.conftest import (
+    BUCKET,
+    ENDPOINT,
+    GENERATION,
+    REGION,
+    CliResult,
+    create_stack,
+    record_complete,
+    record_serving,
+)
 
 Run = Callable[..., CliResult]
 
@@ -96,9 +105,11 @@ def test_copy_names_live_in_a_dedicated_folder() -> None:
         ce.copy_target_model("20250501T120000-abc123", 7)
         == "_experiment-20250501T120000-abc123/copy-7.tar.gz"
     )
-    assert ce.copy_key("r1", 0) == "models/_experiment-r1/copy-0.tar.gz"
+    assert ce.copy_key("pp-run1", "r1", 0) == "models/pp-run1/_experiment-r1/copy-0.tar.gz"
     with pytest.raises(ValueError, match="run id"):
-        ce.copy_key("../x", 0)
+        ce.copy_key("pp-run1", "../x", 0)
+    with pytest.raises(ValueError, match="preprocessor generation"):
+        ce.copy_key("../x", "r1", 0)
     assert ce.make_run_id(datetime(2025, 5, 1, 12, 0, tzinfo=UTC), "ab12cd") == "20250501T120000-ab12cd"
 
 
@@ -147,7 +158,7 @@ def test_report_separates_cold_and_warm_and_reports_peaks() -> None:
         endpoint_name="ep",
         variant_name="AllTraffic",
         source_location="Chicago_IL",
-        source_key="models/Chicago_IL/x.tar.gz",
+        source_key="models/pp-run1/Chicago_IL/x.tar.gz",
         copies=4,
         planned_calls=len(plan),
         results=results,
@@ -157,6 +168,7 @@ def test_report_separates_cold_and_warm_and_reports_peaks() -> None:
         timings={"copy": 1.23456, "invoke": 2.0},
         stopped_early=None,
         kept_copies=False,
+        generation="pp-run1",
     )
     json.dumps(report)  # serialisable
     assert report["counts"] == {
@@ -209,12 +221,12 @@ class FakeS3:
 
 
 def test_delete_keys_batches_by_1000_and_reports_failures() -> None:
-    keys = [ce.copy_key("r1", i) for i in range(2500)]
+    keys = [ce.copy_key("pp-run1", "r1", i) for i in range(2500)]
     s3 = FakeS3()
     assert ea.delete_keys(s3, BUCKET, keys) == 2500
     assert [len(b) for b in s3.batches] == [1000, 1000, 500]
     with pytest.raises(
-        CliError, match=r"aws s3 rm --recursive s3://mme-artifacts-test/models/_experiment-r1/"
+        CliError, match=r"aws s3 rm --recursive s3://mme-artifacts-test/models/pp-run1/_experiment-r1/"
     ):
         ea.delete_keys(FakeS3(fail=frozenset({keys[3]})), BUCKET, keys[:10])
 
@@ -336,7 +348,11 @@ class FakeClock:
 
 
 def _put_pointer(location: str = "Chicago_IL") -> ModelPointer:
+    """The location's current model in the served generation (which this also records)."""
+    record_complete(GENERATION)
+    record_serving(GENERATION, ENDPOINT)
     pointer = ModelPointer(
+        preprocessor_generation=GENERATION,
         location=location,
         version="v1",
         size=4,
@@ -351,7 +367,7 @@ def _put_pointer(location: str = "Chicago_IL") -> ModelPointer:
 
 def _experiment_keys() -> list[str]:
     listing = boto3.client("s3", region_name=REGION).list_objects_v2(
-        Bucket=BUCKET, Prefix="models/_experiment-"
+        Bucket=BUCKET, Prefix=f"models/{GENERATION}/_experiment-"
     )
     return [o["Key"] for o in listing.get("Contents", [])]
 
@@ -405,7 +421,7 @@ def test_experiment_writes_chart_and_report_and_deletes_copies(
     assert len(copied) == 6
     assert len(set(copied)) == 6
     run_folder = copied[0].rsplit("/", 1)[0] + "/"
-    assert run_folder.startswith("models/_experiment-")
+    assert run_folder.startswith(f"models/{GENERATION}/_experiment-")  # the served generation's prefix
     assert [t.rsplit("/", 1)[1] for t in invoked] == [
         f"copy-{i}.tar.gz" for i in [0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 4, 5]
     ]
@@ -418,6 +434,8 @@ def test_experiment_writes_chart_and_report_and_deletes_copies(
     assert [p["value"] for p in report["cache_hit_over_time"]] == [0.0, 1.0, 0.4]
     assert report["stopped_early"] is None
     assert report["source_key"] == pointer.key
+    assert report["generation"] == GENERATION
+    assert all(t.startswith("_experiment-") for t in invoked)  # relative to models/<generation>/
     assert (tmp_path / "cache-experiment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Peak models loaded: 121" in result.stdout
 
@@ -496,9 +514,17 @@ def test_experiment_failures_are_clear(
     unknown = run_cli("experiment", "cache", "-l", "Atlantis_XX", "--out", str(tmp_path))
     assert unknown.exit_code == 1
     assert "Unknown location 'Atlantis_XX'" in unknown.stderr
+    nothing = run_cli("experiment", "cache", "-l", "Chicago_IL", "--out", str(tmp_path))
+    assert nothing.exit_code == 1
+    assert nothing.stderr.startswith("Error: No preprocessor generation is served or complete yet")
+    record_complete(GENERATION)
+    record_serving(GENERATION, ENDPOINT)
     missing = run_cli("experiment", "cache", "-l", "Chicago_IL", "--out", str(tmp_path))
     assert missing.exit_code == 1
-    assert "has no current model" in missing.stderr
+    assert " ".join(missing.stderr.split()) == (
+        f"Error: Chicago_IL has no current model in the served generation {GENERATION} (no "
+        f"model-pointers/{GENERATION}/Chicago_IL.json): run `mme train` first."
+    )
     bounded = run_cli("experiment", "cache", "-l", "Chicago_IL", "--copies", "1001")
     assert bounded.exit_code == 2
     assert _experiment_keys() == []

@@ -24,7 +24,18 @@ from mme_cli.deployment import Deployment
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer
 from scripts.deploy import Clock
-from tests.cli.conftest import BUCKET, ENDPOINT, REGION, STATE_MACHINE_ARN, CliResult, create_stack
+from tests.cli.conftest import (
+    BUCKET,
+    ENDPOINT,
+    GENERATION,
+    NEW_GENERATION,
+    REGION,
+    STATE_MACHINE_ARN,
+    CliResult,
+    create_stack,
+    record_complete,
+    record_serving,
+)
 
 RunCli = Callable[..., CliResult]
 NOW = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -373,8 +384,11 @@ TARGET = f"Chicago_IL/Chicago_IL-{VERSION}.tar.gz"
 
 
 def store_pointer() -> None:
-    """Chicago_IL's current model, as the promotion Lambda writes it."""
+    """Chicago_IL's current model in the served generation, as the promotion Lambda writes it."""
+    record_complete(GENERATION)
+    record_serving(GENERATION, ENDPOINT)
     pointer = ModelPointer(
+        preprocessor_generation=GENERATION,
         location="Chicago_IL",
         version=VERSION,
         size=1843,
@@ -383,7 +397,9 @@ def store_pointer() -> None:
         validation_metrics={"validation:absolute_loss": 9876.0},
     )
     SESSION.client("s3").put_object(
-        Bucket=BUCKET, Key=s3_layout.current_pointer_key("Chicago_IL"), Body=pointer.to_json().encode()
+        Bucket=BUCKET,
+        Key=s3_layout.current_pointer_key(GENERATION, "Chicago_IL"),
+        Body=pointer.to_json().encode(),
     )
 
 
@@ -416,7 +432,9 @@ def test_predict_prints_the_price_and_latency(
     result = run_cli("predict", "Chicago_IL", *HOUSE)
 
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.split() == (f"Price: $412,345.68 (Chicago_IL model {VERSION}, 42.1 ms)".split())
+    assert result.stdout.split() == (
+        f"Price: $412,345.68 (Chicago_IL model {VERSION} of {GENERATION}, 42.1 ms)".split()
+    )
 
 
 def test_predict_accepts_one_comma_separated_string(stubs: SageMakerStubs, run_cli: RunCli) -> None:
@@ -518,9 +536,10 @@ def test_predict_unknown_location_says_how_to_get_a_model(stubs: SageMakerStubs,
 
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        f"Error: Location Boston_MA has no current model (s3://{BUCKET}/model-pointers/Boston_MA.json does "
-        "not exist): train it with `mme train --location Boston_MA --wait`, or promote a trained job with "
-        "`mme models promote`."
+        f"Error: Location Boston_MA has no current model in generation {GENERATION} (served) "
+        f"(s3://{BUCKET}/model-pointers/{GENERATION}/Boston_MA.json does not exist): train it with "
+        "`mme train --location Boston_MA --wait`, or add one with "
+        f"`mme models add Boston_MA ARTIFACT --generation {GENERATION}`."
     )
 
 
@@ -649,3 +668,115 @@ def test_wait_shows_per_location_progress_from_the_map_runs() -> None:
     assert map_progress(_MapRuns({}), arn) == ""
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListMapRuns")
     assert map_progress(_MapRuns({}, error=denied), arn) == ""  # progress is best effort, never fatal
+
+
+# --------------------------------------------------------------------------------------------------
+# Generations: mme train --refit and what a run's summary says about its generation
+
+
+def refit_summary(complete: bool) -> dict[str, Any]:
+    return {**SUMMARY_OK, "generation": NEW_GENERATION, "refit": True, "generation_complete": complete}
+
+
+def test_train_refit_asks_for_a_new_generation(executing: None, fake_time: FakeTime, run_cli: RunCli) -> None:
+    record_serving(GENERATION, ENDPOINT)
+    create_training_machine({"Type": "Pass", "Result": refit_summary(complete=True)})
+
+    result = run_cli("train", "--location", "Chicago_IL", "--refit", "--wait", "--run-id", "run2")
+
+    assert result.exit_code == 0, result.stderr
+    assert execution_input("run2") == {"locations": ["Chicago_IL"], "refit": True}
+    out = " ".join(result.stdout.split())
+    assert "Started refit training run run2 for 1 location(s)" in out
+    assert f"Generation: {NEW_GENERATION} (refit: a new preprocessor was fitted)" in out
+    assert (
+        f"Generation {NEW_GENERATION} is complete; the endpoint still serves {GENERATION}: run `make deploy` "
+        "to switch every location at once."
+    ) in out
+
+
+def test_train_without_refit_trains_into_the_served_generation(
+    executing: None, fake_time: FakeTime, run_cli: RunCli
+) -> None:
+    record_serving(GENERATION, ENDPOINT)
+    summary = {**SUMMARY_OK, "generation": GENERATION, "refit": False, "generation_complete": False}
+    create_training_machine({"Type": "Pass", "Result": summary})
+
+    result = run_cli("train", "--location", "Chicago_IL", "--wait", "--run-id", "run3")
+
+    assert result.exit_code == 0, result.stderr
+    assert execution_input("run3") == {"locations": ["Chicago_IL"]}
+    out = " ".join(result.stdout.split())
+    assert f"Generation: {GENERATION} (no refit: trained on the generation's existing preprocessor)" in out
+    assert "make deploy" not in out
+
+
+def test_train_refit_that_did_not_complete(executing: None, fake_time: FakeTime, run_cli: RunCli) -> None:
+    create_training_machine({"Type": "Pass", "Result": refit_summary(complete=False)})
+
+    result = run_cli("train", "--refit", "--wait", "--run-id", "run4")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Generation {NEW_GENERATION} is not complete: it will not be served." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (
+            "IncompleteGeneration",
+            "the refit's new preprocessor generation is incomplete, because at least one location failed "
+            "to train on it; it will not be served (the endpoint keeps its generation): fix the failed "
+            "locations and run `mme train --refit` again",
+        ),
+        (
+            "NothingPromoted",
+            "no location was trained and promoted, so nothing that the endpoint serves changed: see each "
+            "location's failure in the run summary",
+        ),
+    ],
+)
+def test_train_explains_the_pipelines_own_failures(
+    executing: None, fake_time: FakeTime, run_cli: RunCli, error: str, cause: str
+) -> None:
+    create_training_machine({"Type": "Fail", "Error": error, "Cause": "1 of 4 locations failed"})
+
+    result = run_cli("train", "--refit", "--wait", "--run-id", "run5")
+
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == (
+        f"Error: Training run run5 failed with {error}: {cause}; the summary is "
+        f"s3://{BUCKET}/pipeline-runs/run5/summary.json."
+    )
+
+
+def test_predict_refuses_a_pointer_of_another_generation(stubs: SageMakerStubs, run_cli: RunCli) -> None:
+    stray = ModelPointer(
+        preprocessor_generation=NEW_GENERATION,
+        location="Chicago_IL",
+        version=VERSION,
+        size=1,
+        training_job_name=None,
+        promoted_at=NOW,
+    )
+    SESSION.client("s3").put_object(
+        Bucket=BUCKET,
+        Key=s3_layout.current_pointer_key(GENERATION, "Chicago_IL"),
+        Body=stray.to_json().encode(),
+    )
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == (
+        f"Error: The model pointer s3://{BUCKET}/model-pointers/{GENERATION}/Chicago_IL.json names "
+        f"preprocessor generation {NEW_GENERATION}, not its folder's {GENERATION}, so its model would get "
+        "the wrong preprocessing: retrain Chicago_IL with `mme train --location Chicago_IL --wait`."
+    )
+
+
+def test_predict_before_anything_is_trained(outputs: None, run_cli: RunCli) -> None:
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: No preprocessor generation is served or complete yet")
