@@ -1198,3 +1198,20 @@ def test_rollback_to_an_added_version_records_no_training_job(models: None, run_
 def has_pointer_in(generation: str, location: str) -> bool:
     listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=s3_layout.current_pointer_key(generation, location))
     return bool(listed.get("Contents"))
+
+
+def test_rollback_in_another_generation_to_a_served_version_says_to_drop_the_option(
+    models: None, run_cli: RunCli
+) -> None:
+    put_version("Chicago_IL", "ll-Chicago-IL-run0", generation=OLD_GENERATION)
+
+    result = run_cli(
+        "models", "rollback", "Chicago_IL", "--to", "ll-Chicago-IL-run2", "--generation", OLD_GENERATION
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Version ll-Chicago-IL-run2 of Chicago_IL belongs to the served generation {GENERATION}, "
+        f"not to {OLD_GENERATION} (chosen with --generation): run the rollback without --generation.\n"
+    )
+    assert not has_pointer_in(OLD_GENERATION, "Chicago_IL")
