@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
 BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -20,3 +21,25 @@ def json_type(value: object) -> str:
         return "boolean"
     names = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
     return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def environment_bucket(environ: Mapping[str, str]) -> str:
+    """BUCKET_NAME, validated; ValueError with one sentence naming the variable otherwise."""
+    bucket = environ.get("BUCKET_NAME", "")
+    if BUCKET_NAME_RE.fullmatch(bucket) is None:
+        raise ValueError(
+            f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; the stack must set it "
+            "to the artifact bucket."
+        )
+    return bucket
+
+
+def environment_kms_key_arn(environ: Mapping[str, str]) -> str:
+    """KMS_KEY_ARN, validated; ValueError with one sentence naming the variable otherwise."""
+    kms_key_arn = environ.get("KMS_KEY_ARN", "")
+    if KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
+        raise ValueError(
+            f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN; the stack must set it "
+            "to the project key's ARN."
+        )
+    return kms_key_arn

@@ -29,8 +29,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
-from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
+from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
 from mme_shared.housing_data import generate_location_dataset, to_csv
 from mme_shared.naming import job_name_fragment, location_name_problem
 
@@ -130,12 +129,12 @@ def _fraction(environ: Mapping[str, str], name: str) -> float:
 
 def load_data_settings(environ: Mapping[str, str]) -> DataSettings:
     """Read and validate the six variables; raise InvalidEnvironment naming the first bad one."""
-    bucket = _require(environ, "BUCKET_NAME")
-    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
-        raise InvalidEnvironment(f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name.")
-    kms_key_arn = _require(environ, "KMS_KEY_ARN")
-    if _KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
-        raise InvalidEnvironment(f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN.")
+    _require(environ, "BUCKET_NAME")
+    _require(environ, "KMS_KEY_ARN")
+    try:
+        bucket, kms_key_arn = environment_bucket(environ), environment_kms_key_arn(environ)
+    except ValueError as error:
+        raise InvalidEnvironment(str(error)) from None
     return DataSettings(
         bucket=bucket,
         kms_key_arn=kms_key_arn,

@@ -66,7 +66,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import generation, naming, s3_layout
-from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
+from mme_shared.handler_input import environment_bucket
 from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
@@ -215,12 +215,10 @@ def _manifest_key(key: object) -> str:
 
 def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
     """Read BUCKET_NAME and MAX_LOCATIONS; raise InvalidEnvironment naming the variable if wrong."""
-    bucket = environ.get("BUCKET_NAME", "")
-    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
-        raise InvalidEnvironment(
-            f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; "
-            "the stack must set it to the artifact bucket."
-        )
+    try:
+        bucket = environment_bucket(environ)
+    except ValueError as error:
+        raise InvalidEnvironment(str(error)) from None
     text = environ.get("MAX_LOCATIONS", "").strip()
     if _INTEGER_RE.fullmatch(text) is None or int(text) < 1:
         raise InvalidEnvironment(

@@ -97,8 +97,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import generation, s3_layout
-from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
-from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
+from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
 from mme_shared.naming import generation_problem, location_name_problem
 
 LOGGER = logging.getLogger(__name__)
@@ -350,18 +349,11 @@ def remove_serving(s3: S3Client, bucket: str, endpoint_name: str, physical_id: s
 
 def load_settings(environ: Mapping[str, str], *, need_key: bool) -> Settings:
     """BUCKET_NAME (and, to write, KMS_KEY_ARN), validated; InvalidRequest naming the variable otherwise."""
-    bucket = environ.get("BUCKET_NAME", "")
-    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
-        raise InvalidRequest(
-            f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; the stack must set "
-            "it to the artifact bucket."
-        )
-    kms_key_arn = environ.get("KMS_KEY_ARN", "")
-    if need_key and _KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
-        raise InvalidRequest(
-            f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN; the stack must set "
-            "it to the project key."
-        )
+    try:
+        bucket = environment_bucket(environ)
+        kms_key_arn = environment_kms_key_arn(environ) if need_key else environ.get("KMS_KEY_ARN", "")
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
     return Settings(bucket=bucket, kms_key_arn=kms_key_arn)
 
 

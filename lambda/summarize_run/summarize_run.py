@@ -93,8 +93,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import generation, naming, s3_layout
-from mme_shared.handler_input import BUCKET_NAME_RE as _BUCKET_NAME_RE
-from mme_shared.handler_input import KMS_KEY_ARN_RE as _KMS_KEY_ARN_RE
+from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
 from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
@@ -268,18 +267,10 @@ def parse_summary_event(event: object) -> SummaryRequest:
 
 def load_summary_settings(environ: Mapping[str, str]) -> SummarySettings:
     """Read BUCKET_NAME and KMS_KEY_ARN; raise InvalidEnvironment naming a missing or malformed one."""
-    bucket = environ.get("BUCKET_NAME", "")
-    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
-        raise InvalidEnvironment(
-            f"Environment variable BUCKET_NAME {bucket!r} is not an S3 bucket name; "
-            "the stack must set it to the artifact bucket."
-        )
-    kms_key_arn = environ.get("KMS_KEY_ARN", "")
-    if _KMS_KEY_ARN_RE.fullmatch(kms_key_arn) is None:
-        raise InvalidEnvironment(
-            f"Environment variable KMS_KEY_ARN {kms_key_arn!r} is not a KMS key ARN; "
-            "the stack must set it to the project key's ARN."
-        )
+    try:
+        bucket, kms_key_arn = environment_bucket(environ), environment_kms_key_arn(environ)
+    except ValueError as error:
+        raise InvalidEnvironment(str(error)) from None
     return SummarySettings(bucket=bucket, kms_key_arn=kms_key_arn)
 
 

@@ -559,7 +559,7 @@ RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
         (resolve_request("Create", GEN_A), {}, "Environment variable BUCKET_NAME '' is not an S3 bucket "
          "name; the stack must set it to the artifact bucket."),
         (record_request("Create", GEN_A), {"BUCKET_NAME": BUCKET}, "Environment variable KMS_KEY_ARN '' is "
-         "not a KMS key ARN; the stack must set it to the project key."),
+         "not a KMS key ARN; the stack must set it to the project key's ARN."),
         (request("Create", {"Generation": GEN_A}), None,
          "The Action property must be one of resolve, record-serving, got None."),
         (request("Create", {"Action": "check", "Generation": GEN_A}), None,
