@@ -53,6 +53,9 @@ from mme_shared.naming import validate_generation, validate_location_name
 
 POINTER_FORMAT_VERSION: Final = 2
 
+TRAINING_JOB_METADATA: Final = "mme-training-job"
+"""User metadata on every promoted model version: the training job it came from (read by rollback)."""
+
 CHECKSUM_ALGORITHMS: Final = ("CRC64NVME", "CRC32", "CRC32C", "SHA256", "SHA1")
 """The S3 checksum algorithms (the ``Checksum<ALGORITHM>`` response fields), preferred first."""
 

@@ -86,6 +86,7 @@ from mme_shared import s3_layout
 from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
 from mme_shared.model_pointer import (
     CHECKSUM_ALGORITHMS,
+    TRAINING_JOB_METADATA,
     ArtifactChecksum,
     ModelPointer,
     ModelPointerError,
@@ -115,7 +116,6 @@ COPY_CONCURRENCY: Final = 10
 
 SOURCE_ETAG_METADATA: Final = "mme-source-etag"
 SOURCE_KEY_METADATA: Final = "mme-source-key"
-TRAINING_JOB_METADATA: Final = "mme-training-job"
 MULTIPART_CHECKSUM_ALGORITHM: Final = "CRC64NVME"
 DEFAULT_CHECKSUM_ALGORITHM: Final = "CRC64NVME"
 

@@ -34,7 +34,13 @@ from mme_cli.deployment import CliError
 from mme_cli.generations import Chosen
 from mme_shared import s3_layout
 from mme_shared.generation import GenerationRef
-from mme_shared.model_pointer import CHECKSUM_ALGORITHMS, ArtifactChecksum, ModelPointer, ModelPointerError
+from mme_shared.model_pointer import (
+    CHECKSUM_ALGORITHMS,
+    TRAINING_JOB_METADATA,
+    ArtifactChecksum,
+    ModelPointer,
+    ModelPointerError,
+)
 from mme_shared.naming import validate_location_name
 from mme_shared.pointer_store import PointerChanged, delete_pointer, write_pointer
 
@@ -46,7 +52,6 @@ _NAMES_SHOWN = 10
 """How many existing names an error message lists before saying "and N more"."""
 _POINTER_READERS: Final = 16
 """Pointers read at once by `mme status` and `mme models list` (one GetObject each)."""
-TRAINING_JOB_METADATA: Final = "mme-training-job"
 """Object metadata the promotion Lambda puts on every version it copies: the job that trained it."""
 ADDED_BY_METADATA: Final = "mme-added-from"
 """Object metadata `mme models add` puts on a version it uploads: where the artifact came from."""
@@ -648,7 +653,7 @@ def promote(
     table.add_column("Value", overflow="fold")
     table.add_row("Result", action)
     table.add_row("Version", str(payload.get("version", "-")))
-    generation = payload.get("preprocessor_generation") or payload.get("generation")
+    generation = payload.get("generation")
     if generation:
         table.add_row("Generation", str(generation))
     if payload.get("target_model"):

@@ -21,7 +21,7 @@ from botocore.stub import Stubber  # type: ignore[import-untyped]
 from mme_cli.commands import status_models
 from mme_cli.context import CliContext
 from mme_shared import s3_layout
-from mme_shared.model_pointer import ArtifactChecksum, ModelPointer
+from mme_shared.model_pointer import TRAINING_JOB_METADATA, ArtifactChecksum, ModelPointer
 from tests.cli.conftest import (
     ACCOUNT,
     BUCKET,
@@ -83,7 +83,7 @@ def put_version(
         Key=key,
         Body=body,
         ChecksumAlgorithm="CRC32",
-        Metadata={status_models.TRAINING_JOB_METADATA: version},
+        Metadata={TRAINING_JOB_METADATA: version},
     )
     return key
 
