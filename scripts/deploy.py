@@ -372,9 +372,13 @@ def new_run_id(now: datetime) -> str:
     return naming.validate_run_id(RUN_ID_PREFIX + now.astimezone(UTC).strftime("%Y%m%d-%H%M%S"))
 
 
-def execution_input(s3: Any, bucket: str, run_id: str, locations: Sequence[str], say: Printer) -> str:
-    """The locations inline, or (too large for that) a manifest uploaded under location-manifests/."""
-    inline = json.dumps({"locations": list(locations)}, separators=(",", ":"))
+def execution_input(
+    s3: Any, bucket: str, run_id: str, locations: Sequence[str], say: Printer, *, refit: bool = False
+) -> str:
+    """The locations inline, or (too large for that) a manifest uploaded under location-manifests/;
+    with ``refit`` the input also asks for a new preprocessor generation."""
+    options = {"refit": True} if refit else {}
+    inline = json.dumps({"locations": list(locations), **options}, separators=(",", ":"))
     if len(inline.encode("utf-8")) <= INLINE_INPUT_MAX_BYTES:
         return inline
     key = f"{s3_layout.LOCATION_MANIFESTS_PREFIX}{run_id}.json"
@@ -385,7 +389,7 @@ def execution_input(s3: Any, bucket: str, run_id: str, locations: Sequence[str],
         ContentType="application/json",
     )
     say(f"{len(locations)} locations are too many to pass inline; uploaded {s3_layout.s3_uri(bucket, key)}")
-    return json.dumps({"locations_manifest_key": key})
+    return json.dumps({"locations_manifest_key": key, **options})
 
 
 def running_execution(stepfunctions: Any, state_machine_arn: str) -> str | None:

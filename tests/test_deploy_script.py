@@ -488,6 +488,20 @@ def test_the_inline_limit_is_on_the_encoded_input() -> None:
     }
     assert [u["Key"] for u in uploads] == [f"location-manifests/{RUN_ID}.json"]
 
+    # A refit asks for it in either form, and the flag counts towards the inline limit.
+    assert json.loads(deploy.execution_input(RecordingS3(), BUCKET, RUN_ID, too_big, print, refit=True)) == {
+        "locations_manifest_key": f"location-manifests/{RUN_ID}.json",
+        "refit": True,
+    }
+    assert json.loads(deploy.execution_input(NoS3(), BUCKET, RUN_ID, ["Chicago_IL"], print, refit=True)) == {
+        "locations": ["Chicago_IL"],
+        "refit": True,
+    }
+    refit_fits = ["a" * (deploy.INLINE_INPUT_MAX_BYTES - len('{"locations":[""],"refit":true}'))]
+    assert len(deploy.execution_input(NoS3(), BUCKET, RUN_ID, refit_fits, print, refit=True)) == (
+        deploy.INLINE_INPUT_MAX_BYTES
+    )
+
 
 def test_run_ids_are_valid_execution_names_in_utc() -> None:
     from datetime import timedelta, timezone

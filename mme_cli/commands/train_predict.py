@@ -119,9 +119,7 @@ def train(
     name = _run_id(run_id)
     state_machine_arn = cli.deployment.state_machine_arn
     bucket = cli.deployment.bucket
-    payload = execution_input(cli.client("s3"), bucket, name, chosen, cli.console.print)
-    if refit:
-        payload = json.dumps({**json.loads(payload), "refit": True}, separators=(",", ":"))
+    payload = execution_input(cli.client("s3"), bucket, name, chosen, cli.console.print, refit=refit)
     stepfunctions = cli.client("stepfunctions")
     try:
         execution_arn = str(
