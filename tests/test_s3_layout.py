@@ -76,7 +76,7 @@ def test_unsafe_versions_are_rejected(version: str) -> None:
 def test_only_preprocessor_job_names_are_generations(generation: str) -> None:
     with pytest.raises(ValueError, match=r"^preprocessor generation .* is not allowed: use 'pp-' followed"):
         s3_layout.preprocessor_artifact_key(generation)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^preprocessor generation .* is not allowed"):
         s3_layout.current_pointer_key(generation, "Chicago_IL")
 
 
