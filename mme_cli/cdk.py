@@ -30,7 +30,7 @@ class CdkRunner(Protocol):
     def __call__(self, args: Sequence[str]) -> int: ...
 
 
-class CdkFailed(CliError):
+class CdkFailed(CliError):  # noqa: N818 (says what happened, like the handlers' errors)
     """A ``cdk`` command failed; ``exit_code`` is what the command should exit with."""
 
     def __init__(self, message: str, exit_code: int) -> None:
