@@ -25,6 +25,8 @@ class CliContext:
     config: ProjectConfig
     region: str | None = None
     profile: str | None = None
+    config_path: Path | None = None
+    """The ``--config`` file (None: the defaults), for commands that run the CDK CLI with it."""
     console: Console = field(default_factory=Console)
     errors: Console = field(default_factory=lambda: Console(stderr=True))
 
@@ -34,7 +36,7 @@ class CliContext:
             config = load_default_config(str(config_path) if config_path is not None else None)
         except ConfigError as error:
             raise CliError(f"Invalid configuration: {error}.") from None
-        return cls(config=config, region=region or config.region, profile=profile)
+        return cls(config=config, region=region or config.region, profile=profile, config_path=config_path)
 
     @cached_property
     def session(self) -> Any:
