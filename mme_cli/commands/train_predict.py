@@ -1,8 +1,9 @@
 """``mme train`` (start, follow, summarise a training run) and ``mme predict`` (invoke a location's model).
 
-Both read every name from the deployment's stack outputs. ``train`` reuses the deploy script's
-execution input (inline locations, or a manifest under ``location-manifests/`` when too large), plus
-``"refit": true`` with ``--refit``; ``predict`` resolves the served preprocessor generation
+Both read every name from the deployment's stack outputs. ``train`` uses :mod:`mme_cli.runs`
+(shared with ``mme deploy``) for the execution input (inline locations, or a manifest under
+``location-manifests/`` when too large, plus ``"refit": true`` with ``--refit``), the wait and the
+report; ``predict`` resolves the served preprocessor generation
 (``preprocessor/serving.json``) and the location's current model from that generation's pointer, so it
 always invokes the version that was promoted last behind the preprocessor it was trained on.
 """
@@ -18,19 +19,17 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from rich.markup import escape
 from rich.table import Table
 
-from mme_cli import generations
+from mme_cli import generations, runs
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
+from mme_cli.runs import Clock
 from mme_shared import naming, s3_layout
-from mme_shared.generation import GenerationRef
 from mme_shared.housing_data import CATEGORICAL_FEATURE_COLUMNS, FEATURE_COLUMNS
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
-from mme_shared.run_summary import NotARunSummary, RunOutcome, read_run_outcome
-from scripts.deploy import Clock, execution_input
 
 CLOCK: Clock = Clock()
 """Time for the wait loop and the latency measurements; the tests replace it with a fake."""
@@ -40,22 +39,8 @@ DEFAULT_POLL_SECONDS: Final = 10
 MAX_REPEAT: Final = 10_000
 MAX_CSV_ROWS: Final = 5_000
 """Rows sent in one request; well under the endpoint's 6 MB payload limit for 8 short fields."""
-SHOWN_CAUSE_CHARS: Final = 300
 CATEGORY_VALUES: Final = ("y", "n")
 FIELDS_HELP: Final = " ".join(FEATURE_COLUMNS)
-
-RUN_FAILURES: Final = {
-    "IncompleteGeneration": (
-        "the refit's new preprocessor generation is incomplete, because at least one location failed to "
-        "train on it; it will not be served (the endpoint keeps its generation): fix the failed "
-        "locations and run `mme train --refit` again"
-    ),
-    "NothingPromoted": (
-        "no location was trained and promoted, so nothing that the endpoint serves changed: see each "
-        "location's failure in the run summary"
-    ),
-}
-"""Why the training state machine fails a run on purpose, by its error name, in plain words."""
 
 
 def register(
@@ -119,18 +104,11 @@ def train(
     name = _run_id(run_id)
     state_machine_arn = cli.deployment.state_machine_arn
     bucket = cli.deployment.bucket
-    payload = execution_input(cli.client("s3"), bucket, name, chosen, cli.console.print, refit=refit)
+    payload = runs.execution_input(cli.client("s3"), bucket, name, chosen, cli.console.print, refit=refit)
     stepfunctions = cli.client("stepfunctions")
-    try:
-        execution_arn = str(
-            stepfunctions.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)[
-                "executionArn"
-            ]
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-            raise CliError(f"A training run named {name} already exists: pass another --run-id.") from None
-        raise
+    execution_arn = runs.start_run(
+        stepfunctions, state_machine_arn, name, payload, if_taken="pass another --run-id"
+    )
     cli.console.print(
         f"Started {'refit ' if refit else ''}training run {name} for {len(chosen)} location(s): "
         f"{execution_arn}",
@@ -144,8 +122,10 @@ def train(
         )
         return
     timeout_seconds = cli.config.training.execution_timeout_minutes * 60
-    description = _wait(cli, stepfunctions, execution_arn, timeout_seconds=timeout_seconds, poll=poll_seconds)
-    _report(
+    description = runs.wait_for_run(
+        cli, stepfunctions, execution_arn, timeout_seconds=timeout_seconds, poll=poll_seconds, clock=CLOCK
+    )
+    runs.report_run(
         cli,
         description,
         bucket,
@@ -177,182 +157,6 @@ def _run_id(option: str | None) -> str:
         return naming.validate_run_id(text)
     except ValueError as error:
         raise CliError(f"--run-id: {error}.") from None
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
-
-
-MAP_STAGES: Final = {"GenerateData": "data generated", "TrainLocations": "locations trained or failed"}
-"""The training state machine's two Distributed Maps, by state name, as progress is shown."""
-
-
-def map_progress(stepfunctions: Any, execution_arn: str) -> str:
-    """Per-location progress from the run's Map Runs, e.g. ``locations trained or failed 3/10``.
-
-    Each Map Run's ARN names its Map state (``mapRun:<state machine>/<state>:<id>``); its item
-    counts say how many locations are done. Empty while no Map has started (or if not allowed).
-    """
-    try:
-        runs = stepfunctions.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
-        parts = []
-        for run in runs:
-            arn = str(run["mapRunArn"])
-            state = arn.split(":mapRun:", 1)[-1].split("/", 1)[-1].split(":", 1)[0]
-            counts = stepfunctions.describe_map_run(mapRunArn=arn).get("itemCounts", {})
-            failed = sum(int(counts.get(key, 0)) for key in ("failed", "timedOut", "aborted"))
-            done = int(counts.get("succeeded", 0)) + failed
-            text = f"{MAP_STAGES.get(state, state)} {done}/{int(counts.get('total', 0))}"
-            parts.append(text + (f" ({failed} failed)" if failed else ""))
-    except (ClientError, BotoCoreError):  # progress is best effort: never stop the wait for it
-        return ""
-    return ", ".join(parts)
-
-
-def _wait(
-    cli: CliContext, stepfunctions: Any, arn: str, *, timeout_seconds: float, poll: float
-) -> dict[str, Any]:
-    """Poll DescribeExecution under a rich status line until the run leaves RUNNING."""
-    name = arn.rsplit(":", 1)[-1]
-    started = CLOCK.monotonic()
-    try:
-        with cli.console.status(f"Training run {name}: starting") as status:
-            while True:
-                description: dict[str, Any] = stepfunctions.describe_execution(executionArn=arn)
-                elapsed = CLOCK.monotonic() - started
-                state = str(description["status"])
-                if state != "RUNNING":
-                    cli.console.print(
-                        f"Training run {name}: {state} after {_duration(elapsed)}", soft_wrap=True
-                    )
-                    return description
-                progress = map_progress(stepfunctions, arn)
-                status.update(
-                    f"Training run {name}: RUNNING, {_duration(elapsed)} elapsed"
-                    + (f"; {progress}" if progress else "")
-                )
-                if elapsed >= timeout_seconds:
-                    raise CliError(
-                        f"Training run {name} is still running after {_duration(elapsed)} (the configured "
-                        "execution timeout); it goes on in the background: follow it with "
-                        f"`aws stepfunctions describe-execution --execution-arn {arn}`."
-                    )
-                CLOCK.sleep(min(poll, max(timeout_seconds - elapsed, 1.0)))
-    except KeyboardInterrupt:
-        cli.errors.print(
-            f"Interrupted; training run {name} goes on in the background: follow it with "
-            f"`aws stepfunctions describe-execution --execution-arn {arn}`.",
-            soft_wrap=True,
-        )
-        raise typer.Exit(130) from None
-
-
-def _report(
-    cli: CliContext, description: Mapping[str, Any], bucket: str, serving: GenerationRef | None
-) -> None:
-    """Print the run's summary as a table; CliError when the run or any location failed."""
-    try:
-        outcome = read_run_outcome(description)
-    except NotARunSummary as error:
-        raise CliError(str(error)) from None
-    name, arn, state = outcome.name, outcome.arn, outcome.status
-    if outcome.failed:
-        error_name = str(description.get("error") or "")
-        summary_uri = s3_layout.s3_uri(bucket, outcome.summary_key)
-        if error_name in RUN_FAILURES:
-            raise CliError(
-                f"Training run {name} failed with {error_name}: {RUN_FAILURES[error_name]}; the summary is "
-                f"{summary_uri}."
-            )
-        detail = _short(outcome.detail) if outcome.detail else ""
-        raise CliError(
-            f"Training run {name} ended {state}{f' ({detail})' if detail else ''}; see "
-            f"`aws stepfunctions get-execution-history --execution-arn {arn}`."
-        )
-    summary, succeeded_count, failed_count = outcome.summary, outcome.succeeded_count, outcome.failed_count
-    summary_uri = s3_layout.s3_uri(bucket, outcome.summary_key)
-    table = Table(title=f"Training run {name}: {succeeded_count} trained, {failed_count} failed")
-    for column in ("Location", "Result", "Training job", "Model version", "Validation / error"):
-        table.add_column(column)
-    for entry in _entries(summary, "succeeded"):
-        metrics = entry.get("validation_metrics") or {}
-        shown = (
-            ", ".join(f"{k} = {_number(v)}" for k, v in sorted(metrics.items()))
-            if isinstance(metrics, dict)
-            else ""
-        )
-        table.add_row(
-            escape(str(entry.get("location", "?"))),
-            "[green]trained[/green]",
-            escape(str(entry.get("training_job_name") or "")),
-            escape(str(entry.get("model_version") or "")),
-            escape(shown or "-"),
-        )
-    for entry in _entries(summary, "failed"):
-        reason = ": ".join(_short(str(entry[k])) for k in ("error", "cause") if entry.get(k))
-        table.add_row(
-            escape(str(entry.get("location", "?"))),
-            f"[red]failed at {escape(str(entry.get('failed_step') or 'unknown step'))}[/red]",
-            "",
-            "",
-            escape(reason or "-"),
-        )
-    cli.console.print(table)
-    for line in _generation_lines(outcome, serving):
-        cli.console.print(line, soft_wrap=True, markup=False, highlight=False)
-    if summary.get("truncated"):
-        cli.console.print(f"The table is truncated; every location is in {summary_uri}.", soft_wrap=True)
-    else:
-        cli.console.print(f"Full summary: {summary_uri}", soft_wrap=True)
-    if failed_count:
-        raise CliError(
-            f"{failed_count} of {succeeded_count + failed_count} location(s) failed in training run {name}; "
-            f"see the table above and {summary_uri}."
-        )
-
-
-def _generation_lines(outcome: RunOutcome, serving: GenerationRef | None) -> list[str]:
-    """Which generation the run trained into, whether it was a refit, and what serving it takes."""
-    generation = outcome.generation
-    if generation is None:
-        return ["The run's summary names no preprocessor generation (a state machine of an older version?)."]
-    lines = [
-        f"Generation: {generation} (refit: a new preprocessor was fitted)"
-        if outcome.refit
-        else f"Generation: {generation} (no refit: trained on the generation's existing preprocessor)"
-    ]
-    served = None if serving is None else serving.generation
-    if outcome.refit and outcome.generation_complete:
-        if served == generation:
-            lines.append(f"Generation {generation} is complete and already served.")
-        else:
-            lines.append(
-                f"Generation {generation} is complete; the endpoint still serves {served or 'nothing yet'}: "
-                "run `make deploy` to switch every location at once."
-            )
-    elif outcome.refit:
-        lines.append(f"Generation {generation} is not complete: it will not be served.")
-    elif served is not None and served != generation:
-        lines.append(f"The endpoint serves {served}: these models are served once {generation} is.")
-    return lines
-
-
-def _entries(summary: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    entries = summary.get(key)
-    return [e for e in entries if isinstance(e, Mapping)] if isinstance(entries, list) else []
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= SHOWN_CAUSE_CHARS else text[: SHOWN_CAUSE_CHARS - 1] + "…"
-
-
-def _number(value: object) -> str:
-    return f"{value:,.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
-
-
-# --------------------------------------------------------------------------------------------------
-# mme predict
 
 
 def predict(
@@ -544,12 +348,12 @@ def _invoke(runtime: Any, endpoint: str, target_model: str, body: str) -> dict[s
             logs = error.response.get("LogStreamArn")
             raise CliError(
                 f"Model {target_model} failed to predict{f' (HTTP {status})' if status else ''}: "
-                f"{_short(message)}"
+                f"{runs.short(message)}"
                 f"{f'; its log stream is {logs}' if logs else ''}."
             ) from None
         if code in {"ValidationError", "ValidationException"}:
             raise CliError(
-                f"Endpoint {endpoint} rejected the request for {target_model}: {_short(message)}."
+                f"Endpoint {endpoint} rejected the request for {target_model}: {runs.short(message)}."
             ) from None
         raise
     return response

@@ -18,12 +18,13 @@ from botocore.response import StreamingBody  # type: ignore[import-untyped]
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 from moto import mock_aws
 
+from mme_cli import runs
 from mme_cli.commands import train_predict
 from mme_cli.context import CliContext
 from mme_cli.deployment import Deployment
+from mme_cli.runs import Clock
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer
-from scripts.deploy import Clock
 from tests.cli.conftest import (
     BUCKET,
     ENDPOINT,
@@ -114,7 +115,7 @@ def executing(outputs: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     races with its own execution worker (AttributeError on an execution whose worker has not
     started yet), which made these tests flaky. ``map_progress`` has its own test below.
     """
-    monkeypatch.setattr(train_predict, "map_progress", lambda stepfunctions, execution_arn: "")
+    monkeypatch.setattr(runs, "map_progress", lambda stepfunctions, execution_arn: "")
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
 
@@ -655,7 +656,7 @@ class _MapRuns:
 def test_wait_shows_per_location_progress_from_the_map_runs() -> None:
     from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-    from mme_cli.commands.train_predict import map_progress
+    from mme_cli.runs import map_progress
 
     arn = "arn:aws:states:us-east-1:123456789012:execution:training:run-1"
     client = _MapRuns(
