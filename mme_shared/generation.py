@@ -15,10 +15,25 @@ complete generation (written with ``complete.json``), and the generation the end
 so a client that reads it and then the generation's pointers invokes what is served)::
 
     {"format_version": 1, "generation": "pp-refit-1", "endpoint_name": "Endpoint-abc" | null,
-     "updated_at": "2026-12-01T12:00:00Z"}
+     "updated_at": "2026-12-01T12:00:00Z", "next_generation": "pp-refit-2"}
 
-Unknown or missing fields are errors, as for model pointers. Standard library only: callers pass
-their boto3 S3 client, and S3's errors are caught as that client's ``exceptions.ClientError``.
+``next_generation`` (serving.json only, optional: absent and null mean the same, and it is written
+only while set, so newest.json and a settled serving.json keep their original four fields) names the
+generation an endpoint update is switching to. The endpoint stack writes it *before* the update
+starts, keeps ``generation`` = the one still served, and removes it once the endpoint serves the new
+generation (``generation`` then names it) or the update was rolled back. While it is set, either
+generation may be the one a request reaches: the client rule is
+
+    invoke with ``generation``'s pointer; if that fails with "model not found", invoke with
+    ``next_generation``'s pointer; if both fail so, re-read serving.json and start again.
+
+A TargetModel the endpoint's current fleet does not serve is answered with SageMaker Runtime's
+``ValidationError`` (HTTP 400; the request names an object under the MultiModel prefix that does not
+exist), never with a prediction from another preprocessor.
+
+Unknown or missing fields are errors, as for model pointers (only ``next_generation`` may be
+absent). Standard library only: callers pass their boto3 S3 client, and S3's errors are caught as
+that client's ``exceptions.ClientError``.
 """
 
 from __future__ import annotations
@@ -55,13 +70,16 @@ def _parse_timestamp(value: object, where: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _check_fields(document: object, fields: frozenset[str], what: str) -> dict[str, Any]:
+def _check_fields(
+    document: object, fields: frozenset[str], what: str, optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise GenerationRecordError(f"{what} must be a JSON object, got {type(document).__name__}")
-    if document.keys() != fields:
-        missing, unknown = fields - document.keys(), document.keys() - fields
+    if not fields <= document.keys() <= fields | optional:
+        missing, unknown = fields - document.keys(), document.keys() - fields - optional
         raise GenerationRecordError(
             f"{what} must have exactly the fields {', '.join(sorted(fields))}"
+            + (f" (optional: {', '.join(sorted(optional))})" if optional else "")
             + (f"; missing {', '.join(sorted(missing))}" if missing else "")
             + (f"; unknown {', '.join(sorted(map(str, unknown)))}" if unknown else "")
         )
@@ -148,16 +166,27 @@ class CompleteGeneration:
 
 @dataclass(frozen=True)
 class GenerationRef:
-    """``newest.json`` or ``serving.json``: names one generation (and, when served, the endpoint)."""
+    """``newest.json`` or ``serving.json``: names one generation (and, when served, the endpoint).
+
+    ``next_generation``: only in serving.json, only while an endpoint update switches to it.
+    """
 
     generation: str
     updated_at: datetime
     endpoint_name: str | None = None
+    next_generation: str | None = None
 
     _FIELDS = frozenset({"format_version", "generation", "endpoint_name", "updated_at"})
+    _OPTIONAL_FIELDS = frozenset({"next_generation"})
 
     def __post_init__(self) -> None:
         _checked_generation(self.generation)
+        if self.next_generation is not None:
+            _checked_generation(self.next_generation)
+            if self.next_generation == self.generation:
+                raise GenerationRecordError(
+                    f"next_generation must differ from generation {self.generation!r} (or be null)"
+                )
         if self.endpoint_name is not None and (
             not isinstance(self.endpoint_name, str) or not self.endpoint_name
         ):
@@ -171,22 +200,25 @@ class GenerationRef:
         object.__setattr__(self, "updated_at", self.updated_at.astimezone(UTC).replace(microsecond=0))
 
     def to_json(self) -> bytes:
-        return _encode(
-            {
-                "format_version": GENERATION_FORMAT_VERSION,
-                "generation": self.generation,
-                "endpoint_name": self.endpoint_name,
-                "updated_at": _timestamp(self.updated_at),
-            }
-        )
+        document: dict[str, Any] = {
+            "format_version": GENERATION_FORMAT_VERSION,
+            "generation": self.generation,
+            "endpoint_name": self.endpoint_name,
+            "updated_at": _timestamp(self.updated_at),
+        }
+        if self.next_generation is not None:
+            document["next_generation"] = self.next_generation
+        return _encode(document)
 
     @classmethod
     def from_json(cls, body: bytes, *, key: str = "a generation reference") -> GenerationRef:
-        document = _check_fields(_decode(body, key), cls._FIELDS, key)
+        document = _check_fields(_decode(body, key), cls._FIELDS, key, cls._OPTIONAL_FIELDS)
+        following = document.get("next_generation")
         return cls(
             generation=_checked_generation(document["generation"]),
             endpoint_name=document["endpoint_name"],
             updated_at=_parse_timestamp(document["updated_at"], f"{key} updated_at"),
+            next_generation=None if following is None else _checked_generation(following),
         )
 
 

@@ -118,3 +118,46 @@ def test_only_the_two_reference_keys_are_references(aws: MotoAccount) -> None:
         generation.read_ref(aws.s3, BUCKET, "preprocessor/pp-refit-1/complete.json")
     with pytest.raises(ValueError, match="is not a generation reference key"):
         generation.write_ref(aws.s3, BUCKET, "model-pointers/x.json", SERVING, kms_key_arn=aws.kms_key_arn)
+
+
+SWITCHING = generation.GenerationRef(
+    generation="pp-refit-1",
+    updated_at=datetime(2026, 12, 1, 12, 5, tzinfo=UTC),
+    endpoint_name="Endpoint-a1",
+    next_generation="pp-refit-2",
+)
+
+
+def test_next_generation_is_written_only_while_set_and_survives_a_round_trip() -> None:
+    assert json.loads(SWITCHING.to_json()) == {
+        **json.loads(SERVING.to_json()),
+        "next_generation": "pp-refit-2",
+    }
+    assert "next_generation" not in json.loads(SERVING.to_json())
+    assert generation.GenerationRef.from_json(SWITCHING.to_json()) == SWITCHING
+    assert generation.GenerationRef.from_json(SERVING.to_json()).next_generation is None
+
+
+def test_a_null_next_generation_reads_as_absent() -> None:
+    assert generation.GenerationRef.from_json(_ref(next_generation=None)) == SERVING
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_ref(next_generation="pp-refit-1"), "next_generation must differ from generation 'pp-refit-1'"),
+        (_ref(next_generation="pp-a/b"), "preprocessor generation 'pp-a/b' is not allowed"),
+        (_ref(next_generation=7), "is not allowed"),
+        (_ref(next=None), "unknown next"),
+    ],
+)
+def test_a_wrong_next_generation_is_rejected_with_a_reason(body: bytes, message: str) -> None:
+    with pytest.raises(generation.GenerationRecordError, match=message):
+        generation.GenerationRef.from_json(body)
+
+
+def test_a_ref_cannot_be_built_switching_to_itself() -> None:
+    with pytest.raises(generation.GenerationRecordError, match="next_generation must differ"):
+        generation.GenerationRef(
+            generation="pp-7", updated_at=datetime(2026, 1, 1, tzinfo=UTC), next_generation="pp-7"
+        )
