@@ -75,7 +75,7 @@ def run() -> None:
 
 
 # Command modules register themselves on the groups above.
-from mme_cli.commands import add_model, experiment_access, status_models, train_predict  # noqa: E402
+from mme_cli.commands import add_model, destroy, experiment_access, status_models, train_predict  # noqa: E402
 
-for module in (status_models, add_model, train_predict, experiment_access):
+for module in (status_models, add_model, train_predict, experiment_access, destroy):
     module.register(app, models_app=models_app, experiment_app=experiment_app, access_app=access_app)
