@@ -13,7 +13,23 @@ saying what to run, when no complete generation exists yet, when the generation 
 (``preprocessor/serving.json``) and some location with a pointer under ``model-pointers/<S>/`` has
 none under ``model-pointers/<generation>/``: switching would silently stop serving it. Failing here
 takes seconds; without it a premature deploy would spend about 20 minutes failing to start the
-endpoint, or switch generations and lose locations.
+endpoint, or switch generations and lose locations. Only when every check passed, and the resolved
+generation G differs from the one serving.json names (S), does it rewrite serving.json as
+``{generation: S, next_generation: G}`` (the endpoint still serves S): it runs before the Model is
+created, so the announcement is in place before the endpoint update starts. A resolve that stays on
+S removes a ``next_generation`` left behind. A failed resolve writes nothing (the write is its last
+step).
+
+The switch window and the client rule. SageMaker moves the endpoint's traffic to the new fleet all
+at once, then bakes (the old fleet stays up while the rollback alarms are watched), and only after
+CloudFormation is done does ``record-serving`` write ``{generation: G}``. In between, a request may
+reach either fleet, and each fleet only finds TargetModels of its own generation; a TargetModel
+the reached fleet does not have is answered with SageMaker Runtime's ``ValidationError`` (HTTP 400;
+botocore's model of InvokeEndpoint), never with a prediction from the wrong preprocessor. A
+cooperating client therefore invokes with ``generation``'s pointer, and on "model not found" retries
+with ``next_generation``'s pointer when one is set; if both are not found it re-reads serving.json.
+That also covers an automatic rollback during the baking period (traffic returns to S while
+``next_generation`` is still set).
 
 ``record-serving`` depends on the Endpoint, so CloudFormation creates or updates it only after the
 endpoint serves the resolved generation; it then writes ``preprocessor/serving.json`` naming that
@@ -24,8 +40,14 @@ claiming to be served (and never removes another endpoint's record).
 
 Rollbacks: a failed stack update makes CloudFormation send each updated resource an Update with
 its *old* properties. ``record-serving`` then rewrites the old generation, which the rolled-back
-endpoint serves again; ``resolve`` re-resolves the old generation (a pinned id resolves to itself,
-which is why ``make deploy`` always pins one; ``newest`` may name a newer generation by then). The
+endpoint serves again (without ``next_generation``); ``resolve`` re-resolves the old generation (a
+pinned id resolves to itself, which is why ``make deploy`` always pins one; ``newest`` may name a
+newer generation by then) and, serving.json still naming it, removes the ``next_generation`` it
+announced. (If the update failed after the endpoint already served G but before ``record-serving``,
+the endpoint serves G until CloudFormation has rolled it back, while serving.json names only S: for
+those minutes a cooperating client gets "model not found", never a wrong prediction. CloudFormation
+does not tell a resource that a request is a rollback, nor the order of the endpoint's own rollback,
+so the resolver cannot keep the announcement exactly as long as it is needed.) The
 switch check also runs on a rollback, and CloudFormation's request does not say that it is one: if
 ``serving.json`` was already rewritten to a generation with more locations (only possible when a
 resource updated after ``record-serving`` fails, and the stack makes it depend on every resource
@@ -70,7 +92,8 @@ Permissions: ``s3:GetObject`` on ``preprocessor/newest.json``, ``preprocessor/se
 ``preprocessor/*/complete.json`` and ``preprocessor/*/model.tar.gz`` (HeadObject is authorised as
 GetObject; it reads metadata only); ``s3:ListBucket`` on the bucket only for ``s3:prefix`` under
 ``preprocessor/`` and ``model-pointers/``; ``s3:PutObject`` and ``s3:DeleteObject`` on
-``preprocessor/serving.json`` only; ``kms:Decrypt`` (reading the SSE-KMS documents) and
+``preprocessor/serving.json`` only (``record-serving`` writes and deletes it; ``resolve`` rewrites
+it to announce or withdraw ``next_generation``); ``kms:Decrypt`` (reading the SSE-KMS documents) and
 ``kms:GenerateDataKey`` (writing serving.json) on the project key. S3 answers a GetObject of a
 missing key with 404 only to a caller that may list the whole bucket, and with 403 otherwise; rather
 than grant an unconditional ListBucket, this function asks whether a key exists with a ListObjectsV2
@@ -250,8 +273,12 @@ def switch_reason(serving: str, target: str, missing: list[str]) -> str:
     )
 
 
-def resolve(s3: S3Client, bucket: str, requested: str) -> Outcome:
-    """The generation the endpoint may serve for ``requested`` (``newest`` or an id), or FAILED saying why."""
+def resolve(s3: S3Client, settings: Settings, requested: str, now: datetime) -> Outcome:
+    """The generation the endpoint may serve for ``requested`` (``newest`` or an id), or FAILED saying why.
+
+    On success it also announces a switch in serving.json (:func:`announce_next_generation`).
+    """
+    bucket = settings.bucket
     generation_id = requested
     if requested == NEWEST:
         newest = (
@@ -282,11 +309,56 @@ def resolve(s3: S3Client, bucket: str, requested: str) -> Outcome:
         if missing:
             return Outcome("FAILED", "", switch_reason(serving.generation, generation_id, missing))
     how = f"{NEWEST} is " if requested == NEWEST else ""
+    announced = announce_next_generation(s3, settings, serving, generation_id, now)
     return Outcome(
         "SUCCESS",
         f"{bucket}/{artifact_key}",
-        f"{how}{generation_id}: complete, artifact {_uri(bucket, artifact_key)} version {version_id}.",
+        f"{how}{generation_id}: complete, artifact {_uri(bucket, artifact_key)} version {version_id}."
+        + announced,
         {"Generation": generation_id, "ArtifactVersionId": version_id},
+    )
+
+
+def announce_next_generation(
+    s3: S3Client,
+    settings: Settings,
+    serving: generation.GenerationRef | None,
+    generation_id: str,
+    now: datetime,
+) -> str:
+    """Say in serving.json which generation the endpoint update is about to switch to (or no longer).
+
+    Runs last in a successful resolve, so a failed resolve writes nothing. Switching (``serving``
+    names another generation): ``generation`` stays the served one, ``next_generation`` becomes
+    ``generation_id``. Staying (``serving`` names ``generation_id``: a plain deploy, or a rollback's
+    Update with the old properties) with a ``next_generation`` left from a switch that did not
+    complete: it is removed. Otherwise serving.json is not touched (no serving.json: nothing is
+    served yet, so there is nothing to announce). Returns a sentence for the response's Reason.
+    """
+    if serving is None:
+        return ""
+    if serving.generation == generation_id:
+        if serving.next_generation is None:
+            return ""
+        following = None
+    elif serving.next_generation == generation_id:
+        return ""
+    else:
+        following = generation_id
+    ref = generation.GenerationRef(
+        generation=serving.generation,
+        updated_at=now,
+        endpoint_name=serving.endpoint_name,
+        next_generation=following,
+    )
+    generation.write_ref(
+        s3, settings.bucket, s3_layout.SERVING_GENERATION_KEY, ref, kms_key_arn=settings.kms_key_arn
+    )
+    uri = _uri(settings.bucket, s3_layout.SERVING_GENERATION_KEY)
+    if following is None:
+        return f" Removed next_generation {serving.next_generation} from {uri}: {generation_id} stays served."
+    return (
+        f" Announced next_generation {following} in {uri} (generation {serving.generation} is still served)."
     )
 
 
@@ -428,10 +500,9 @@ def evaluate(
     if request_type not in REQUEST_TYPES:
         raise InvalidRequest(f"RequestType {request_type!r} is not one of {', '.join(REQUEST_TYPES)}.")
     request = parse_properties(event.get("ResourceProperties"))
-    if request.action == RESOLVE:
-        settings = load_settings(environ, need_key=False)
-        return resolve(get_s3(), settings.bucket, request.generation)
     settings = load_settings(environ, need_key=True)
+    if request.action == RESOLVE:
+        return resolve(get_s3(), settings, request.generation, now())
     assert request.endpoint_name is not None  # parse_properties guarantees it for record-serving
     return record_serving(get_s3(), settings, request.generation, request.endpoint_name, now())
 

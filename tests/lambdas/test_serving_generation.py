@@ -256,6 +256,171 @@ def test_staying_on_the_served_generation_skips_the_location_check(aws: MotoAcco
     assert not [prefix for prefix in listed if prefix.startswith("model-pointers/")]
 
 
+def read_serving(aws: MotoAccount) -> generation.GenerationRef:
+    ref = generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY)
+    assert ref is not None
+    return ref
+
+
+def announce(aws: MotoAccount, served: str, following: str) -> None:
+    """serving.json as a resolve of a switch leaves it."""
+    ref = generation.GenerationRef(
+        generation=served, updated_at=NOW, endpoint_name=ENDPOINT, next_generation=following
+    )
+    aws.put(SERVING_KEY, ref.to_json())
+
+
+@pytest.mark.parametrize("requested", ["pinned", "newest"])
+def test_resolving_another_generation_announces_it_as_next_generation(
+    aws: MotoAccount, requested: str
+) -> None:
+    """Before the Model (and so the endpoint update) exists, clients learn what is coming."""
+    seed(aws, GEN_A, locations=["Chicago_IL"])
+    seed(aws, GEN_B, locations=["Chicago_IL"])
+    newest(aws, GEN_B)
+    serving(aws, GEN_A)
+
+    body = run(resolve_request("Update", GEN_B if requested == "pinned" else "newest"), aws.s3,
+               environ=aws.environment()).only  # fmt: skip
+
+    assert (body["Status"], body["Data"]["Generation"]) == ("SUCCESS", GEN_B)
+    assert read_serving(aws) == generation.GenerationRef(
+        generation=GEN_A, updated_at=NOW, endpoint_name=ENDPOINT, next_generation=GEN_B
+    )
+    assert f"Announced next_generation {GEN_B}" in body["Reason"]
+    put = next(c for c in aws.recorder.calls if c.operation == "PutObject")
+    assert put.key == SERVING_KEY
+    assert (put.params["ServerSideEncryption"], put.params["SSEKMSKeyId"]) == ("aws:kms", aws.kms_key_arn)
+
+
+def test_resolving_the_served_generation_writes_nothing(aws: MotoAccount) -> None:
+    seed(aws, GEN_A)
+    serving(aws, GEN_A)
+    before = aws.bucket_state()
+
+    body = run(resolve_request("Update", GEN_A), aws.s3, environ=aws.environment()).only
+
+    assert body["Status"] == "SUCCESS"
+    assert aws.bucket_state() == before
+    assert read_serving(aws).next_generation is None
+
+
+def test_without_serving_json_nothing_is_announced(aws: MotoAccount) -> None:
+    """The first deploy: nothing is served yet, and record-serving writes the first record."""
+    seed(aws, GEN_A)
+    before = aws.bucket_state()
+
+    assert (
+        run(resolve_request("Create", GEN_A), aws.s3, environ=aws.environment()).only["Status"] == "SUCCESS"
+    )
+
+    assert aws.bucket_state() == before
+
+
+def test_an_announcement_already_made_is_not_rewritten(aws: MotoAccount) -> None:
+    seed(aws, GEN_A)
+    seed(aws, GEN_B)
+    announce(aws, GEN_A, GEN_B)
+    before = aws.bucket_state()
+
+    assert (
+        run(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment()).only["Status"] == "SUCCESS"
+    )
+
+    assert aws.bucket_state() == before
+
+
+def test_a_rollback_update_of_the_resolver_withdraws_next_generation(aws: MotoAccount) -> None:
+    """CloudFormation rolls the resolver back with an Update carrying the old generation."""
+    seed(aws, GEN_A)
+    seed(aws, GEN_B)
+    serving(aws, GEN_A)
+    run(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment())
+    assert read_serving(aws).next_generation == GEN_B
+    rollback = resolve_request("Update", GEN_A)
+    rollback["OldResourceProperties"] = resolve_request("Update", GEN_B)["ResourceProperties"]
+
+    body = run(rollback, aws.s3, environ=aws.environment()).only
+
+    assert (body["Status"], body["Data"]["Generation"]) == ("SUCCESS", GEN_A)
+    assert read_serving(aws) == generation.GenerationRef(
+        generation=GEN_A, updated_at=NOW, endpoint_name=ENDPOINT
+    )
+    assert f"Removed next_generation {GEN_B}" in body["Reason"]
+
+
+def test_a_switch_to_a_third_generation_replaces_the_announcement(aws: MotoAccount) -> None:
+    gen_c = "pp-run-c"
+    for generation_id in (GEN_A, GEN_B, gen_c):
+        seed(aws, generation_id)
+    announce(aws, GEN_A, GEN_B)
+
+    run(resolve_request("Update", gen_c), aws.s3, environ=aws.environment())
+
+    assert (read_serving(aws).generation, read_serving(aws).next_generation) == (GEN_A, gen_c)
+
+
+def test_record_serving_clears_next_generation(aws: MotoAccount) -> None:
+    """Once the endpoint serves the new generation, serving.json names it and nothing is next."""
+    announce(aws, GEN_A, GEN_B)
+
+    run(record_request("Update", GEN_B), aws.s3, environ=aws.environment())
+
+    assert read_serving(aws) == generation.GenerationRef(
+        generation=GEN_B, updated_at=NOW, endpoint_name=ENDPOINT
+    )
+    assert "next_generation" not in json.loads(aws.read(SERVING_KEY))
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["incomplete", "missing-artifact", "lost-locations"],
+)
+def test_a_failed_resolve_writes_nothing(aws: MotoAccount, breakage: str) -> None:
+    seed(aws, GEN_A, locations=["Chicago_IL", "Denver_CO"])
+    seed(
+        aws,
+        GEN_B,
+        locations=["Chicago_IL"] if breakage == "lost-locations" else ["Chicago_IL", "Denver_CO"],
+        complete=breakage != "incomplete",
+        artifact=breakage != "missing-artifact",
+    )
+    serving(aws, GEN_A)
+    before = aws.bucket_state()
+
+    body = run(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment()).only
+
+    assert body["Status"] == "FAILED"
+    assert aws.bucket_state() == before
+    assert not [c for c in aws.recorder.calls if c.operation in ("PutObject", "DeleteObject")]
+
+
+class FailingPuts:
+    """The function's S3 client whose PutObject fails (every other call goes to moto)."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def put_object(self, **_: Any) -> None:
+        raise ConnectionError("the connection was reset")
+
+
+def test_a_failed_write_of_the_announcement_fails_the_resolve(aws: MotoAccount) -> None:
+    """Nothing half-done: the write is the last step, so its failure is the resolve's failure."""
+    seed(aws, GEN_A)
+    seed(aws, GEN_B)
+    serving(aws, GEN_A)
+
+    body = run(resolve_request("Update", GEN_B), FailingPuts(aws.s3), environ=aws.environment()).only
+
+    assert body["Status"] == "FAILED"
+    assert "ConnectionError: the connection was reset" in body["Reason"]
+    assert read_serving(aws).next_generation is None
+
+
 def test_existence_is_asked_by_listing_the_exact_key_not_by_a_404(aws: MotoAccount) -> None:
     """The function's ListBucket is limited to prefixes; a 404 would need it on the whole bucket."""
     seed(aws, GEN_A)
@@ -540,7 +705,10 @@ def test_client_creation_failure_is_answered() -> None:
 
     sender = CapturingSender()
     serving_generation.process_request(
-        resolve_request("Create", GEN_A), get_s3=broken_factory, environ={"BUCKET_NAME": BUCKET}, send=sender
+        resolve_request("Create", GEN_A),
+        get_s3=broken_factory,
+        environ={"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN},
+        send=sender,
     )
 
     assert sender.only["Status"] == "FAILED"
@@ -559,6 +727,8 @@ RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
         (resolve_request("Create", GEN_A), {}, "Environment variable BUCKET_NAME '' is not an S3 bucket "
          "name; the stack must set it to the artifact bucket."),
         (record_request("Create", GEN_A), {"BUCKET_NAME": BUCKET}, "Environment variable KMS_KEY_ARN '' is "
+         "not a KMS key ARN; the stack must set it to the project key's ARN."),
+        (resolve_request("Create", GEN_A), {"BUCKET_NAME": BUCKET}, "Environment variable KMS_KEY_ARN '' is "
          "not a KMS key ARN; the stack must set it to the project key's ARN."),
         (request("Create", {"Generation": GEN_A}), None,
          "The Action property must be one of resolve, record-serving, got None."),
@@ -584,7 +754,8 @@ RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
         (request("Create", {}, ResourceProperties=["x"]), None, "ResourceProperties must be an object."),
     ],
     ids=[
-        "no-bucket-env", "no-key-env", "no-action", "unknown-action", "unknown-properties",
+        "no-bucket-env", "no-key-env", "no-key-env-on-resolve", "no-action", "unknown-action",
+        "unknown-properties",
         "endpoint-name-on-resolve", "bad-generation", "newest-is-not-recordable", "empty-endpoint-name",
         "unknown-request-type", "properties-not-an-object",
     ],
@@ -645,6 +816,7 @@ def test_handler_wires_environment_client_and_sender(
     sender = CapturingSender()
     monkeypatch.setattr(serving_generation, "send_response", sender)
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
+    monkeypatch.setenv("KMS_KEY_ARN", aws.kms_key_arn)
 
     returned = serving_generation.handler(
         resolve_request("Create", GEN_A), SimpleNamespace(log_stream_name="s")
