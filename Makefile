@@ -26,7 +26,7 @@ NPM_STAMP := node_modules/.installed
 CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
 
-.PHONY: help setup contract-setup synth test lint format snapshot-update diagram benchmark refresh-images deploy diff clean clean-contract
+.PHONY: help setup contract-setup synth test lint format snapshot-update diagram benchmark refresh-images deploy destroy diff clean clean-contract
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -88,8 +88,11 @@ benchmark: setup ## Serving-path benchmark of the scikit-learn preprocessor (p50
 refresh-images: setup ## Regenerate mme_constructs/data/sagemaker_images.json from sagemaker-core (needs PyPI)
 	$(BIN)/python -m scripts.refresh_image_uris
 
-deploy: setup ## First deploy and redeploys: storage + training, a training run if needed, then everything (needs AWS credentials)
-	$(BIN)/python -m scripts.deploy $(if $(CONFIG),--config $(CONFIG),) $(if $(GENERATION),--generation $(GENERATION),) $(if $(RETRAIN),--retrain,)
+deploy: setup ## mme deploy: preflight, storage + training, a training run if needed, then everything (needs AWS credentials)
+	$(BIN)/mme $(if $(CONFIG),--config $(CONFIG),) deploy $(if $(GENERATION),--generation $(GENERATION),) $(if $(RETRAIN),--retrain,) $(if $(REFIT),--refit,)
+
+destroy: setup ## mme destroy: the stateless stacks (INCLUDING_DATA=1 also storage and its data), then leftovers on request
+	$(BIN)/mme $(if $(CONFIG),--config $(CONFIG),) destroy $(if $(INCLUDING_DATA),--including-data,)
 
 diff: setup ## Compare the synthesized stacks with what is deployed (needs AWS credentials)
 	$(CDK) diff $(CDK_FLAGS)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from botocore.exceptions import ClientError, NoCredentialsError  # type: ignore[import-untyped]
 
+from mme_cli.cdk import CdkFailed
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 
@@ -58,6 +59,9 @@ def run() -> None:
     """
     try:
         app(prog_name="mme")
+    except CdkFailed as error:
+        typer.echo(f"Error: {error}", err=True)
+        sys.exit(error.exit_code)
     except CliError as error:
         typer.echo(f"Error: {error}", err=True)
         sys.exit(1)
@@ -75,7 +79,14 @@ def run() -> None:
 
 
 # Command modules register themselves on the groups above.
-from mme_cli.commands import add_model, destroy, experiment_access, status_models, train_predict  # noqa: E402
+from mme_cli.commands import (  # noqa: E402
+    add_model,
+    deploy,
+    destroy,
+    experiment_access,
+    status_models,
+    train_predict,
+)
 
-for module in (status_models, add_model, train_predict, experiment_access, destroy):
+for module in (status_models, add_model, train_predict, experiment_access, deploy, destroy):
     module.register(app, models_app=models_app, experiment_app=experiment_app, access_app=access_app)
