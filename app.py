@@ -50,6 +50,7 @@ def build_app(
         storage=storage.exports,
         endpoint=config.endpoint,
         training=config.training,
+        alarms=config.alarms,
         preprocessor_generation=preprocessor_generation,
         env=env,
     )

@@ -44,11 +44,13 @@ from mme_constructs.access import ScopedPolicy
 from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.handler_function import HandlerFunction
 from mme_constructs.images import image_uris
+from mme_constructs.observability import RollbackAlarms
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
 from mme_shared import naming, s3_layout
-from project_config.model import EndpointConfig, TrainingConfig
+from project_config.model import AlarmsConfig, EndpointConfig, TrainingConfig
 
 VARIANT_NAME: Final = "AllTraffic"
+ALL_AT_ONCE: Final = "ALL_AT_ONCE"
 PREPROCESSOR_GENERATION_ENV: Final = "MME_PREPROCESSOR_GENERATION"
 """Names the served generation on the Model itself (the CLI reads it from the first container)."""
 NEWEST_GENERATION: Final = "newest"
@@ -173,9 +175,12 @@ class MultiModelEndpoint(Construct):
         key: kms.IKey,
         endpoint: EndpointConfig,
         training: TrainingConfig,
+        alarms: AlarmsConfig,
         preprocessor_generation: str = NEWEST_GENERATION,
     ) -> None:
         """``preprocessor_generation``: a generation id (``pp-<run id>``) to pin, or ``newest``.
+
+        ``alarms``: the thresholds of the rollback alarms an endpoint update watches.
 
         ``make deploy`` always pins one, so the template names the generation it deploys and a
         rollback re-resolves exactly the generation that was served before.
@@ -313,11 +318,38 @@ class MultiModelEndpoint(Construct):
             ],
         )
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # Keep what autoscaling changed (the instance count) across an update instead of resetting
+            # the fleet to InitialInstanceCount. Only DesiredInstanceCount, DesiredWeight and
+            # DataCaptureConfig are "variant properties" (API VariantProperty); the instance type is
+            # not one, so a new instance type always takes effect. Without autoscaling the config's
+            # initial_instance_count is the only source of the count, so it is excluded from what is
+            # retained. https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_VariantProperty.html
+            retain_all_variant_properties=True,
+            exclude_retained_variant_properties=(
+                None
+                if endpoint.autoscaling.enabled
+                else [
+                    sagemaker.CfnEndpoint.VariantPropertyProperty(
+                        variant_property_type="DesiredInstanceCount"
+                    )
+                ]
+            ),
         )
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         self.variant_name = VARIANT_NAME
+        self.rollback_alarms = RollbackAlarms(
+            self, "RollbackAlarms", endpoint_name=self.endpoint_name, variant_name=VARIANT_NAME, alarms=alarms
+        )
+        self.endpoint.deployment_config = self._deployment_config(endpoint, self.rollback_alarms.alarm_names)
+        # SageMaker's guide asks that the execution role may read the rollback alarms ("Auto-Rollback
+        # Configuration and Monitoring"). Their ARNs are built from the names, so the policy (which the
+        # Model waits for) does not wait for the alarms (which wait for the Endpoint).
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html
+        permissions.allow(["cloudwatch:DescribeAlarms"], self.rollback_alarms.alarm_arns)
 
         scaling = endpoint.autoscaling
         self.scalable_target: appscaling.ScalableTarget | None = None
@@ -361,6 +393,45 @@ class MultiModelEndpoint(Construct):
         )
         if self.scalable_target is not None:
             self.serving_record.node.add_dependency(self.scalable_target)
+        # Likewise the rollback alarms, created after the Endpoint: if one fails, nothing is recorded.
+        self.serving_record.node.add_dependency(self.rollback_alarms)
+
+    @staticmethod
+    def _deployment_config(
+        endpoint: EndpointConfig, alarm_names: Sequence[str]
+    ) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+        """Blue/green, all traffic at once, a baking period watched by the rollback alarms.
+
+        ALL_AT_ONCE is the only routing that suits a generation switch: the old fleet serves only the
+        old generation's TargetModels and the new fleet only the new one's, so canary or linear
+        shifting (and rolling updates) would send a client's requests to both fleets for the whole
+        shift, and every other request would be "model not found". All at once keeps the window to the
+        one shift, and a rollback shifts everything back at once too. The guardrails apply to
+        multi-model endpoints (the exclusions are Marketplace containers and Inf1 instances, plus,
+        for rolling updates only, serverless and multi-variant endpoints):
+        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html
+
+        With all at once there is one step, so the baking period is ``TerminationWaitInSeconds``:
+        the old fleet is kept that long after the shift, and an alarm firing meanwhile moves the
+        traffic back to it. ``WaitIntervalInSeconds`` (the wait between steps, which the API requires)
+        is 0. https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-all-at-once.html
+        Property names and ranges: AWS::SageMaker::Endpoint BlueGreenUpdatePolicy (TerminationWait
+        0-3600, MaximumExecutionTimeout 600-28800), TrafficRoutingConfig, AutoRollbackConfig (alarm
+        names, at most 10):
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-sagemaker-endpoint-bluegreenupdatepolicy.html
+        """
+        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                    type=ALL_AT_ONCE, wait_interval_in_seconds=0
+                ),
+                termination_wait_in_seconds=endpoint.update_baking_period_seconds,
+                maximum_execution_timeout_in_seconds=endpoint.update_timeout_seconds,
+            ),
+            auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name) for name in alarm_names]
+            ),
+        )
 
     def _serving_generation_function(
         self, bucket: s3.IBucket, key: kms.IKey, training: TrainingConfig

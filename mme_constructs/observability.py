@@ -11,9 +11,10 @@ milliseconds here with metric math.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
-from aws_cdk import Aws, Duration
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -22,7 +23,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from project_config.model import AlarmsConfig
+from mme_constructs.access import acknowledge
+from project_config.model import ROLLBACK_ALARM_WINDOW_SECONDS, AlarmsConfig
 
 SAGEMAKER: Final = "AWS/SageMaker"
 ENDPOINT_INSTANCES: Final = "/aws/sagemaker/Endpoints"
@@ -46,6 +48,132 @@ TRAINING_GUIDE: Final = """### Training and promotion
 A run is one execution of the training state machine; a location that fails does not fail the
 run, so also read the run's summary (`pipeline-runs/<run>/summary.json`). Promotion errors mean a
 trained model was not published; its location keeps serving its previous version."""
+
+
+@dataclass(frozen=True)
+class EndpointHealthAlarm:
+    """One endpoint-health condition: both the monitoring stack (to notify) and the endpoint stack
+    (to roll back an endpoint update) alarm on it, built from this one definition."""
+
+    construct_id: str
+    name_suffix: str
+    metric_name: str
+    statistic: str
+    label: str
+    threshold: float
+    evaluation_periods: int
+    description: str
+
+    @property
+    def window_seconds(self) -> int:
+        """How long the condition must hold before the alarm can fire."""
+        return int(FIVE_MINUTES.to_seconds()) * self.evaluation_periods
+
+    def metric(self, endpoint_name: str, variant_name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=SAGEMAKER,
+            metric_name=self.metric_name,
+            dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+            statistic=self.statistic,
+            label=self.label,
+            period=FIVE_MINUTES,
+        )
+
+
+def endpoint_health_alarms(alarms: AlarmsConfig) -> tuple[EndpointHealthAlarm, ...]:
+    """The conditions that mean a new preprocessor or model is bad: server errors and slow models.
+
+    Not 4XX: during a generation switch, clients still holding the old generation's TargetModels
+    get "model not found" (HTTP 400) by design, and a 4XX rollback alarm would undo every switch.
+    """
+    return (
+        EndpointHealthAlarm(
+            "Errors5xxAlarm",
+            "Invocation5XXErrors",
+            "Invocation5XXErrors",
+            "Sum",
+            "5XX errors",
+            alarms.invocation_5xx_errors_per_5_minutes,
+            1,
+            "The endpoint returned server errors (5XX): a container failed to load or serve a model.",
+        ),
+        EndpointHealthAlarm(
+            "LatencyP99HighAlarm",
+            "ModelLatencyP99",
+            "ModelLatency",
+            "p99",
+            "ModelLatency p99",
+            alarms.model_latency_p99_max_ms * MICROSECONDS_TO_MS,  # the metric is in microseconds
+            3,
+            f"p99 model latency is above {alarms.model_latency_p99_max_ms} ms.",
+        ),
+    )
+
+
+class RollbackAlarms(Construct):
+    """The endpoint-health alarms an endpoint update watches (``AutoRollbackConfiguration``).
+
+    They live in the endpoint stack because the Endpoint names them: the monitoring stack depends on
+    the endpoint stack, so alarms there could not be named by the endpoint without a cycle. The
+    names are explicit and derived from the stack name (``<stack>-Rollback-<condition>``): the
+    Endpoint refers to them by name (SageMaker takes alarm names, not ARNs), and CloudFormation
+    stack names are unique per account and region, as CloudWatch alarm names must be, so two
+    deployments can never share one. They have no actions: the monitoring stack's alarms on the same
+    conditions notify, and a rollback is visible as the failed stack update. Their metrics are keyed
+    by the endpoint's generated name, so CloudFormation creates them after the Endpoint; SageMaker
+    reads them only during an update (the endpoint exists, and they with it).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        alarms: AlarmsConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self.alarm_names: list[str] = []
+        self.alarm_arns: list[str] = []
+        for spec in endpoint_health_alarms(alarms):
+            name = f"{stack.stack_name}-Rollback-{spec.name_suffix}"
+            self.alarms[spec.construct_id] = cloudwatch.Alarm(
+                self,
+                spec.construct_id,
+                alarm_name=name,
+                metric=spec.metric(endpoint_name, variant_name),
+                threshold=spec.threshold,
+                comparison_operator=AT_LEAST,
+                evaluation_periods=spec.evaluation_periods,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"Rolls back an endpoint update: {spec.description}",
+            )
+            acknowledge(
+                self.alarms[spec.construct_id].node.default_child or self.alarms[spec.construct_id],
+                "NIST.800.53.R5::NIST.800.53.R5-CloudWatchAlarmAction",
+                "SageMaker's deployment guardrails act on this alarm (automatic rollback of an endpoint "
+                "update); the monitoring stack's alarm on the same condition notifies the alarm topic, "
+                "which this stack cannot reference (the monitoring stack depends on it).",
+            )
+            self.alarm_names.append(name)
+            # Known before the alarm exists, so the execution role's policy needs no reference to it.
+            self.alarm_arns.append(
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=name,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            )
+        slowest = max(spec.window_seconds for spec in endpoint_health_alarms(alarms))
+        if slowest > ROLLBACK_ALARM_WINDOW_SECONDS:
+            raise ValueError(
+                f"a rollback alarm needs {slowest} s of data, more than the {ROLLBACK_ALARM_WINDOW_SECONDS} s "
+                "the config's baking-period check assumes"
+            )
 
 
 class EndpointObservability(Construct):
@@ -266,12 +394,19 @@ class EndpointObservability(Construct):
             self.alarms[construct_id] = created
 
         five = FIVE_MINUTES
-        alarm(
-            "Errors5xxAlarm",
-            sagemaker("Invocation5XXErrors", "Sum", "5XX errors", five),
-            alarms.invocation_5xx_errors_per_5_minutes,
-            "The endpoint returned server errors (5XX): a container failed to load or serve a model.",
-        )
+        health = {spec.construct_id: spec for spec in endpoint_health_alarms(alarms)}
+
+        def health_alarm(construct_id: str) -> None:
+            spec = health[construct_id]
+            alarm(
+                construct_id,
+                spec.metric(endpoint_name, variant_name),
+                spec.threshold,
+                spec.description,
+                evaluation_periods=spec.evaluation_periods,
+            )
+
+        health_alarm("Errors5xxAlarm")
         alarm(
             "Errors4xxSpikeAlarm",
             sagemaker("Invocation4XXErrors", "Sum", "4XX errors", five),
@@ -316,13 +451,7 @@ class EndpointObservability(Construct):
             "Instance disk is nearly full: models cached on disk will be evicted and re-downloaded.",
             evaluation_periods=3,
         )
-        alarm(
-            "LatencyP99HighAlarm",
-            sagemaker("ModelLatency", "p99", "ModelLatency p99", five),
-            alarms.model_latency_p99_max_ms * MICROSECONDS_TO_MS,  # the metric is in microseconds
-            f"p99 model latency is above {alarms.model_latency_p99_max_ms} ms.",
-            evaluation_periods=3,
-        )
+        health_alarm("LatencyP99HighAlarm")
         alarm(
             "TrainingRunFailedAlarm",
             cloudwatch.MathExpression(

@@ -227,6 +227,13 @@ class VpcConfig(_Section):
                                   Field(min_length=1, max_length=5)]  # fmt: skip
 
 
+ROLLBACK_ALARM_WINDOW_SECONDS = 900
+"""How long the slower rollback alarm (model latency p99, 3 periods of 5 minutes) needs breaching
+data before it can fire; a baking period shorter than this could never roll back a slow model."""
+FLEET_START_SECONDS = 600
+"""Time allowed for SageMaker to start the new fleet before the baking period begins."""
+
+
 class EndpointConfig(_Section):
     """The multi-model inference-pipeline endpoint."""
 
@@ -237,6 +244,16 @@ class EndpointConfig(_Section):
     container_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     vpc: VpcConfig | None = None
     autoscaling: AutoscalingConfig
+    # The two deployment-guardrail keys have their defaults here rather than in cdk.json (the file
+    # holding every other default) only until cdk.json carries them; the values are the same.
+    update_baking_period_seconds: Annotated[int, Field(ge=0, le=3600)] = 1200
+    """TerminationWaitInSeconds: how long the old fleet stays up after the traffic shift while the
+    rollback alarms watch the new one (SageMaker allows 0-3600). Default 20 minutes: the p99
+    latency alarm needs 15 minutes of data, plus 5 for CloudWatch to deliver and evaluate it."""
+    update_timeout_seconds: Annotated[int, Field(ge=600, le=28800)] = 3600
+    """MaximumExecutionTimeoutInSeconds of an endpoint update (SageMaker allows 600-28800).
+    Default 1 hour: about 10-15 minutes to start the new fleet, the 20-minute baking period, and
+    margin; a deployment that takes longer is rolled back to the old fleet."""
 
     @field_validator("instance_type")
     @classmethod
@@ -272,6 +289,24 @@ class EndpointConfig(_Section):
             raise ValueError(
                 f"burstable instance type {self.instance_type!r} cannot autoscale: choose an "
                 "ml.m*/ml.c* type or set autoscaling.enabled to false"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _update_guardrails_are_consistent(self) -> EndpointConfig:
+        baking, timeout = self.update_baking_period_seconds, self.update_timeout_seconds
+        if baking < ROLLBACK_ALARM_WINDOW_SECONDS:
+            raise ValueError(
+                f"update_baking_period_seconds ({baking}) must be at least "
+                f"{ROLLBACK_ALARM_WINDOW_SECONDS}: the model-latency rollback alarm needs "
+                f"{ROLLBACK_ALARM_WINDOW_SECONDS // 60} minutes of data to fire while the old fleet "
+                "can still take the traffic back"
+            )
+        if timeout < baking + FLEET_START_SECONDS:
+            raise ValueError(
+                f"update_timeout_seconds ({timeout}) must be at least update_baking_period_seconds "
+                f"({baking}) + {FLEET_START_SECONDS}, the time SageMaker needs to start the new fleet "
+                "before baking it"
             )
         return self
 

@@ -6,7 +6,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from mme_constructs.multi_model_endpoint import NEWEST_GENERATION, MultiModelEndpoint
-from project_config.model import EndpointConfig, TrainingConfig
+from project_config.model import AlarmsConfig, EndpointConfig, TrainingConfig
 from stacks.storage_stack import StorageExports
 
 
@@ -14,7 +14,9 @@ class EndpointStack(Stack):
     """Serves every promoted per-location model of one preprocessor generation from one endpoint.
 
     ``preprocessor_generation`` pins the generation (``pp-<run id>``, from the CDK context key
-    ``preprocessor_generation``); ``newest`` serves the newest complete one at creation.
+    ``preprocessor_generation``); ``newest`` serves the newest complete one at creation. ``alarms``
+    sets the thresholds of the two rollback alarms an endpoint update watches (the monitoring stack
+    alarms on the same conditions to notify).
     """
 
     def __init__(
@@ -25,6 +27,7 @@ class EndpointStack(Stack):
         storage: StorageExports,
         endpoint: EndpointConfig,
         training: TrainingConfig,
+        alarms: AlarmsConfig,
         preprocessor_generation: str = NEWEST_GENERATION,
         env: Environment | None = None,
     ) -> None:
@@ -43,6 +46,7 @@ class EndpointStack(Stack):
             key=storage.import_key(self),
             endpoint=endpoint,
             training=training,
+            alarms=alarms,
             preprocessor_generation=preprocessor_generation,
         )
         for name, value, description in (

@@ -310,6 +310,7 @@ def _endpoint_template(
         storage=StorageExports(stack_name="MmeStorage"),
         endpoint=config.endpoint,
         training=config.training,
+        alarms=config.alarms,
         preprocessor_generation=generation,
     )
     template = cdk.assertions.Template.from_stack(stack).to_json()
