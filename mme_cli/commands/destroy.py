@@ -349,6 +349,11 @@ def destroy(
         )
         if not yes:
             _confirm(inventory, delete_storage=delete_storage)
+    elif inventory.live(inventory.storage_stack):
+        say(
+            f"Of deployment {inventory.prefix} in account {account}, {region} only stack "
+            f"{inventory.storage_stack} is left, which is kept without --including-data."
+        )
     else:
         say(
             f"No stack of deployment {inventory.prefix} exists in account {account}, {region}: "
@@ -560,33 +565,33 @@ def _bucket_exists(s3: Any, bucket: str) -> bool:
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
-    """Delete every object version and delete marker; return how many were deleted."""
+    """Delete every object version and delete marker; return how many were deleted.
+
+    Lists the first page again after each deletion instead of paging on with markers that name
+    versions which no longer exist; a page holds at most 1,000 versions and delete markers, which is
+    also what one DeleteObjects request accepts.
+    """
     deleted = 0
-    batch: list[dict[str, str]] = []
-
-    def flush() -> None:
-        nonlocal deleted
-        if not batch:
-            return
-        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        errors = response.get("Errors", [])
-        if errors:
-            first = errors[0]
-            raise CliError(
-                f"S3 refused to delete {len(errors)} object version(s) in bucket {bucket}, the first "
-                f"{first.get('Key')} ({first.get('Code')}: {first.get('Message')}), after {deleted} "
-                "were deleted."
-            )
-        deleted += len(batch)
-        batch.clear()
-
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-            batch.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
-            if len(batch) == DELETE_BATCH:
-                flush()
-    flush()
-    return deleted
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH)
+        entries = [
+            {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        if not entries:
+            return deleted
+        for start in range(0, len(entries), DELETE_BATCH):
+            batch = entries[start : start + DELETE_BATCH]
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise CliError(
+                    f"S3 refused to delete {len(errors)} object version(s) in bucket {bucket}, the first "
+                    f"{first.get('Key')} ({first.get('Code')}: {first.get('Message')}), after "
+                    f"{deleted + len(batch) - len(errors)} were deleted."
+                )
+            deleted += len(batch)
 
 
 def _delete_bucket(s3: Any, bucket: str, say: Say) -> None:
