@@ -23,7 +23,15 @@ The checks, in order:
    ``ListAWSDefaultServiceQuotas``): one quota per instance type and use, sized by
    :func:`quota_needs`.
 5. **Autoscaling's service-linked role** (IAM ``GetRole``, only with
-   ``endpoint.autoscaling.enabled``).
+   ``endpoint.autoscaling.enabled``). A missing role is a note, not a problem: Application Auto
+   Scaling creates it on the first RegisterScalableTarget for SageMaker, which the endpoint stack
+   makes through the CDK CloudFormation execution role; a role of that name on another path is a
+   problem, because it blocks the real one.
+
+Quota needs (see :func:`quota_needs`) are what one training run and the endpoint use at once. The
+endpoint's blue/green update peak is reported as a note on the passed line and asked for in the fix
+of a failed one, but not required, because a first deploy does not need it and an update that runs
+out of quota fails with the old fleet still serving.
 
 Permissions the deploying identity needs for preflight (all read-only):
 
