@@ -182,10 +182,12 @@ def quota_needs(config: ProjectConfig) -> list[QuotaNeed]:
       validation split) in parallel, so ``2 x parallel_training_jobs``.
     * Endpoint: ``autoscaling.max_capacity`` when autoscaling is on (what a scale-out reaches),
       else ``initial_instance_count``. An update of the endpoint (a new endpoint config, e.g. a new
-      preprocessor generation) is blue/green: SageMaker starts a new fleet with the config's
-      ``initial_instance_count`` while the old one, possibly scaled out to ``max_capacity``, still
-      serves. That peak (``update_count``) is reported, but not required: the first deploy does not
-      need it, and an update that runs out of quota fails while the old fleet keeps serving.
+      preprocessor generation) is blue/green: SageMaker starts a whole new fleet while the old one
+      serves, and keeps the old one through the baking period. The new fleet is as large as the old:
+      the endpoint sets RetainAllVariantProperties, so with autoscaling it keeps the current
+      (up to ``max_capacity``) count; without, both fleets have ``initial_instance_count``. That
+      peak, twice the count (``update_count``), is reported but not required: the first deploy does
+      not need it, and an update that runs out of quota fails while the old fleet keeps serving.
 
     Two training runs at once would need twice the job quotas; the state machine does not prevent
     it, but one run at a time is how the project is operated.
@@ -241,9 +243,14 @@ def quota_needs(config: ProjectConfig) -> list[QuotaNeed]:
     if scaling.enabled:
         running, why = scaling.max_capacity, "endpoint.autoscaling.max_capacity"
         scale_key, floor = "endpoint.autoscaling.max_capacity", endpoint.initial_instance_count
+        new_fleet = (
+            f"a new fleet as large as the running one (up to {running}: the endpoint retains the "
+            "autoscaled instance count across updates)"
+        )
     else:
         running, why = endpoint.initial_instance_count, "endpoint.initial_instance_count"
         scale_key, floor = "endpoint.initial_instance_count", 1
+        new_fleet = f"a new fleet of endpoint.initial_instance_count = {running}"
     needs.append(
         QuotaNeed(
             endpoint.instance_type,
@@ -253,10 +260,10 @@ def quota_needs(config: ProjectConfig) -> list[QuotaNeed]:
             ("endpoint.instance_type",),
             scale_key=scale_key,
             scale_floor=floor,
-            update_count=running + endpoint.initial_instance_count,
+            update_count=2 * running,
             update_why=(
-                "a blue/green update starts a new fleet of endpoint.initial_instance_count = "
-                f"{endpoint.initial_instance_count} next to the old fleet of up to {running}"
+                f"a blue/green update starts {new_fleet} while the old fleet serves, and keeps the old "
+                "one through endpoint.update_baking_period_seconds"
             ),
         )
     )

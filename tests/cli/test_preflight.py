@@ -39,6 +39,11 @@ TRANSFORM = "ml.c4.xlarge for transform job usage"
 ENDPOINT = "ml.m4.xlarge for endpoint usage"
 CODES = {TRAINING: "L-4D2F4A3C", TRANSFORM: "L-9A1B72E1", ENDPOINT: "L-0B7F3F5A"}
 """Quota codes in the L-XXXXXXXX form (they differ per type and use; these are stand-ins)."""
+UPDATE_WHY = (
+    "a blue/green update starts a new fleet as large as the running one (up to 4: the endpoint retains "
+    "the autoscaled instance count across updates) while the old fleet serves, and keeps the old one "
+    "through endpoint.update_baking_period_seconds"
+)
 
 
 def make_config(overrides: Mapping[str, Any] | None = None) -> ProjectConfig:
@@ -444,7 +449,7 @@ def test_quota_needs_follow_the_pipeline_and_the_endpoint(aws: None) -> None:
     needs = {need.quota_name: need for need in quota_needs(make_config())}
 
     assert {name: need.count for name, need in needs.items()} == {TRAINING: 4, TRANSFORM: 8, ENDPOINT: 4}
-    assert needs[ENDPOINT].update_count == 5  # a new fleet of 1 next to an old one of up to 4
+    assert needs[ENDPOINT].update_count == 8  # a new fleet as large as the old one, up to 4
 
     split = make_config(
         {
@@ -551,10 +556,9 @@ def test_an_endpoint_quota_below_the_fleet_asks_for_enough_to_update(aws: None) 
 
     assert result.problems == [
         f"Quota '{ENDPOINT}' ({CODES[ENDPOINT]}) is 2 in us-east-1, but the endpoint needs 4 "  # noqa: S608
-        "(endpoint.autoscaling.max_capacity) and 5 while an update runs (a blue/green update starts a new "
-        "fleet of endpoint.initial_instance_count = 1 next to the old fleet of up to 4): request 5 with "
+        f"(endpoint.autoscaling.max_capacity) and 8 while an update runs ({UPDATE_WHY}): request 8 with "
         "`aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code "
-        f"{CODES[ENDPOINT]} --desired-value 5 --region us-east-1`, lower endpoint.autoscaling.max_capacity "
+        f"{CODES[ENDPOINT]} --desired-value 8 --region us-east-1`, lower endpoint.autoscaling.max_capacity "
         "to 2 or set endpoint.instance_type to a type with enough quota."
     ]
 
@@ -568,10 +572,9 @@ def test_an_endpoint_quota_enough_to_run_but_not_to_update_passes_with_a_note(aw
     assert result.problems == []
     assert only(result.passed, ENDPOINT) == (
         f"Quota '{ENDPOINT}' ({CODES[ENDPOINT]}): 4 in us-east-1, 4 needed "
-        "(endpoint.autoscaling.max_capacity); note: an update needs 5 (a blue/green update starts a new "
-        "fleet of endpoint.initial_instance_count = 1 next to the old fleet of up to 4), so request 5 with "
+        f"(endpoint.autoscaling.max_capacity); note: an update needs 8 ({UPDATE_WHY}), so request 8 with "
         "`aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code "
-        f"{CODES[ENDPOINT]} --desired-value 5 --region us-east-1` before updating the endpoint, or the "
+        f"{CODES[ENDPOINT]} --desired-value 8 --region us-east-1` before updating the endpoint, or the "
         "update fails while the old fleet keeps serving."
     )
 
