@@ -171,8 +171,8 @@ class RollbackAlarms(Construct):
         slowest = max(spec.window_seconds for spec in endpoint_health_alarms(alarms))
         if slowest > ROLLBACK_ALARM_WINDOW_SECONDS:
             raise ValueError(
-                f"a rollback alarm needs {slowest} s of data, more than the {ROLLBACK_ALARM_WINDOW_SECONDS} s "
-                "the config's baking-period check assumes"
+                f"a rollback alarm needs {slowest} s of data, more than the "
+                f"{ROLLBACK_ALARM_WINDOW_SECONDS} s the config's baking-period check assumes"
             )
 
 

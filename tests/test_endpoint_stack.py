@@ -399,3 +399,121 @@ def test_outputs_for_the_cli(synthesized: SynthesizedApp) -> None:
     assert outputs["VariantName"]["Value"] == "AllTraffic"
     assert "StateMachineArn" in synthesized.template("training")["Outputs"]
     assert "ModelPrefixUri" in synthesized.template("storage")["Outputs"]
+
+
+# -- deployment guardrails ------------------------------------------------------------------------
+
+ROLLBACK_ALARM_NAMES = ["MmeEndpoint-Rollback-Invocation5XXErrors", "MmeEndpoint-Rollback-ModelLatencyP99"]
+
+
+def test_updates_are_blue_green_all_at_once_with_baking_and_automatic_rollback(
+    synthesized: SynthesizedApp,
+) -> None:
+    _, endpoint = _one(synthesized.template("endpoint"), "AWS::SageMaker::Endpoint")
+    props = endpoint["Properties"]
+    assert props["DeploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+            "TerminationWaitInSeconds": 1200,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in ROLLBACK_ALARM_NAMES]},
+    }
+    # Autoscaling owns the instance count: an update keeps it (nothing is excluded from retention).
+    assert props["RetainAllVariantProperties"] is True
+    assert "ExcludeRetainedVariantProperties" not in props
+
+
+def test_the_rollback_alarms_exist_by_name_and_watch_this_endpoint(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("endpoint")
+    endpoint_id, _ = _one(template, "AWS::SageMaker::Endpoint")
+    alarms = {
+        a["Properties"]["AlarmName"]: a
+        for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    }
+    assert sorted(alarms) == ROLLBACK_ALARM_NAMES
+    config = load_default_config().alarms
+    dimensions = [
+        {"Name": "EndpointName", "Value": {"Fn::GetAtt": [endpoint_id, "EndpointName"]}},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    errors, latency = (alarms[name]["Properties"] for name in ROLLBACK_ALARM_NAMES)
+
+    def watched(alarm: dict[str, Any]) -> tuple[Any, ...]:
+        (query,) = alarm["Metrics"]
+        stat = query["MetricStat"]
+        metric = stat["Metric"]
+        return (metric["Namespace"], metric["MetricName"], metric["Dimensions"], stat["Stat"], stat["Period"],
+                alarm["EvaluationPeriods"], alarm["Threshold"])  # fmt: skip
+
+    assert watched(errors) == (
+        "AWS/SageMaker", "Invocation5XXErrors", dimensions, "Sum", 300, 1,
+        config.invocation_5xx_errors_per_5_minutes,
+    )  # fmt: skip
+    assert watched(latency) == (
+        "AWS/SageMaker", "ModelLatency", dimensions, "p99", 300, 3, config.model_latency_p99_max_ms * 1000
+    )  # fmt: skip
+    for alarm in (errors, latency):
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert "AlarmActions" not in alarm  # the monitoring stack's alarms on the same conditions notify
+
+
+def test_the_execution_role_may_describe_exactly_the_rollback_alarms(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("endpoint")
+    statements = [
+        statement
+        for policy in resources_of_type(template, "AWS::IAM::ManagedPolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "cloudwatch:DescribeAlarms"
+    ]
+    (statement,) = statements
+    assert statement["Resource"] == [
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
+                           {"Ref": "AWS::AccountId"}, f":alarm:{name}"]]}
+        for name in ROLLBACK_ALARM_NAMES
+    ]  # fmt: skip
+
+
+def test_serving_json_is_recorded_only_after_the_rollback_alarms_exist(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("endpoint")
+    _, record = _custom_resource(template, "record-serving")
+    alarm_ids = set(resources_of_type(template, "AWS::CloudWatch::Alarm"))
+    assert alarm_ids <= set(record["DependsOn"])
+
+
+def test_without_autoscaling_the_configured_instance_count_applies_on_update(
+    cdk_context: dict[str, Any],
+) -> None:
+    template = _endpoint_template(
+        cdk_context,
+        {
+            "endpoint": {
+                "autoscaling": {"enabled": False},
+                "update_baking_period_seconds": 900,
+                "update_timeout_seconds": 7200,
+            }
+        },
+    )
+    _, endpoint = _one(template, "AWS::SageMaker::Endpoint")
+    props = endpoint["Properties"]
+    assert props["RetainAllVariantProperties"] is True
+    assert props["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DesiredInstanceCount"}]
+    policy = props["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert (policy["TerminationWaitInSeconds"], policy["MaximumExecutionTimeoutInSeconds"]) == (900, 7200)
+
+
+def test_alarm_names_follow_the_stack_name(cdk_context: dict[str, Any]) -> None:
+    config = ProjectConfig.model_validate(default_context())
+    app = cdk.App(context=cdk_context)
+    stack = EndpointStack(
+        app, "OtherEndpoint", storage=StorageExports(stack_name="OtherStorage"),
+        endpoint=config.endpoint, training=config.training, alarms=config.alarms,
+    )  # fmt: skip
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    _, endpoint = _one(template, "AWS::SageMaker::Endpoint")
+    names = [
+        a["AlarmName"]
+        for a in endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    ]
+    assert names == ["OtherEndpoint-Rollback-Invocation5XXErrors", "OtherEndpoint-Rollback-ModelLatencyP99"]
