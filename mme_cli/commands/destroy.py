@@ -710,6 +710,11 @@ def _leftovers(cli: CliContext, inventory: Inventory, say: Say, *, clean_up: boo
         say(note)
     if inventory.endpoint_name is None:
         say("The endpoint's name is unknown (its stack is not found), so its log group is not looked for.")
+    if inventory.job_names is None and not inventory.notes:
+        say(
+            "The run plans are not found (no storage stack), so no job log stream is attributed to this "
+            "deployment."
+        )
     if inventory.job_role_name is None:
         say(
             "The training stack's job role is unknown, so no SageMaker model can be attributed to this "
