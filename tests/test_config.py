@@ -39,6 +39,8 @@ def test_defaults_reproduce_the_walkthrough() -> None:
     }
     assert config.endpoint.instance_type == "ml.m4.xlarge"
     assert config.endpoint.initial_instance_count == 1
+    assert config.endpoint.update_baking_period_seconds == 1200
+    assert config.endpoint.update_timeout_seconds == 3600
     assert config.storage.removal_policy == "retain"
     assert config.tenants.mode == "roles"
     assert (config.account, config.region) == (None, None)
@@ -98,7 +100,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         {"endpoint": {"instanceType": "ml.m5.xlarge"}},
         "config key 'endpoint.instanceType' is not a known setting; allowed keys under 'endpoint': "
         "autoscaling, container_log_level, initial_instance_count, instance_type, model_cache_enabled, "
-        "network_isolation, vpc",
+        "network_isolation, update_baking_period_seconds, update_timeout_seconds, vpc",
     ),
     (
         "number given as a string",
@@ -189,6 +191,33 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "splits leaving too little training data",
         {"data": {"validation_fraction": 0.3, "test_fraction": 0.3}},
         "config key 'data' validation_fraction + test_fraction must be at most 0.5",
+    ),
+    (
+        "baking period too short for the latency rollback alarm",
+        {"endpoint": {"update_baking_period_seconds": 600}},
+        "config key 'endpoint' update_baking_period_seconds (600) must be at least 900: the model-latency "
+        "rollback alarm needs 15 minutes of data to fire while the old fleet can still take the traffic back",
+    ),
+    (
+        "baking period beyond what SageMaker allows",
+        {"endpoint": {"update_baking_period_seconds": 3601}},
+        "config key 'endpoint.update_baking_period_seconds': input should be less than or equal to 3600",
+    ),
+    (
+        "update timeout below SageMaker's minimum",
+        {"endpoint": {"update_timeout_seconds": 599}},
+        "config key 'endpoint.update_timeout_seconds': input should be greater than or equal to 600",
+    ),
+    (
+        "update timeout leaving no time to start the new fleet",
+        {"endpoint": {"update_baking_period_seconds": 1800, "update_timeout_seconds": 2000}},
+        "config key 'endpoint' update_timeout_seconds (2000) must be at least update_baking_period_seconds "
+        "(1800) + 600, the time SageMaker needs to start the new fleet before baking it",
+    ),
+    (
+        "baking period as a string",
+        {"endpoint": {"update_baking_period_seconds": "1200"}},
+        "config key 'endpoint.update_baking_period_seconds': input should be a valid integer",
     ),
     (
         "autoscaling bounds reversed",
