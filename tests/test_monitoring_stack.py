@@ -14,7 +14,7 @@ from project_config.model import ProjectConfig
 from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageExports
 from tests.cfn_render import TemplateRenderer
-from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
+from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 
 ENDPOINT_DIMENSIONS = frozenset({"EndpointName", "VariantName"})
 AVERAGE_ONLY = frozenset({"Average", "Minimum", "Maximum", "SampleCount"})
@@ -269,3 +269,29 @@ def test_email_subscriptions_from_config(cdk_context: dict[str, Any], emails: li
     ]
     assert sorted(s["Endpoint"] for s in subscriptions) == sorted(emails)
     assert {s["Protocol"] for s in subscriptions} == {"email"}
+
+
+def test_the_notifying_health_alarms_watch_what_the_rollback_alarms_watch(
+    synthesized: SynthesizedApp,
+) -> None:
+    """The endpoint stack rolls back on 5XX errors and p99 latency; this stack notifies on the same."""
+
+    def watched(template: dict[str, Any]) -> list[tuple[Any, ...]]:
+        found = []
+        for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
+            props = alarm["Properties"]
+            queries = props.get("Metrics", [])
+            if len(queries) != 1 or "MetricStat" not in queries[0]:
+                continue
+            stat = queries[0]["MetricStat"]
+            metric = stat["Metric"]
+            if metric["MetricName"] in ("Invocation5XXErrors", "ModelLatency"):
+                found.append(
+                    (metric["Namespace"], metric["MetricName"], stat["Stat"], stat["Period"],
+                     props["EvaluationPeriods"], props["Threshold"], props["ComparisonOperator"])
+                )  # fmt: skip
+        return sorted(found)
+
+    rollback = watched(synthesized.template("endpoint"))
+    assert len(rollback) == 2
+    assert watched(synthesized.template("monitoring")) == rollback
