@@ -510,7 +510,7 @@ def test_alarm_names_follow_the_stack_name(cdk_context: dict[str, Any]) -> None:
         app, "OtherEndpoint", storage=StorageExports(stack_name="OtherStorage"),
         endpoint=config.endpoint, training=config.training, alarms=config.alarms,
     )  # fmt: skip
-    template = cdk.assertions.Template.from_stack(stack).to_json()
+    template = dict(cdk.assertions.Template.from_stack(stack).to_json())
     _, endpoint = _one(template, "AWS::SageMaker::Endpoint")
     names = [
         a["AlarmName"]
