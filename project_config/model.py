@@ -244,13 +244,11 @@ class EndpointConfig(_Section):
     container_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     vpc: VpcConfig | None = None
     autoscaling: AutoscalingConfig
-    # The two deployment-guardrail keys have their defaults here rather than in cdk.json (the file
-    # holding every other default) only until cdk.json carries them; the values are the same.
-    update_baking_period_seconds: Annotated[int, Field(ge=0, le=3600)] = 1200
+    update_baking_period_seconds: Annotated[int, Field(ge=0, le=3600)]
     """TerminationWaitInSeconds: how long the old fleet stays up after the traffic shift while the
     rollback alarms watch the new one (SageMaker allows 0-3600). Default 20 minutes: the p99
     latency alarm needs 15 minutes of data, plus 5 for CloudWatch to deliver and evaluate it."""
-    update_timeout_seconds: Annotated[int, Field(ge=600, le=28800)] = 3600
+    update_timeout_seconds: Annotated[int, Field(ge=600, le=28800)]
     """MaximumExecutionTimeoutInSeconds of an endpoint update (SageMaker allows 600-28800).
     Default 1 hour: about 10-15 minutes to start the new fleet, the 20-minute baking period, and
     margin; a deployment that takes longer is rolled back to the old fleet."""

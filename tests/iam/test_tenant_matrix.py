@@ -123,7 +123,12 @@ def abac_mode(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     app = cdk.App(context=cdk_context, outdir=str(tmp_path_factory.mktemp("abac")))
     storage = StorageExports(stack_name="MmeStorage")
     endpoint = EndpointStack(
-        app, "MmeEndpoint", storage=storage, endpoint=config.endpoint, training=config.training
+        app,
+        "MmeEndpoint",
+        storage=storage,
+        endpoint=config.endpoint,
+        training=config.training,
+        alarms=config.alarms,
     )
     TenantAbacStack(
         app,
