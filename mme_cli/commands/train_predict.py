@@ -210,7 +210,8 @@ def predict(
     rows = _rows(fields, csv_file)
     body = "\n".join(",".join(row) for row in rows) + "\n"
 
-    pointer = _current_model(cli, location)
+    chosen = generations.served_generation(cli.client("s3"), cli.deployment.bucket)
+    pointer = _current_model(cli, location, chosen.generation, chosen.describe())
     endpoint = cli.deployment.endpoint_name
     _require_in_service(cli.client("sagemaker"), endpoint)
     runtime = cli.client("sagemaker-runtime")
@@ -218,7 +219,27 @@ def predict(
     prices: list[float] = []
     for _ in range(repeat):
         started = CLOCK.monotonic()
-        response = _invoke(runtime, endpoint, pointer.target_model, body)
+        try:
+            response = _invoke(runtime, endpoint, pointer.target_model, body)
+        except RequestRejected:
+            # During a generation switch serving.json announces the next generation: its fleet may
+            # already take the traffic and know only that generation's TargetModels (the client rule
+            # of mme_shared/generation.py). Any other rejection is reported as it is.
+            following = None if chosen.serving is None else chosen.serving.next_generation
+            if following is None or pointer.preprocessor_generation == following:
+                raise
+            cli.errors.print(
+                f"{pointer.target_model} was rejected while the endpoint switches to generation "
+                f"{following}; retrying with that generation's model of {location}.",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+            pointer = _current_model(
+                cli, location, following, f"{following} (the generation the endpoint is switching to)"
+            )
+            started = CLOCK.monotonic()
+            response = _invoke(runtime, endpoint, pointer.target_model, body)
         latencies.append(CLOCK.monotonic() - started)
         prices = _prices(response, len(rows), pointer.target_model)
 
@@ -277,20 +298,20 @@ def _validated_row(cells: Sequence[str], where: str) -> list[str]:
     return row
 
 
-def _current_model(cli: CliContext, location: str) -> ModelPointer:
-    """The location's pointer in the served generation (else the newest complete one)."""
+def _current_model(cli: CliContext, location: str, generation_id: str, described: str) -> ModelPointer:
+    """The location's pointer in ``generation_id`` (the served one, else the newest complete one, or
+    the one the endpoint is switching to)."""
     bucket = cli.deployment.bucket
-    chosen = generations.served_generation(cli.client("s3"), bucket)
-    key = s3_layout.current_pointer_key(chosen.generation, location)
+    key = s3_layout.current_pointer_key(generation_id, location)
     uri = s3_layout.s3_uri(bucket, key)
     try:
         document = cli.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
             raise CliError(
-                f"Location {location} has no current model in {chosen.describe()} ({uri} does not "
+                f"Location {location} has no current model in {described} ({uri} does not "
                 f"exist): train it with `mme train --location {location} --wait`, or add one with "
-                f"`mme models add {location} ARTIFACT --generation {chosen.generation}`."
+                f"`mme models add {location} ARTIFACT --generation {generation_id}`."
             ) from None
         raise
     try:
@@ -303,10 +324,10 @@ def _current_model(cli: CliContext, location: str) -> ModelPointer:
         raise CliError(
             f"The model pointer {uri} names location {pointer.location}; promote {location} again."
         )
-    if pointer.preprocessor_generation != chosen.generation:
+    if pointer.preprocessor_generation != generation_id:
         raise CliError(
             f"The model pointer {uri} names preprocessor generation {pointer.preprocessor_generation}, "
-            f"not its folder's {chosen.generation}, so its model would get the wrong preprocessing: "
+            f"not its folder's {generation_id}, so its model would get the wrong preprocessing: "
             f"retrain {location} with `mme train --location {location} --wait`."
         )
     return pointer
@@ -328,6 +349,11 @@ def _require_in_service(sagemaker: Any, endpoint: str) -> None:
             f"Endpoint {endpoint} is {status}, not InService{f' ({reason})' if reason else ''}: "
             "wait until it is InService (see `mme status`) and try again."
         )
+
+
+class RequestRejected(CliError):  # noqa: N818 (says what happened)
+    """InvokeEndpoint answered ValidationError (HTTP 400), which is also what a TargetModel the
+    serving fleet does not have gets."""
 
 
 def _invoke(runtime: Any, endpoint: str, target_model: str, body: str) -> dict[str, Any]:
@@ -352,7 +378,7 @@ def _invoke(runtime: Any, endpoint: str, target_model: str, body: str) -> dict[s
                 f"{f'; its log stream is {logs}' if logs else ''}."
             ) from None
         if code in {"ValidationError", "ValidationException"}:
-            raise CliError(
+            raise RequestRejected(
                 f"Endpoint {endpoint} rejected the request for {target_model}: {runs.short(message)}."
             ) from None
         raise

@@ -781,3 +781,65 @@ def test_predict_before_anything_is_trained(outputs: None, run_cli: RunCli) -> N
 
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: No preprocessor generation is served or complete yet")
+
+
+def _switching_to_the_new_generation() -> str:
+    """serving.json announces NEW_GENERATION (as the endpoint stack's resolver does before an
+    update), whose pointer for Chicago_IL names another version; returns that TargetModel."""
+    from mme_shared.generation import GenerationRef
+
+    record_complete(NEW_GENERATION)
+    announced = GenerationRef(GENERATION, NOW, endpoint_name=ENDPOINT, next_generation=NEW_GENERATION)
+    SESSION.client("s3").put_object(
+        Bucket=BUCKET, Key=s3_layout.SERVING_GENERATION_KEY, Body=announced.to_json()
+    )
+    version = "ll-Chicago-IL-run2"
+    pointer = ModelPointer(
+        preprocessor_generation=NEW_GENERATION,
+        location="Chicago_IL",
+        version=version,
+        size=10,
+        training_job_name=version,
+        promoted_at=NOW,
+    )
+    SESSION.client("s3").put_object(
+        Bucket=BUCKET,
+        Key=s3_layout.current_pointer_key(NEW_GENERATION, "Chicago_IL"),
+        Body=pointer.to_json().encode(),
+    )
+    return pointer.target_model
+
+
+def test_predict_follows_a_generation_switch_when_the_model_is_not_found(
+    stubs: SageMakerStubs, run_cli: RunCli
+) -> None:
+    new_target = _switching_to_the_new_generation()
+    stubs.endpoint_status("InService")
+    stubs.refuse("ValidationError", "Failed to download model data for target model.")
+    payload = json.dumps({"predictions": [{"score": 250000.0}]}).encode()
+    stubs.runtime.stub.add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(io.BytesIO(payload), len(payload)), "ContentType": "application/json"},
+        {"EndpointName": ENDPOINT, "TargetModel": new_target, "ContentType": "text/csv",
+         "Accept": "application/json", "Body": ",".join(HOUSE).encode() + b"\n"},
+    )  # fmt: skip
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 0, result.stderr
+    assert f"while the endpoint switches to generation {NEW_GENERATION}" in " ".join(result.stderr.split())
+    assert "Price: $250,000.00 (Chicago_IL model ll-Chicago-IL-run2 of pp-run2" in " ".join(
+        result.stdout.split()
+    )
+
+
+def test_predict_does_not_switch_without_an_announced_generation(
+    stubs: SageMakerStubs, run_cli: RunCli
+) -> None:
+    stubs.endpoint_status("InService")
+    stubs.refuse("ValidationError", "Failed to download model data for target model.")
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 1
+    assert "switches" not in result.stderr
