@@ -26,7 +26,6 @@ from mme_cli import cdk as cdk_module
 from mme_cli import preflight, runs
 from mme_cli.commands import deploy
 from mme_cli.deployment import CliError
-from mme_cli.main import run
 from mme_cli.runs import Clock
 from mme_shared import generation, s3_layout
 from tests.cli.conftest import CliResult, create_stack
@@ -210,18 +209,9 @@ def config_file(tmp_path: Path) -> Callable[..., str]:
 
 
 @pytest.fixture
-def mme(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
-    def invoke(*args: str) -> CliResult:
-        monkeypatch.setattr(sys, "argv", ["mme", *args])
-        try:
-            run()
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        captured = capsys.readouterr()
-        return CliResult(exit_code=code, stdout=captured.out, stderr=captured.err)
-
-    return invoke
+def mme(run_cli: Callable[..., CliResult]) -> Callable[..., CliResult]:
+    """The console-script entry point (tests/cli/conftest.py), under this module's name for it."""
+    return run_cli
 
 
 def deploy_args(
