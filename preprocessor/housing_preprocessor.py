@@ -37,16 +37,33 @@ Serving (``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``)
     ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` to ``text/csv``: the container substitutes it when a
     request has no Accept header, and its own default is JSON.
 
-Client errors are answered with HTTP 4xx, not 500. The container wraps every exception raised by
-``input_fn``/``predict_fn``/``output_fn`` in its own ``ClientError`` and Flask answers that with a
-bare HTML 500 page (clients retry 5xx and never see the reason). So a bad request is not raised:
-``input_fn`` returns a :class:`RejectedRequest`, ``predict_fn`` passes it through, and ``output_fn``
-returns it. It is a plain WSGI application, which Flask runs as the response: status 400 (bad
-content), 415 (unsupported Content-Type) or 406 (unsupported Accept) with a JSON body
-``{"error": ..., "message": ...}`` whose message is one sentence naming what was wrong and what is
-allowed; 413 for a body larger than SageMaker ever passes a container (6 MiB). A misconfigured
-*deployment* (unknown mode, artifact fitted with another scikit-learn) still raises, in
-``model_fn``, so the container fails its health check at start-up.
+Client errors are answered with HTTP 4xx, not 500 (except bad rows in labelled-transform mode,
+below). The container wraps every exception raised by ``input_fn``/``predict_fn``/``output_fn`` in
+its own ``ClientError`` and Flask answers that with a bare HTML 500 page (clients retry 5xx and
+never see the reason). So a bad request is not raised: ``input_fn`` returns a
+:class:`RejectedRequest`, ``predict_fn`` passes it through, and ``output_fn`` returns it. It is a
+plain WSGI application, which Flask runs as the response: status 400 (bad content), 415 (unsupported
+Content-Type) or 406 (unsupported Accept) with a JSON body ``{"error": ..., "message": ...}`` whose
+message is one sentence naming what was wrong and what is allowed; 413 for a body larger than
+SageMaker ever passes a container (6 MiB). A misconfigured *deployment* (unknown mode, artifact
+fitted with another scikit-learn) still raises, in ``model_fn``, so the container fails its health
+check at start-up.
+
+Rows that cannot be transformed in ``labelled-transform`` mode are answered 200 instead, with a
+body that is exactly one line, :data:`TRANSFORM_ERROR_MARKER`, a space and the reason (the same
+one sentence, on one line, at most :data:`MAX_TRANSFORM_ERROR_REASON_CHARS` characters), as
+``text/csv``. The training pipeline transforms every location of a run in one batch transform per
+split, one input file per location, and a 4xx for one file's mini-batch would fail the whole job,
+so every location. With the marker the job goes on, the line lands in that location's ``.out``
+file (SageMaker writes one per input file; ``AssembleWith: Line`` puts each response on its own
+line) and the pipeline's check step fails that location alone, with the reason. No valid output
+line can look like it: those are comma-separated floats (or a JSON object), never ``#``. Row
+numbers in the reason count within the mini-batch request, which is the whole file when the file
+is smaller than the payload limit. Only a 400 (the rows: widths, numbers, categories, encoding,
+an empty body) becomes the marker. A 415 (Content-Type), 406 (Accept, checked before the rows in
+this mode) or 413 (a request larger than any the default ``MaxPayloadInMB`` sends) says the
+transform job is configured wrongly, which is true of every file alike, so it stays a 4xx and fails
+the job loudly. ``serving`` mode answers every rejection with its 4xx, as above.
 
 With ``Content-Type`` exactly ``text/csv`` or ``application/json`` the container hands ``input_fn``
 the body already decoded as text, with every byte that is not valid UTF-8 replaced by U+FFFD
@@ -114,6 +131,11 @@ MAX_REQUEST_BYTES: Final = 6 * 1024 * 1024
 batch transform's ``MaxPayloadInMB`` defaults to 6 (the training pipeline keeps the default)."""
 REPLACEMENT_CHARACTER: Final = "\ufffd"
 """What the container's request decoding puts in place of bytes that are not valid UTF-8."""
+TRANSFORM_ERROR_MARKER: Final = "#mme-transform-error:"
+"""Starts the one line that answers rows rejected in labelled-transform mode (module docstring):
+``#mme-transform-error: <reason>``. ``lambda/check_transform`` looks for it in the ``.out`` files."""
+MAX_TRANSFORM_ERROR_REASON_CHARS: Final = 500
+"""A longer reason is cut (ending in ``...``), so one marker line stays small."""
 FAILURE_FILE: Final = "failure"
 """Under ``SM_OUTPUT_DIR``: SageMaker reports its first 1024 characters as the FailureReason."""
 _NUMERIC_COUNT: Final = len(NUMERIC_FEATURE_COLUMNS)
@@ -166,6 +188,11 @@ class RejectedRequest:
     @classmethod
     def from_error(cls, error: InvalidRequestError) -> RejectedRequest:
         return cls(status=error.status, message=error.message)
+
+    @property
+    def rejects_the_rows(self) -> bool:
+        """A 400 is about the rows themselves; 406, 413 and 415 about how the request was sent."""
+        return self.status is HTTPStatus.BAD_REQUEST
 
     def body(self) -> bytes:
         return json.dumps({"error": self.status.phrase, "message": self.message}).encode("utf-8")
@@ -732,16 +759,40 @@ def format_json(prediction: TransformedBatch) -> str:
     return json.dumps({"instances": instances})
 
 
+def transform_error_line(reason: str) -> str:
+    """The marker line for rows rejected in labelled-transform mode: ``#mme-transform-error: <reason>``.
+
+    Every run of whitespace in ``reason`` (line breaks of any kind included) becomes one space, so
+    the line stays one line in an output assembled by lines; a reason longer than
+    :data:`MAX_TRANSFORM_ERROR_REASON_CHARS` is cut and ends in ``...``.
+    """
+    text = " ".join(reason.split()) or "the rows could not be transformed."
+    if len(text) > MAX_TRANSFORM_ERROR_REASON_CHARS:
+        text = text[: MAX_TRANSFORM_ERROR_REASON_CHARS - 3].rstrip() + "..."
+    return f"{TRANSFORM_ERROR_MARKER} {text}"
+
+
 def output_fn(
     prediction: TransformedBatch | RejectedRequest, accept: str | None
 ) -> tuple[str, str] | RejectedRequest:
-    """Serialise as CSV (default) or JSON; returns ``(body, content type)`` or the rejection to answer."""
-    if isinstance(prediction, RejectedRequest):
+    """Serialise as CSV (default) or JSON; returns ``(body, content type)`` or the rejection to answer.
+
+    In labelled-transform mode rejected rows become the marker line (module docstring), once the
+    Accept type is known to be one this script writes.
+    """
+    rows_become_marker = (
+        isinstance(prediction, RejectedRequest)
+        and prediction.rejects_the_rows
+        and mode_from_environment(os.environ) is Mode.LABELLED_TRANSFORM
+    )
+    if isinstance(prediction, RejectedRequest) and not rows_become_marker:
         return prediction
     try:
         media_type = _response_media_type(accept)
     except InvalidRequestError as error:
         return RejectedRequest.from_error(error)
+    if isinstance(prediction, RejectedRequest):
+        return transform_error_line(prediction.message), CSV_MEDIA_TYPE
     body = format_csv(prediction) if media_type == CSV_MEDIA_TYPE else format_json(prediction)
     return body, media_type
 

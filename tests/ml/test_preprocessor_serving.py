@@ -371,8 +371,10 @@ def test_bad_requests_are_client_errors_naming_the_problem(
 def test_labelled_mode_requires_a_numeric_label(
     loaded_model: hp.LoadedPreprocessor, body: str, message: str
 ) -> None:
-    rejection = _rejection(invoke(loaded_model, body))
-    assert (rejection.status, rejection.message) == (HTTPStatus.BAD_REQUEST, message)
+    """Refused as rows, so answered with the marker line (tests/ml/test_transform_errors.py)."""
+    assert invoke(loaded_model, body) == (f"{hp.TRANSFORM_ERROR_MARKER} {message}", "text/csv")
+    with pytest.raises(hp.InvalidRequestError, match=re.escape(message)):
+        hp.parse_request(body, "text/csv", hp.Mode.LABELLED_TRANSFORM)
 
 
 @pytest.mark.usefixtures("serving_mode")
