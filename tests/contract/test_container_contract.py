@@ -14,9 +14,16 @@ preprocessor through ``container_driver.py``, in a subprocess of that venv's pyt
   the source tarball as ``SAGEMAKER_SUBMIT_DIRECTORY`` and once with the artifact's own ``code/``
   folder (the network-isolated endpoint).
 
+- the same requests as a batch transform of the training pipeline sends them, with the model's
+  environment plus ``MME_PREPROCESSOR_MODE=labelled-transform``.
+
 The contract: good rows get 200 with 10 features in CSV and JSON; every bad request gets a 4xx with
 a JSON body that says what was wrong, never a 500; a training run writes its artifact, and a failed
-one leaves its reason in ``output/failure``, which SageMaker shows as the job's FailureReason.
+one leaves its reason in ``output/failure``, which SageMaker shows as the job's FailureReason. In
+labelled-transform mode a location's file comes back label first, and rows that cannot be
+transformed get 200 with exactly one line, ``#mme-transform-error: <reason>``, so one location's
+bad file cannot fail the batch transform shared by every location; a job configured wrongly
+(Content-Type, Accept, payload size) still gets its 4xx.
 """
 
 from __future__ import annotations
@@ -581,6 +588,123 @@ BAD_REQUESTS = [
 ]
 
 
+# --- Labelled-transform mode (the training pipeline's batch transforms) ---------------------------
+
+TRANSFORM_MARKER = "#mme-transform-error: "
+"""Starts the one line that answers rows the transform cannot use (the preprocessor's docstring)."""
+LABELLED_ROW = f"{WALKTHROUGH_ROW},439972.62"
+LABELLED_HOUSES = generate_location_dataset(
+    "Denver_CO", houses=120, seed=5, validation_fraction=0.0, test_fraction=0.0
+).train
+LABELLED_FILE = to_csv(LABELLED_HOUSES)
+"""One location's raw split file (8 features then PRICE, no header), as the transform reads it."""
+LABELLED_WIDTH = "fields but 9 are expected here (MME_PREPROCESSOR_MODE=labelled-transform)"
+
+
+def with_line_replaced(text: str, line_number: int, line: str) -> str:
+    lines = text.splitlines()
+    lines[line_number - 1] = line
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class MarkedRows:
+    """Rows labelled-transform mode cannot transform: 200 with one marker line holding ``reason``."""
+
+    request: Request
+    reason: str
+
+
+def marked(name: str, body: str | bytes, reason: str) -> MarkedRows:
+    """A request as the batch transform sends it: Content-Type and Accept exactly text/csv."""
+    return MarkedRows(post(f"transform-{name}", body), reason)
+
+
+MARKED_ROWS = [
+    marked("label-missing", WALKTHROUGH_ROW, f"Row 1 has 8 {LABELLED_WIDTH}"),
+    marked("label-missing-in-a-file", with_line_replaced(LABELLED_FILE, 7, WALKTHROUGH_ROW), "Row 7 has 8"),
+    marked(
+        "text-in-a-number-in-a-file",
+        with_line_replaced(LABELLED_FILE, 50, "1993,big,6,3.0,0.7,1,y,y,1.0"),
+        "Row 50, column SQUARE_FEET: 'big' is not a finite number.",
+    ),
+    marked(
+        "text-in-the-label", f"{WALKTHROUGH_ROW},n/a", "Row 1, column PRICE: 'n/a' is not a finite number."
+    ),
+    marked("nan-label", f"{WALKTHROUGH_ROW},nan", "Row 1, column PRICE: 'nan' is not a finite number."),
+    marked(
+        "number-too-large-to-scale",
+        "1993,2728,6,1.7e308,0.7,1,y,y,1.0",
+        "Row 1, column NUM_BATHROOMS: 1.7e+308 is out of range",
+    ),
+    marked("empty-category", "1993,2728,6,3.0,0.7,1,y,,1.0", "Row 1, column DECK is empty"),
+    marked("not-utf-8-in-the-label", f"{WALKTHROUGH_ROW},4399\xff".encode("latin-1"), NOT_UTF_8),
+]
+
+
+@dataclass(frozen=True)
+class BadInBothModes:
+    """The same request sent to both runs: a marker line in labelled-transform mode, a 400 in serving."""
+
+    name: str
+    body: str | bytes
+    reason: str
+
+    @property
+    def transform_request(self) -> Request:
+        return post(f"transform-{self.name}", self.body)
+
+    @property
+    def serving_request(self) -> Request:
+        return post(f"serving-{self.name}", self.body)
+
+
+ROWS_BAD_IN_BOTH_MODES = [
+    BadInBothModes("header-row", f"{','.join(FEATURE_COLUMNS)},PRICE\n{LABELLED_ROW}", "is a header"),
+    BadInBothModes("not-utf-8", with_bytes_in_field(6, b"\xff"), NOT_UTF_8),
+    BadInBothModes("empty-body", "", "The request body is empty"),
+    BadInBothModes("broken-quoting", '1993,"y,2728', "Row 1 is not valid CSV"),
+]
+
+
+@dataclass(frozen=True)
+class MisconfiguredTransform:
+    """What only a wrongly configured transform job sends: still a 4xx, true of every file alike."""
+
+    request: Request
+    status: HTTPStatus
+    message: str
+
+
+MISCONFIGURED_TRANSFORMS = [
+    MisconfiguredTransform(
+        post("transform-text-plain", LABELLED_ROW, content_type="text/plain"),
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "Content type 'text/plain' is not supported",
+    ),
+    MisconfiguredTransform(
+        post("transform-unsupported-accept", LABELLED_ROW, accept="application/xml"),
+        HTTPStatus.NOT_ACCEPTABLE,
+        "Accept type 'application/xml' is not supported",
+    ),
+    MisconfiguredTransform(
+        post("transform-unsupported-accept-and-bad-rows", WALKTHROUGH_ROW, accept="application/xml"),
+        HTTPStatus.NOT_ACCEPTABLE,
+        "Accept type 'application/xml' is not supported",
+    ),
+    MisconfiguredTransform(
+        Request(
+            "transform-larger-than-a-mini-batch",
+            (LABELLED_ROW + "\n").encode(),
+            {"Content-Type": CSV, "Accept": CSV},
+            repeat=7_000_000 // (len(LABELLED_ROW) + 1),
+        ),
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "bytes, more than the 6,291,456 bytes",
+    ),
+]
+
+
 @dataclass(frozen=True)
 class ServingRun:
     """The responses of one serving start-up, by request name, and the driver process."""
@@ -591,6 +715,42 @@ class ServingRun:
 
 
 SUBMIT_DIRECTORIES = ("tarball", "model-code")
+
+
+def run_worker(
+    python: Path,
+    training_job: TrainingJob,
+    root: Path,
+    submit_directory: Path | None,
+    variables: Mapping[str, str],
+    cases: list[Request],
+) -> ServingRun:
+    """Start the serving stack in ``root`` on the training job's artifact and send ``cases``.
+
+    ``submit_directory`` None serves the copy of the code inside the artifact
+    (``/opt/ml/model/code``); ``variables`` are the container's environment besides the base dir,
+    program and submit directory.
+    """
+    assert training_job.process.returncode == 0, output_of(training_job.process)
+    base_dir = root / "opt-ml"
+    shutil.copytree(training_job.model_dir, base_dir / "model")  # SageMaker extracts model.tar.gz here
+    submit = submit_directory if submit_directory is not None else base_dir / "model" / hp.CODE_DIR
+    assert len({case.name for case in cases}) == len(cases)
+    write_json(root / "cases.json", [case.as_case() for case in cases])
+    process = run_driver(
+        python,
+        ["serve", str(root / "cases.json"), str(root / "results.json"), str(root / "site-packages")],
+        {
+            "SAGEMAKER_BASE_DIR": str(base_dir),
+            "SAGEMAKER_PROGRAM": ENTRY_POINT,
+            "SAGEMAKER_SUBMIT_DIRECTORY": str(submit),
+            **variables,
+        },
+        root,
+    )
+    assert process.returncode == 0, output_of(process)
+    responses = json.loads((root / "results.json").read_text(encoding="utf-8"))
+    return ServingRun(responses, process, training_job.model_dir)
 
 
 @pytest.fixture(scope="session", params=SUBMIT_DIRECTORIES)
@@ -607,34 +767,24 @@ def serving(
     ``model-code`` serves the copy of the code inside the artifact, as a network-isolated endpoint
     does (``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code``).
     """
-    assert training_job.process.returncode == 0, output_of(training_job.process)
-    root = tmp_path_factory.mktemp(f"opt-ml-serve-{request.param}")
-    base_dir = root / "opt-ml"
-    shutil.copytree(training_job.model_dir, base_dir / "model")  # SageMaker extracts model.tar.gz here
-    submit_directory = source_tarball if request.param == "tarball" else base_dir / "model" / hp.CODE_DIR
     cases = (
         [Request("ping", method="GET", path="/ping")]
         + [case.request for case in GOOD_REQUESTS]
         + [case.request for case in BAD_REQUESTS]
+        + [case.serving_request for case in ROWS_BAD_IN_BOTH_MODES]
     )
-    assert len({case.name for case in cases}) == len(cases)
-    write_json(root / "cases.json", [case.as_case() for case in cases])
-    process = run_driver(
+    return run_worker(
         contract_python,
-        ["serve", str(root / "cases.json"), str(root / "results.json"), str(root / "site-packages")],
+        training_job,
+        tmp_path_factory.mktemp(f"opt-ml-serve-{request.param}"),
+        source_tarball if request.param == "tarball" else None,
         {
-            "SAGEMAKER_BASE_DIR": str(base_dir),
-            "SAGEMAKER_PROGRAM": ENTRY_POINT,
-            "SAGEMAKER_SUBMIT_DIRECTORY": str(submit_directory),
             "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": CSV,
             "SAGEMAKER_REGION": REGION,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         },
-        root,
+        cases,
     )
-    assert process.returncode == 0, output_of(process)
-    responses = json.loads((root / "results.json").read_text(encoding="utf-8"))
-    return ServingRun(responses, process, training_job.model_dir)
 
 
 def test_the_worker_answers_ping(serving: ServingRun) -> None:
@@ -696,3 +846,106 @@ def test_bad_requests_get_a_4xx_with_a_clear_message(serving: ServingRun, case: 
     assert case.message in answer["message"], answer
     assert answer["message"].endswith("."), answer
     assert len(answer["message"]) < 400, answer
+
+
+# --- Labelled-transform mode through the worker app ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def transform(
+    contract_python: Path,
+    training_job: TrainingJob,
+    source_tarball: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServingRun:
+    """The serving stack as a batch transform of the training pipeline starts it.
+
+    The environment is CreatePreprocessorModel's container (mme_constructs/training_pipeline.py:
+    program, source tarball, region, log level; no default Accept) plus the transform job's
+    ``MME_PREPROCESSOR_MODE=labelled-transform``. The job sends every mini-batch with
+    ``Content-Type`` and ``Accept`` exactly ``text/csv``.
+    """
+    cases = (
+        [post("transform-whole-file", LABELLED_FILE)]
+        + [case.request for case in MARKED_ROWS]
+        + [case.transform_request for case in ROWS_BAD_IN_BOTH_MODES]
+        + [case.request for case in MISCONFIGURED_TRANSFORMS]
+    )
+    return run_worker(
+        contract_python,
+        training_job,
+        tmp_path_factory.mktemp("opt-ml-transform"),
+        source_tarball,
+        {
+            hp.MODE_ENV_VAR: "labelled-transform",
+            "SAGEMAKER_REGION": REGION,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        },
+        cases,
+    )
+
+
+def test_a_location_file_is_transformed_label_first(transform: ServingRun) -> None:
+    response = transform.responses["transform-whole-file"]
+    assert response["status"] == HTTPStatus.OK, response
+    assert response["content_type"] == f"{CSV}; charset=utf-8"
+    values = csv_matrix(response["body"])
+    assert values.shape == (len(LABELLED_HOUSES), 1 + FEATURE_DIM)
+    assert values[:, 0].tolist() == [house.price for house in LABELLED_HOUSES]
+    rows = [line.rsplit(",", 1)[0] for line in LABELLED_FILE.splitlines()]
+    assert np.array_equal(values[:, 1:], reference_features(transform.model_dir, rows))
+
+
+def assert_one_marker_line(response: dict[str, Any], reason: str) -> None:
+    assert response["status"] == HTTPStatus.OK, response
+    assert response["content_type"] == f"{CSV}; charset=utf-8", response
+    body = response["body"]
+    assert body.startswith(TRANSFORM_MARKER), response
+    assert response["body_lines"] == 1, response
+    assert body == body.strip(), response  # no newline before or after: one line when assembled
+    assert reason in body, response
+    assert body.endswith("."), response
+
+
+@pytest.mark.parametrize("case", MARKED_ROWS, ids=lambda case: case.request.name)
+def test_rows_the_transform_cannot_use_get_200_with_one_marker_line(
+    transform: ServingRun, case: MarkedRows
+) -> None:
+    """So the shared batch transform goes on with the other locations' files."""
+    assert_one_marker_line(transform.responses[case.request.name], case.reason)
+
+
+@pytest.mark.parametrize("case", ROWS_BAD_IN_BOTH_MODES, ids=lambda case: case.name)
+def test_the_same_bad_rows_get_a_marker_when_transforming_and_a_400_when_serving(
+    transform: ServingRun, serving: ServingRun, case: BadInBothModes
+) -> None:
+    assert_one_marker_line(transform.responses[case.transform_request.name], case.reason)
+    response = serving.responses[case.serving_request.name]
+    assert response["status"] == HTTPStatus.BAD_REQUEST, response
+    assert response["content_type"] == JSON, response
+    assert case.reason in json.loads(response["body"])["message"], response
+
+
+@pytest.mark.parametrize("case", MISCONFIGURED_TRANSFORMS, ids=lambda case: case.request.name)
+def test_a_misconfigured_transform_job_still_gets_a_4xx(
+    transform: ServingRun, case: MisconfiguredTransform
+) -> None:
+    response = transform.responses[case.request.name]
+    assert response["status"] == case.status, response
+    assert response["content_type"] == JSON, response
+    assert case.message in json.loads(response["body"])["message"], response
+
+
+def test_an_output_assembled_by_lines_tells_every_row_from_a_marker(transform: ServingRun) -> None:
+    """SageMaker joins one file's mini-batch responses with newlines (AssembleWith Line): each line of
+    the result is then either a transformed row (11 floats) or a whole marker line."""
+    assembled = "\n".join(
+        transform.responses[name]["body"]
+        for name in ("transform-whole-file", "transform-text-in-a-number-in-a-file", "transform-whole-file")
+    )
+    lines = assembled.split("\n")
+    markers = [line for line in lines if line.startswith(TRANSFORM_MARKER)]
+    assert len(markers) == 1
+    data = [line for line in lines if not line.startswith(TRANSFORM_MARKER)]
+    assert len(data) == 2 * len(LABELLED_HOUSES)
+    assert {len(line.split(",")) for line in data} == {1 + FEATURE_DIM}
