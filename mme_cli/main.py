@@ -84,9 +84,10 @@ from mme_cli.commands import (  # noqa: E402
     deploy,
     destroy,
     experiment_access,
+    plan,
     status_models,
     train_predict,
 )
 
-for module in (status_models, add_model, train_predict, experiment_access, deploy, destroy):
+for module in (status_models, add_model, train_predict, experiment_access, deploy, destroy, plan):
     module.register(app, models_app=models_app, experiment_app=experiment_app, access_app=access_app)
