@@ -7,6 +7,9 @@ Layout (all under one bucket)::
 
     raw-data/<run>/<split>/<location>.csv             generated housing data, label last
     preprocessed-data/<run>/<location>/<split>/       batch-transform output, label first
+    preprocessed-data/<run>/<split>/<location>.csv.out
+                                                      one run's batch transform per split: one
+                                                      output per raw file, label first
     training-output/<run>/                            SageMaker training job outputs
     preprocessor/<generation>/model.tar.gz            one preprocessor generation's artifact (immutable)
     preprocessor/<generation>/complete.json           written once every location of it is trained
@@ -66,6 +69,10 @@ ALL_PREFIXES: Final = (
 )
 
 SPLITS: Final = ("train", "validation", "test")
+TRANSFORMED_SPLITS: Final = ("train", "validation")
+"""The splits the training pipeline batch-transforms (the test split is kept raw for evaluation)."""
+BATCH_TRANSFORM_OUTPUT_SUFFIX: Final = ".out"
+"""SageMaker batch transform names each output object after its input object plus this suffix."""
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 _ID_RULE = "1 to 63 characters from A-Z, a-z, 0-9 and '-', starting with a letter or digit"
@@ -99,6 +106,31 @@ def preprocessed_data_prefix(run_id: str, location: str, split: str) -> str:
         f"{PREPROCESSED_DATA_PREFIX}{_validate_id('run id', run_id)}/"
         f"{validate_location_name(location)}/{_validate_split(split)}/"
     )
+
+
+def _validate_transformed_split(split: str) -> str:
+    if split not in TRANSFORMED_SPLITS:
+        raise ValueError(f"split {split!r} is not transformed: use {' or '.join(TRANSFORMED_SPLITS)}")
+    return split
+
+
+def preprocessed_split_prefix(run_id: str, split: str) -> str:
+    """Output prefix of a run's one batch transform of ``split`` over every location's raw file.
+
+    The job reads ``raw_data_split_prefix(run_id, split)`` and writes one object per input object
+    here (:func:`preprocessed_output_key`).
+    """
+    return f"{PREPROCESSED_DATA_PREFIX}{_validate_id('run id', run_id)}/{_validate_transformed_split(split)}/"
+
+
+def preprocessed_output_key(run_id: str, location: str, split: str) -> str:
+    """One location's transformed rows (label first): ``<location>.csv.out`` for ``<location>.csv``.
+
+    No other location's key starts with this one (a location name holds no '.'), so it can serve as the
+    exact S3Prefix of that location's training channel.
+    """
+    raw_name = raw_data_key(run_id, location, split).rsplit("/", 1)[1]
+    return f"{preprocessed_split_prefix(run_id, split)}{raw_name}{BATCH_TRANSFORM_OUTPUT_SUFFIX}"
 
 
 def training_output_prefix(run_id: str) -> str:

@@ -176,3 +176,44 @@ def test_run_bookkeeping_keys() -> None:
     assert s3_layout.run_results_prefix("run-7") == "pipeline-runs/run-7/results/"
     assert s3_layout.run_generation_results_prefix("run-7") == "pipeline-runs/run-7/generation/"
     assert s3_layout.run_summary_key("run-7") == "pipeline-runs/run-7/summary.json"
+
+
+def test_one_batch_transform_per_split_writes_one_output_per_location_file() -> None:
+    """The run's transform reads raw-data/<run>/<split>/ and writes <location>.csv.out per <location>.csv."""
+    assert s3_layout.preprocessed_split_prefix("run-1", "train") == "preprocessed-data/run-1/train/"
+    assert s3_layout.preprocessed_split_prefix("run-1", "validation") == "preprocessed-data/run-1/validation/"
+    for split in s3_layout.TRANSFORMED_SPLITS:
+        key = s3_layout.preprocessed_output_key("run-1", "NewYork_NY", split)
+        assert key == f"preprocessed-data/run-1/{split}/NewYork_NY.csv.out"
+        raw_key = s3_layout.raw_data_key("run-1", "NewYork_NY", split)
+        # SageMaker's naming: the output prefix plus the input key relative to the input prefix, + .out
+        relative = raw_key.removeprefix(s3_layout.raw_data_split_prefix("run-1", split))
+        assert key == s3_layout.preprocessed_split_prefix("run-1", split) + relative + ".out"
+
+
+def test_no_location_output_key_is_a_prefix_of_another_locations() -> None:
+    """Each key can be the exact S3Prefix of its location's training channel."""
+    locations = ["NY", "NY_2", "NY-2", "NYC", "N"]
+    keys = [s3_layout.preprocessed_output_key("run-1", location, "train") for location in locations]
+    for key in keys:
+        assert [other for other in keys if other.startswith(key)] == [key]
+
+
+@pytest.mark.parametrize(
+    ("run_id", "location", "split", "message"),
+    [
+        ("run-1", "NewYork_NY", "test", "split 'test' is not transformed: use train or validation"),
+        ("run-1", "NewYork_NY", "Train", "split 'Train' is not"),
+        ("run/1", "NewYork_NY", "train", "run id 'run/1' is not allowed"),
+        ("run-1", "New York", "train", "'New York' is not allowed"),
+        ("run-1", "../NY", "train", "'../NY' is not allowed"),
+    ],
+)
+def test_preprocessed_output_keys_refuse_bad_parts(
+    run_id: str, location: str, split: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        s3_layout.preprocessed_output_key(run_id, location, split)
+    if location == "NewYork_NY":
+        with pytest.raises(ValueError, match=re.escape(message)):
+            s3_layout.preprocessed_split_prefix(run_id, split)
