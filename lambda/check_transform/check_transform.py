@@ -283,7 +283,7 @@ def check_split(request: CheckRequest, split: str, *, s3: S3Client, bucket: str)
                 "output can need; it was not read."
             )
         try:
-            scan = scan_output(body.iter_chunks(chunk_size=CHUNK_BYTES))
+            scan = scan_output(body.iter_chunks(chunk_size=CHUNK_BYTES), limit=MAX_OUTPUT_BYTES)
         except TransformOutputTooLarge:
             raise TransformOutputTooLarge(
                 f"{uri} holds more than the {MAX_OUTPUT_BYTES:,} bytes any location's {split} output can "
