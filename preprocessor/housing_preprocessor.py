@@ -111,6 +111,7 @@ from mme_shared.housing_data import (
     NUMERIC_FEATURE_COLUMNS,
     RAW_COLUMNS,
 )
+from mme_shared.transform_output import TRANSFORM_ERROR_MARKER as TRANSFORM_ERROR_MARKER
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -131,9 +132,6 @@ MAX_REQUEST_BYTES: Final = 6 * 1024 * 1024
 batch transform's ``MaxPayloadInMB`` defaults to 6 (the training pipeline keeps the default)."""
 REPLACEMENT_CHARACTER: Final = "\ufffd"
 """What the container's request decoding puts in place of bytes that are not valid UTF-8."""
-TRANSFORM_ERROR_MARKER: Final = "#mme-transform-error:"
-"""Starts the one line that answers rows rejected in labelled-transform mode (module docstring):
-``#mme-transform-error: <reason>``. ``lambda/check_transform`` looks for it in the ``.out`` files."""
 MAX_TRANSFORM_ERROR_REASON_CHARS: Final = 500
 """A longer reason is cut (ending in ``...``), so one marker line stays small."""
 FAILURE_FILE: Final = "failure"

@@ -63,14 +63,11 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from mme_shared import s3_layout
 from mme_shared.handler_input import environment_bucket
 from mme_shared.naming import location_name_problem
+from mme_shared.transform_output import TRANSFORM_ERROR_MARKER
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
 
-TRANSFORM_ERROR_MARKER: Final = "#mme-transform-error:"
-"""The preprocessor's constant of the same name (``preprocessor/housing_preprocessor.py``): the
-container script and this function share no package but ``mme_shared``'s key layout, so it is
-restated here, and ``tests/lambdas/test_check_transform.py`` pins the two equal."""
 CHECKED_SPLITS: Final = s3_layout.TRANSFORMED_SPLITS
 MAX_OUTPUT_BYTES: Final = 512 * 1024 * 1024
 """Per output file. A location has at most 1,000,000 houses (``data.houses_per_location``) and a

@@ -77,7 +77,9 @@ def run(aws: MotoAccount, event: object = EVENT) -> dict[str, Any]:
 
 
 def test_the_marker_is_the_preprocessors() -> None:
-    assert check_transform.TRANSFORM_ERROR_MARKER == hp.TRANSFORM_ERROR_MARKER == "#mme-transform-error:"
+    """One definition (mme_shared.transform_output) for the writer and the reader."""
+    assert check_transform.TRANSFORM_ERROR_MARKER is hp.TRANSFORM_ERROR_MARKER
+    assert hp.transform_error_line("x") == "#mme-transform-error: x"
 
 
 def test_the_error_names_the_state_machine_can_catch() -> None:
