@@ -15,8 +15,9 @@ Flow (generations: :mod:`mme_shared.generation`)::
            -> StorePreprocessor (Lambda: the new generation's preprocessor/pp-<run>/model.tar.gz)
          otherwise the served generation's preprocessor is reused as it is, never refitted
       -> CreatePreprocessorModel (from the generation's immutable preprocessor artifact)
+      -> TransformSplits (one batch transform per split over all of the run's locations, .sync)
       -> TrainLocations (Distributed Map over the plan, MaxConcurrency = parallel_training_jobs):
-           TransformSplits (train + validation batch transforms in parallel, .sync)
+           CheckTransform (Lambda: the location's transform output exists and holds no rejected rows)
            -> TrainModel (linear learner, .sync, tagged with location and generation)
            -> PromoteModel (Lambda: models/<gen>/..., model-pointers/<gen>/<location>.json)
            any failure -> a FAILED record for that location only (per-item Catch)
@@ -37,7 +38,7 @@ same size for 4 or 10,000 locations.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -93,6 +94,36 @@ _SAGEMAKER_RETRYABLE: Final = ["SageMaker.AmazonSageMakerException"]
 _SAGEMAKER_QUOTA: Final = ["SageMaker.ResourceLimitExceededException"]
 
 
+class _WarmPoolTrainingJob(tasks.SageMakerCreateTrainingJob):
+    """A ``.sync`` CreateTrainingJob whose instances stay in a SageMaker managed warm pool.
+
+    CDK's ResourceConfig has no ``KeepAlivePeriodInSeconds``, so the rendered state gets it added
+    ("Use SageMaker AI managed warm pools", low-level API: ``ResourceConfig.KeepAlivePeriodInSeconds``,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/train-warm-pools-how-to-use.html). A following job
+    of the same shape (role, instance type and count, volume and its key, network isolation: the
+    warm pool's matching criteria) reuses the instance instead of provisioning one.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, keep_alive_seconds: int, **props: Any) -> None:
+        super().__init__(scope, construct_id, **props)
+        self._keep_alive_seconds = keep_alive_seconds
+
+    def to_state_json(self, state_machine_query_language: sfn.QueryLanguage | None = None) -> Any:
+        state = dict(
+            super().to_state_json()
+            if state_machine_query_language is None
+            else super().to_state_json(state_machine_query_language)
+        )
+        if self._keep_alive_seconds > 0:
+            parameters = dict(state["Parameters"])
+            parameters["ResourceConfig"] = {
+                **parameters["ResourceConfig"],
+                "KeepAlivePeriodInSeconds": self._keep_alive_seconds,
+            }
+            state["Parameters"] = parameters
+        return state
+
+
 def _ml_instance(instance_type: str) -> ec2.InstanceType:
     """CDK's SageMaker tasks add the ``ml.`` prefix themselves."""
     return ec2.InstanceType(instance_type.removeprefix("ml."))
@@ -107,7 +138,7 @@ def _retry_sagemaker(state: sfn.TaskStateBase) -> None:
 
 
 class TrainingPipeline(Construct):
-    """State machine, job role and the four Lambdas of the training side.
+    """State machine, job role and the five Lambdas of the training side.
 
     Every role here has exactly one customer-managed policy written out statement by statement
     (``access.ScopedPolicy``); CDK's tasks get ``without_policy_updates()`` roles so they cannot
@@ -378,6 +409,28 @@ class TrainingPipeline(Construct):
         promote.allow(["s3:ListBucket"], [bucket.bucket_arn])
         promote.allow_key(key)
 
+        self.check_transform = HandlerFunction(
+            self,
+            "CheckTransformFunction",
+            handler_name="check_transform",
+            description="Fails one location whose rows the run's batch transform rejected, with the reason",
+            environment=common_env,
+            key=key,
+            log_retention_days=retention,
+            timeout=Duration.minutes(2),
+        )
+        self.check_transform.permissions.allow_objects(
+            bucket,
+            ["s3:GetObject"],
+            [f"{s3_layout.PREPROCESSED_DATA_PREFIX}*"],
+            why_wildcard="Reads each location's transform output preprocessed-data/<run id>/<split>/"
+            "<location>.csv.out.",
+        )
+        # Only with ListBucket does S3 answer a missing output (a location the transform skipped)
+        # with 404 rather than 403.
+        self.check_transform.permissions.allow(["s3:ListBucket"], [bucket.bucket_arn])
+        self.check_transform.permissions.allow_key(key, access.KMS_READ)
+
         self.summarize_run = HandlerFunction(
             self,
             "SummarizeRunFunction",
@@ -430,18 +483,40 @@ class TrainingPipeline(Construct):
             ["lambda:InvokeFunction"],
             [
                 handler.function.function_arn
-                for handler in (self.plan_run, self.generate_data, self.promote_artifact, self.summarize_run)
+                for handler in (
+                    self.plan_run,
+                    self.generate_data,
+                    self.check_transform,
+                    self.promote_artifact,
+                    self.summarize_run,
+                )
             ],
         )
         # "IAM policies for Amazon SageMaker AI" (what Step Functions generates for these tasks,
         # https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html): create/describe/stop
         # on the job, sagemaker:ListTags on "*", PassRole to SageMaker, the .sync EventBridge rules.
+        training_jobs = [
+            self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)
+        ]
         permissions.allow(
-            ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-             "sagemaker:AddTags"],
-            [self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)],
+            ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
+            training_jobs,
             why_wildcard="Job names are made per run and location (pp-<run>, ll-<location>-<run>).",
-        )  # fmt: skip
+        )
+        # The warm pool's keep-alive is bounded by the condition key AWS provides for it
+        # ("Use SageMaker AI managed warm pools", IAM condition key sagemaker:KeepAlivePeriod): a job
+        # asking to keep its instance longer than configured is refused (a job without a warm pool,
+        # the preprocessor's, carries no such key).
+        permissions.allow(
+            ["sagemaker:CreateTrainingJob"],
+            training_jobs,
+            conditions={
+                "NumericLessThanEqualsIfExists": {
+                    "sagemaker:KeepAlivePeriod": self._training.warm_pool_keep_alive_seconds
+                }
+            },
+            why_wildcard="Job names are made per run and location (pp-<run>, ll-<location>-<run>).",
+        )
         permissions.allow(
             ["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
              "sagemaker:AddTags"],
@@ -567,6 +642,11 @@ class TrainingPipeline(Construct):
                     "preprocessor_model_name",
                     "preprocessor_artifact_uri",
                     "raw_train_prefix_uri",
+                    "raw_validation_prefix_uri",
+                    "preprocessed_train_prefix_uri",
+                    "preprocessed_validation_prefix_uri",
+                    "transform_train_job_name",
+                    "transform_validation_job_name",
                     "training_output_uri",
                     "results_prefix",
                     "generation_results_prefix",
@@ -667,14 +747,20 @@ class TrainingPipeline(Construct):
         )
         _retry_sagemaker(create_model)
 
+        # One batch transform per split over every location of the run (N + O(1) jobs per run):
+        # the input prefix holds one file per location and batch transform writes one output file
+        # per input file, which each location's training job reads. A location whose rows the
+        # preprocessor rejects gets a marker line instead (the job goes on), and fails alone in
+        # its CheckTransform step.
+        transforms = sfn.Parallel(self, "TransformSplits", result_path=sfn.JsonPath.DISCARD)
+        for split in ("train", "validation"):
+            transforms.branch(self._transform(split))
+
         train_locations = sfn.DistributedMap(
             self,
             "TrainLocations",
             item_reader=sfn.S3JsonItemReader(bucket=bucket, key=sfn.JsonPath.string_at("$.plan.plan_key")),
-            item_selector={
-                "item": sfn.JsonPath.object_at("$$.Map.Item.Value"),
-                "preprocessor_model_name": sfn.JsonPath.string_at("$.plan.preprocessor_model_name"),
-            },
+            item_selector={"item": sfn.JsonPath.object_at("$$.Map.Item.Value")},
             max_concurrency=self._training.parallel_training_jobs,
             result_writer_v2=sfn.ResultWriterV2(
                 bucket=bucket, prefix=sfn.JsonPath.string_at("$.plan.results_prefix")
@@ -717,12 +803,13 @@ class TrainingPipeline(Construct):
             "why each location failed; fix that and run the refit again.",
         )
         run_succeeded = sfn.Pass(self, "RunSucceeded", input_path="$.summary")
-        for state in (plan, generate, fit_preprocessor, store_preprocessor, create_model, train_locations,
-                      summarize):  # fmt: skip
+        for state in (plan, generate, fit_preprocessor, store_preprocessor, create_model, transforms,
+                      train_locations, summarize):  # fmt: skip
             state.add_catch(run_failed, result_path="$.failure")
 
         train_and_summarize = (
-            create_model.next(train_locations)
+            create_model.next(transforms)
+            .next(train_locations)
             .next(summarize)
             .next(
                 sfn.Choice(self, "RunOutcome")
@@ -747,14 +834,25 @@ class TrainingPipeline(Construct):
         )
 
     def _per_location(self, algorithm_image: str) -> sfn.IChainable:
-        """Transform → train → promote for one plan item; every failure becomes a FAILED record."""
-        transforms = sfn.Parallel(self, "TransformSplits", result_path=sfn.JsonPath.DISCARD)
-        for split in ("train", "validation"):
-            transforms.branch(self._transform(split))
+        """Check the transform output → train → promote for one plan item; every failure becomes a
+        FAILED record for that location only."""
+        check = tasks.LambdaInvoke(
+            self,
+            "CheckTransform",
+            lambda_function=self.check_transform.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "run_id": sfn.JsonPath.string_at("$.item.run_id"),
+                    "location": sfn.JsonPath.string_at("$.item.location"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
         hyperparameters = self._training.hyperparameters
-        train_model = tasks.SageMakerCreateTrainingJob(
+        train_model = _WarmPoolTrainingJob(
             self,
             "TrainModel",
+            keep_alive_seconds=self._training.warm_pool_keep_alive_seconds,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             training_job_name=sfn.JsonPath.string_at("$.item.training_job_name"),
             role=self.job_role.without_policy_updates(),
@@ -803,7 +901,7 @@ class TrainingPipeline(Construct):
                 "validation_metrics.$": "$.Payload.validation_metrics",
             },
         )
-        for step, state in (("transform", transforms), ("train", train_model), ("promote", promote)):
+        for step, state in (("transform", check), ("train", train_model), ("promote", promote)):
             record = sfn.Pass(
                 self,
                 f"Record{step.capitalize()}Failure",
@@ -816,29 +914,31 @@ class TrainingPipeline(Construct):
                 },
             )
             state.add_catch(record, result_path="$.failure")
-        return transforms.next(train_model).next(promote)
+        return check.next(train_model).next(promote)
 
     def _transform(self, split: str) -> tasks.SageMakerCreateTransformJob:
         transform = tasks.SageMakerCreateTransformJob(
             self,
             f"Transform{split.capitalize()}",
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            transform_job_name=sfn.JsonPath.string_at(f"$.item.transform_{split}_job_name"),
-            model_name=sfn.JsonPath.string_at("$.preprocessor_model_name"),
+            transform_job_name=sfn.JsonPath.string_at(f"$.plan.transform_{split}_job_name"),
+            model_name=sfn.JsonPath.string_at("$.plan.preprocessor_model_name"),
             role=self.job_role.without_policy_updates(),
             environment={PREPROCESSOR_MODE_ENV: LABELLED_TRANSFORM_MODE},
             transform_input=tasks.TransformInput(
                 transform_data_source=tasks.TransformDataSource(
                     s3_data_source=tasks.TransformS3DataSource(
-                        s3_uri=sfn.JsonPath.string_at(f"$.item.raw_{split}_uri"),
+                        s3_uri=sfn.JsonPath.string_at(f"$.plan.raw_{split}_prefix_uri"),
                         s3_data_type=tasks.S3DataType.S3_PREFIX,
                     )
                 ),
                 content_type="text/csv",
                 split_type=tasks.SplitType.LINE,
             ),
+            # Each mini-batch holds lines of one input file, up to the 6 MB default payload.
+            batch_strategy=tasks.BatchStrategy.MULTI_RECORD,
             transform_output=tasks.TransformOutput(
-                s3_output_path=sfn.JsonPath.string_at(f"$.item.preprocessed_{split}_uri"),
+                s3_output_path=sfn.JsonPath.string_at(f"$.plan.preprocessed_{split}_prefix_uri"),
                 accept="text/csv",
                 assemble_with=tasks.AssembleWith.LINE,
                 encryption_key=self._key,

@@ -111,11 +111,12 @@ def training_job_name(location: str, run_id: str) -> str:
     return _job_name(TRAINING_STEP, run_id, location)
 
 
-def transform_job_name(location: str, split: str, run_id: str) -> str:
-    """Batch transform of one location's split: ``tt-`` (train) or ``tv-`` (validation)."""
+def transform_job_name(split: str, run_id: str) -> str:
+    """The one batch transform of a split over all of a run's locations: ``tt-<run>`` (train) or
+    ``tv-<run>`` (validation)."""
     if split not in TRANSFORM_STEP_BY_SPLIT:
         raise ValueError(f"split {split!r} is not transformed: use train or validation")
-    return _job_name(TRANSFORM_STEP_BY_SPLIT[split], run_id, location)
+    return _job_name(TRANSFORM_STEP_BY_SPLIT[split], run_id)
 
 
 GENERATION_RE = re.compile(rf"{PREPROCESSOR_STEP}-{RUN_ID_RE.pattern}")

@@ -6,7 +6,6 @@ operator CLI (where to look) all import this module, so a key can never be spell
 Layout (all under one bucket)::
 
     raw-data/<run>/<split>/<location>.csv             generated housing data, label last
-    preprocessed-data/<run>/<location>/<split>/       batch-transform output, label first
     preprocessed-data/<run>/<split>/<location>.csv.out
                                                       one run's batch transform per split: one
                                                       output per raw file, label first
@@ -98,14 +97,6 @@ def raw_data_split_prefix(run_id: str, split: str) -> str:
 def raw_data_key(run_id: str, location: str, split: str) -> str:
     """Key of one location's generated CSV for one split of one run (no header, label last)."""
     return f"{raw_data_split_prefix(run_id, split)}{validate_location_name(location)}.csv"
-
-
-def preprocessed_data_prefix(run_id: str, location: str, split: str) -> str:
-    """Folder that receives one batch-transform output (label first) for one run."""
-    return (
-        f"{PREPROCESSED_DATA_PREFIX}{_validate_id('run id', run_id)}/"
-        f"{validate_location_name(location)}/{_validate_split(split)}/"
-    )
 
 
 def _validate_transformed_split(split: str) -> str:

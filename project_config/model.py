@@ -142,6 +142,11 @@ class TrainingConfig(_Section):
     sklearn_framework_version: str
     linear_learner_image_tag: str
     max_job_runtime_minutes: Annotated[int, Field(ge=5, le=7 * 24 * 60)]
+    warm_pool_keep_alive_seconds: Annotated[int, Field(ge=0, le=3600)]
+    """KeepAlivePeriodInSeconds of the per-location training jobs (0: no warm pool; SageMaker allows
+    up to 3600): each of the Map's parallel slots reuses its instance for the next location's job.
+    A warm pool is retained only within the account's warm pool quota (default 0), else the jobs
+    simply start cold; a retained instance is billed until it is reused or the period ends."""
     execution_timeout_minutes: Annotated[int, Field(ge=10, le=7 * 24 * 60)]
     log_retention_days: int
     hyperparameters: LinearLearnerHyperparameters

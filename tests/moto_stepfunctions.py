@@ -97,6 +97,7 @@ from moto.stepfunctions.parser.asl.eval.program_state import (
 )
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from mme_shared.transform_output import TRANSFORM_ERROR_MARKER
 from tests.cfn_render import ACCOUNT, REGION, TemplateRenderer
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -284,18 +285,54 @@ class SageMakerFake:
 
     ``failing_locations`` maps a location to a FailureReason: its training job ends ``Failed``.
     ``locations_without_artifact``: their training jobs complete but write no ``model.tar.gz``.
+    ``rejected_locations`` maps a location to the reason the preprocessor rejects its rows: the
+    transform writes the preprocessor's marker line for that file instead of its rows.
+    ``transform_jobs`` records every transform job's name.
     """
 
     account_id: str
     region: str
     failing_locations: dict[str, str] = field(default_factory=dict)
     locations_without_artifact: set[str] = field(default_factory=set)
+    rejected_locations: dict[str, str] = field(default_factory=dict)
+    transform_jobs: list[str] = field(default_factory=list)
+    training_jobs: list[str] = field(default_factory=list)
 
     def _training_job(self, name: str) -> Any:
         return sagemaker_backends[self.account_id][self.region].training_jobs[name]
 
+    def run_transform_job(self, request: Mapping[str, Any]) -> None:
+        """What batch transform does with SplitType Line: one ``<input name>.out`` per input object
+        under the input prefix, here the rows with the label moved first (the preprocessor's own
+        arithmetic is tested with the real container toolkit, tests/contract), or the
+        preprocessor's marker line for a location whose rows it rejects."""
+        self.transform_jobs.append(str(request["TransformJobName"]))
+        s3 = boto3.client("s3", region_name=self.region)
+        bucket, prefix = _s3_location(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
+        output_bucket, output_prefix = _s3_location(request["TransformOutput"]["S3OutputPath"])
+        output = request["TransformOutput"]
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                location = name.removesuffix(".csv")
+                if location in self.rejected_locations:
+                    body = f"{TRANSFORM_ERROR_MARKER} {self.rejected_locations[location]}\n"
+                else:
+                    rows = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode().splitlines()
+                    body = "".join(
+                        ",".join([row.split(",")[-1], *row.split(",")[:-1]]) + "\n" for row in rows
+                    )
+                s3.put_object(
+                    Bucket=output_bucket,
+                    Key=f"{output_prefix.rstrip('/')}/{name}.out",
+                    Body=body.encode(),
+                    **(encryption if "KmsKeyId" in output else {}),
+                )
+
     def run_training_job(self, name: str, request: Mapping[str, Any]) -> None:
         """Let the created job run: fail it, or write its artifact and report its metrics."""
+        self.training_jobs.append(name)
         job = self._training_job(name)
         tags = {tag["Key"]: tag["Value"] for tag in request.get("Tags", [])}
         location = tags.get(LOCATION_TAG)
@@ -440,6 +477,8 @@ def _sagemaker_service_class(fake: SageMakerFake) -> type[Any]:
             response = getattr(client, action.method)(**normalised_parameters)
             if action.operation == "CreateTrainingJob":
                 fake.run_training_job(normalised_parameters[action.name_parameter], normalised_parameters)
+            if action.operation == "CreateTransformJob":
+                fake.run_transform_job(normalised_parameters)
             env.stack.append(_json_ready(response))
 
         def _build_sync_resolver(

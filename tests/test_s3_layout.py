@@ -17,8 +17,8 @@ def test_keys_for_one_location() -> None:
     assert s3_layout.raw_data_key("run-1", "NewYork_NY", "train") == "raw-data/run-1/train/NewYork_NY.csv"
     assert s3_layout.raw_data_split_prefix("run-1", "train") == "raw-data/run-1/train/"
     assert (
-        s3_layout.preprocessed_data_prefix("run-1", "NewYork_NY", "validation")
-        == "preprocessed-data/run-1/NewYork_NY/validation/"
+        s3_layout.preprocessed_output_key("run-1", "NewYork_NY", "validation")
+        == "preprocessed-data/run-1/validation/NewYork_NY.csv.out"
     )
     assert s3_layout.training_output_prefix("run-1") == "training-output/run-1/"
     assert (
@@ -128,15 +128,14 @@ def test_job_names_are_valid_for_sagemaker_at_the_edges_of_the_rules(location: s
     names = [
         naming.preprocessor_job_name(run_id),
         naming.training_job_name(location, run_id),
-        naming.transform_job_name(location, "train", run_id),
-        naming.transform_job_name(location, "validation", run_id),
+        naming.transform_job_name("train", run_id),
+        naming.transform_job_name("validation", run_id),
     ]
     assert [SAGEMAKER_JOB_NAME_RE.fullmatch(name) is not None for name in names] == [True] * 4, names
 
 
 def test_a_location_ending_in_a_separator_only_doubles_a_hyphen() -> None:
     assert naming.training_job_name("Foo_", "run") == "ll-Foo--run"
-    assert naming.transform_job_name("Foo-", "train", "run") == "tt-Foo--run"
 
 
 def test_job_names_are_valid_for_sagemaker_and_traceable() -> None:
@@ -145,8 +144,9 @@ def test_job_names_are_valid_for_sagemaker_and_traceable() -> None:
     assert SAGEMAKER_JOB_NAME_RE.fullmatch(longest)
     assert naming.preprocessor_job_name("run-7") == "pp-run-7"
     assert naming.training_job_name("NewYork_NY", "run-7") == "ll-NewYork-NY-run-7"
-    assert naming.transform_job_name("NewYork_NY", "train", "run-7") == "tt-NewYork-NY-run-7"
-    assert naming.transform_job_name("NewYork_NY", "validation", "run-7") == "tv-NewYork-NY-run-7"
+    # One batch transform per split for the whole run: N + O(1) jobs per run.
+    assert naming.transform_job_name("train", "run-7") == "tt-run-7"
+    assert naming.transform_job_name("validation", "run-7") == "tv-run-7"
 
 
 @pytest.mark.parametrize("run_id", ["", "r" * 25, "run_7", "-run", "run/7", None, "run-7-", "7-", "-"])
@@ -168,7 +168,7 @@ def test_run_ids_at_the_edges_of_the_rule_are_accepted(run_id: str) -> None:
 
 def test_transform_only_for_train_and_validation() -> None:
     with pytest.raises(ValueError, match="split 'test' is not transformed: use train or validation"):
-        naming.transform_job_name("NewYork_NY", "test", "run-7")
+        naming.transform_job_name("test", "run-7")
 
 
 def test_run_bookkeeping_keys() -> None:

@@ -327,7 +327,7 @@ STATE_FIELDS: Final = {
 @dataclass(frozen=True)
 class SageMakerRequest:
     state: str
-    """The task's place in the definition, e.g. ``TrainLocations/TransformSplits[1]/TransformValidation``."""
+    """The task's place in the definition, e.g. ``TransformSplits[1]/TransformValidation``."""
     action: str
     parameters: dict[str, Any]
 
@@ -385,6 +385,10 @@ class Execution:
         handlers: dict[str, Callable[[Any], Any]] = {
             "PlanRun": self._plan_run,
             "GenerateData": lambda event: {"location": event["location"], "splits": list(s3_layout.SPLITS)},
+            "CheckTransform": lambda event: {
+                "location": event["location"],
+                "rows": {"train": 1, "validation": 1},
+            },
             "PromoteArtifact": self._promote,
             # The success path: every SageMaker request of the walk succeeds, so every location did.
             "SummarizeRun": lambda event: {
@@ -636,7 +640,8 @@ def test_every_request_of_a_run_is_valid_or_the_run_is_refused_first(
 
     execution = execute(training_definition, run_id, EDGE_LOCATIONS, manifest=manifest)
 
-    assert len(execution.requests) == 2 + 3 * len(EDGE_LOCATIONS)
+    # N + O(1): the fit, its model, one transform per split, one training job per location.
+    assert len(execution.requests) == 4 + len(EDGE_LOCATIONS)
     assert all_problems(execution) == []
 
 
@@ -646,7 +651,7 @@ def test_a_partial_run_with_the_edge_names_makes_only_valid_requests(
     execution = execute(training_definition, "r" * naming.RUN_ID_MAX_LENGTH, EDGE_LOCATIONS, manifest=False,
                         partial=True)  # fmt: skip
 
-    assert len(execution.requests) == 1 + 3 * len(EDGE_LOCATIONS)  # no fit: the served one is reused
+    assert len(execution.requests) == 3 + len(EDGE_LOCATIONS)  # no fit: the served one is reused
     assert all_problems(execution) == []
 
 
@@ -699,8 +704,8 @@ def test_every_sagemaker_task_of_the_definition_is_checked(training_definition: 
         ("CreatePreprocessorModel", "createModel"),
         ("FitPreprocessor", "createTrainingJob"),
         ("TrainLocations/TrainModel", "createTrainingJob"),
-        ("TrainLocations/TransformSplits[0]/TransformTrain", "createTransformJob"),
-        ("TrainLocations/TransformSplits[1]/TransformValidation", "createTransformJob"),
+        ("TransformSplits[0]/TransformTrain", "createTransformJob"),
+        ("TransformSplits[1]/TransformValidation", "createTransformJob"),
     ]
     # A partial run makes every request but the fit, and they are valid as well.
     partial = execute(training_definition, "run-1", ["Chicago_IL"], manifest=False, partial=True)
@@ -795,8 +800,8 @@ def test_the_walk_reads_what_the_plan_lambda_wrote(training_definition: dict[str
     assert names == {
         "FitPreprocessor": "pp-run-1",
         "CreatePreprocessorModel": "pp-run-1",
-        "TransformTrain": item["transform_train_job_name"],
-        "TransformValidation": item["transform_validation_job_name"],
+        "TransformTrain": "tt-run-1",
+        "TransformValidation": "tv-run-1",
         "TrainModel": item["training_job_name"],
     }
     model = next(r for r in execution.requests if r.action == "createModel").parameters

@@ -87,19 +87,18 @@ class Flow:
     sagemaker: Any
     fakes: InstalledFakes
 
-    def run(self, name: str, execution_input: dict[str, Any]) -> FinishedExecution:
+    def run(
+        self, name: str, execution_input: dict[str, Any], *, timeout: float = EXECUTION_TIMEOUT_SECONDS
+    ) -> FinishedExecution:
         """Start an execution and wait (bounded) until it ends."""
         arn = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
         )["executionArn"]
-        deadline = time.monotonic() + EXECUTION_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout
         while (described := self.sfn.describe_execution(executionArn=arn))["status"] not in TERMINAL_STATUSES:
             if time.monotonic() > deadline:
                 self.sfn.stop_execution(executionArn=arn, error="TestTimeout")
-                pytest.fail(
-                    f"still running after {EXECUTION_TIMEOUT_SECONDS:.0f} s\n"
-                    + self._finished(name, arn).explain()
-                )
+                pytest.fail(f"still running after {timeout:.0f} s\n" + self._finished(name, arn).explain())
             time.sleep(0.02)
         return self._finished(name, arn, described)
 
@@ -115,8 +114,10 @@ class Flow:
             history=history,
         )
 
-    def succeeded(self, name: str, execution_input: dict[str, Any]) -> FinishedExecution:
-        execution = self.run(name, execution_input)
+    def succeeded(
+        self, name: str, execution_input: dict[str, Any], *, timeout: float = EXECUTION_TIMEOUT_SECONDS
+    ) -> FinishedExecution:
+        execution = self.run(name, execution_input, timeout=timeout)
         if execution.status != "SUCCEEDED":
             pytest.fail(execution.explain())
         return execution
@@ -292,7 +293,8 @@ def test_the_first_run_fits_the_first_generation_and_completes_it(
 
     # SageMaker saw the plan's names and URIs: the preprocessor fits all locations' training data,
     # becomes the generation's immutable artifact, the run's model serves exactly that artifact,
-    # and each location's transforms feed its training job.
+    # one batch transform per split covers every location, and each location's output file feeds
+    # its training job.
     fit = flow.sagemaker.describe_training_job(TrainingJobName=FIRST_GENERATION)
     train_prefix = s3_layout.raw_data_split_prefix(RUN_ID, "train")
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in fit["InputDataConfig"]] == [
@@ -305,16 +307,19 @@ def test_the_first_run_fits_the_first_generation_and_completes_it(
     assert flow.read(artifact_key) == artifact_bytes(FIRST_GENERATION)
     model = flow.sagemaker.describe_model(ModelName=naming.preprocessor_job_name(RUN_ID))
     assert model["PrimaryContainer"]["ModelDataUrl"] == s3_layout.s3_uri(BUCKET, artifact_key)
+    for split in ("train", "validation"):
+        transform = flow.sagemaker.describe_transform_job(
+            TransformJobName=naming.transform_job_name(split, RUN_ID)
+        )
+        assert transform["ModelName"] == model["ModelName"]
+        assert transform["Environment"] == {"MME_PREPROCESSOR_MODE": "labelled-transform"}
+        assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == s3_layout.s3_uri(
+            BUCKET, s3_layout.raw_data_split_prefix(RUN_ID, split)
+        )
+        assert transform["TransformOutput"]["S3OutputPath"] == s3_layout.s3_uri(
+            BUCKET, s3_layout.preprocessed_split_prefix(RUN_ID, split)
+        )
     for location, item in items.items():
-        for split in ("train", "validation"):
-            transform = flow.sagemaker.describe_transform_job(
-                TransformJobName=item[f"transform_{split}_job_name"]
-            )
-            assert transform["ModelName"] == model["ModelName"]
-            assert (
-                transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == item[f"raw_{split}_uri"]
-            )
-            assert transform["TransformOutput"]["S3OutputPath"] == item[f"preprocessed_{split}_uri"]
         job = flow.sagemaker.describe_training_job(TrainingJobName=item["training_job_name"])
         assert {
             c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]
@@ -394,10 +399,9 @@ def test_a_partial_run_reuses_the_served_preprocessor_and_never_refits(
     assert model["PrimaryContainer"]["ModelDataUrl"] == s3_layout.s3_uri(
         BUCKET, s3_layout.preprocessor_artifact_key(FIRST_GENERATION)
     )
-    (item,) = flow.read_json(s3_layout.run_plan_key(PARTIAL_RUN))
     for split in ("train", "validation"):
         transform = flow.sagemaker.describe_transform_job(
-            TransformJobName=item[f"transform_{split}_job_name"]
+            TransformJobName=naming.transform_job_name(split, PARTIAL_RUN)
         )
         assert transform["ModelName"] == model["ModelName"]
 
@@ -599,3 +603,53 @@ def test_generation_results_stay_apart_from_the_training_results(flow: Flow) -> 
     assert [key.rsplit("/", 1)[-1] for key in generation_results] == ["SUCCEEDED_0.json", "manifest.json"]
     training = flow.keys(s3_layout.run_results_prefix(RUN_ID))
     assert [key.rsplit("/", 1)[-1] for key in training] == ["SUCCEEDED_0.json", "manifest.json"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Jobs per run: N + O(1)
+
+
+@pytest.mark.parametrize("count", [3, 50])
+def test_a_run_makes_n_plus_a_constant_number_of_jobs(flow: Flow, count: int) -> None:
+    locations = [f"City{index:02d}_ST" for index in range(count)]
+
+    # 50 locations run 50 child executions in moto's threads: the bound only catches a wiring
+    # error that sends a state into a long retry, so it is generous for a loaded machine.
+    execution = flow.succeeded(RUN_ID, {"locations": locations}, timeout=300 + 10 * count)
+
+    assert execution.output["succeeded_count"] == count
+    fakes = flow.fakes.sagemaker
+    # A first run: one preprocessor fit and one training job per location; two transforms in all.
+    assert sorted(fakes.training_jobs) == sorted(
+        [FIRST_GENERATION, *(naming.training_job_name(location, RUN_ID) for location in locations)]
+    )
+    assert sorted(fakes.transform_jobs) == [
+        naming.transform_job_name(s, RUN_ID) for s in ("train", "validation")
+    ]
+    # Every location's output file came from the one transform of its split.
+    for split in ("train", "validation"):
+        assert len(flow.keys(s3_layout.preprocessed_split_prefix(RUN_ID, split))) == count
+
+
+def test_a_location_whose_rows_are_rejected_fails_alone_with_the_reason(
+    flow: Flow, served: dict[str, bytes]
+) -> None:
+    reason = "Row 3, column BEDROOMS: 'many' is not a number."
+    flow.fakes.sagemaker.rejected_locations["Houston_TX"] = reason
+
+    execution = flow.succeeded(PARTIAL_RUN, {"locations": LOCATIONS})
+
+    assert (execution.output["succeeded_count"], execution.output["failed_count"]) == (2, 1)
+    (failed,) = execution.output["failed"]
+    assert (failed["location"], failed["failed_step"], failed["error"]) == (
+        "Houston_TX",
+        "transform",
+        "LocationRowsRejected",
+    )
+    assert reason in failed["cause"]
+    # Houston's training job never started; the others trained and were promoted.
+    assert naming.training_job_name("Houston_TX", PARTIAL_RUN) not in flow.fakes.sagemaker.training_jobs
+    for location in ("Chicago_IL", "NewYork_NY"):
+        _assert_promoted(flow, location, PARTIAL_RUN, FIRST_GENERATION)
+    houston = s3_layout.current_pointer_key(FIRST_GENERATION, "Houston_TX")
+    assert flow.read(houston) == served[houston]

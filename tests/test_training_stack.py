@@ -39,7 +39,7 @@ def test_main_flow_runs_the_steps_in_order(training_definition: dict[str, Any]) 
     (refit,) = states["FitOrReuse"]["Choices"]
     assert refit == {"Variable": "$.plan.refit", "BooleanEquals": True, "Next": "FitPreprocessor"}
     assert states["FitOrReuse"]["Default"] == "CreatePreprocessorModel"
-    trained = ["CreatePreprocessorModel", "TrainLocations", "Summarize", "RunOutcome"]
+    trained = ["CreatePreprocessorModel", "TransformSplits", "TrainLocations", "Summarize", "RunOutcome"]
     assert _chain(states, "FitPreprocessor") == ["FitPreprocessor", "StorePreprocessor", *trained]
     # A run that promoted nothing, or a refit that did not complete its generation, fails.
     nothing, incomplete = states["RunOutcome"]["Choices"]
@@ -120,13 +120,14 @@ def test_both_maps_are_distributed_and_read_the_plan_from_s3(training_definition
 def test_per_location_steps_use_run_job_and_catch_every_failure(training_definition: dict[str, Any]) -> None:
     processor = training_definition["States"]["TrainLocations"]["ItemProcessor"]
     states = processor["States"]
-    assert _chain(states, processor["StartAt"]) == ["TransformSplits", "TrainModel", "PromoteModel"]
-    branches = states["TransformSplits"]["Branches"]
-    transforms = [b["States"][b["StartAt"]] for b in branches]
-    assert {t["Resource"] for t in transforms} == {SYNC.format("createTransformJob")}
+    assert _chain(states, processor["StartAt"]) == ["CheckTransform", "TrainModel", "PromoteModel"]
+    assert states["CheckTransform"]["Parameters"]["Payload"] == {
+        "run_id.$": "$.item.run_id",
+        "location.$": "$.item.location",
+    }
     assert states["TrainModel"]["Resource"] == SYNC.format("createTrainingJob")
     for step, name in (
-        ("transform", "TransformSplits"),
+        ("transform", "CheckTransform"),
         ("train", "TrainModel"),
         ("promote", "PromoteModel"),
     ):
@@ -150,7 +151,9 @@ def test_per_location_steps_use_run_job_and_catch_every_failure(training_definit
 
 def test_sagemaker_steps_retry_throttling_and_quota_with_backoff(training_definition: dict[str, Any]) -> None:
     processor_states = training_definition["States"]["TrainLocations"]["ItemProcessor"]["States"]
-    transforms = [b["States"][b["StartAt"]] for b in processor_states["TransformSplits"]["Branches"]]
+    transforms = [
+        b["States"][b["StartAt"]] for b in training_definition["States"]["TransformSplits"]["Branches"]
+    ]
     for state in [
         training_definition["States"]["FitPreprocessor"],
         processor_states["TrainModel"],
@@ -190,6 +193,8 @@ def test_linear_learner_job_from_config(training_definition: dict[str, Any]) -> 
         assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.item.preprocessed_{name}_uri"
     assert params["ResourceConfig"]["InstanceType"] == config.training_instance_type
     assert params["ResourceConfig"]["VolumeKmsKeyId"] == KEY_ARN
+    # Each of the Map's slots keeps its instance for the next location's job (a warm pool).
+    assert params["ResourceConfig"]["KeepAlivePeriodInSeconds"] == config.warm_pool_keep_alive_seconds > 0
     assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.item.training_output_uri", "KmsKeyId": KEY_ARN}
     assert params["EnableNetworkIsolation"] is True
     assert params["Tags"] == [
@@ -226,18 +231,28 @@ def test_preprocessor_fit_model_and_transforms(
         == hyper["sagemaker_submit_directory"]
     )
 
-    processor_states = states["TrainLocations"]["ItemProcessor"]["States"]
-    for branch in processor_states["TransformSplits"]["Branches"]:
+    # One batch transform per split over all of the run's locations (N + O(1) jobs per run).
+    assert {b["StartAt"] for b in states["TransformSplits"]["Branches"]} == {
+        "TransformTrain",
+        "TransformValidation",
+    }
+    assert states["TransformSplits"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "RunFailed"}
+    ]
+    for branch in states["TransformSplits"]["Branches"]:
         transform = branch["States"][branch["StartAt"]]["Parameters"]
         split = "train" if transform["TransformJobName.$"].endswith("train_job_name") else "validation"
+        assert transform["TransformJobName.$"] == f"$.plan.transform_{split}_job_name"
         assert transform["Environment"] == {"MME_PREPROCESSOR_MODE": "labelled-transform"}
-        assert transform["ModelName.$"] == "$.preprocessor_model_name"
+        assert transform["ModelName.$"] == "$.plan.preprocessor_model_name"
         assert (
-            transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.item.raw_{split}_uri"
+            transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"]
+            == f"$.plan.raw_{split}_prefix_uri"
         )
         assert transform["TransformInput"]["SplitType"] == "Line"
+        assert transform["BatchStrategy"] == "MultiRecord"
         assert transform["TransformOutput"] == {
-            "S3OutputPath.$": f"$.item.preprocessed_{split}_uri",
+            "S3OutputPath.$": f"$.plan.preprocessed_{split}_prefix_uri",
             "Accept": "text/csv",
             "AssembleWith": "Line",
             "KmsKeyId": KEY_ARN,
@@ -259,7 +274,7 @@ def test_state_machine_logs_and_traces(synthesized: SynthesizedApp) -> None:
         },
     )
     log_groups = resources_of_type(synthesized.template("training"), "AWS::Logs::LogGroup")
-    assert len(log_groups) == 5  # the state machine and four Lambdas
+    assert len(log_groups) == 6  # the state machine and five Lambdas
     for group in log_groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "MmeStorage-KeyArn"}
         assert group["Properties"]["RetentionInDays"] == load_default_config().training.log_retention_days
@@ -300,7 +315,7 @@ def test_roles_have_one_managed_policy_each_and_no_inline_or_aws_managed_policie
     template = synthesized.template("training")
     assert resources_of_type(template, "AWS::IAM::Policy") == {}
     roles = resources_of_type(template, "AWS::IAM::Role")
-    assert len(roles) == 6  # job, state machine, four Lambdas
+    assert len(roles) == 7  # job, state machine, five Lambdas
     for role in roles.values():
         assert "ManagedPolicyArns" not in role["Properties"]
         assert "Policies" not in role["Properties"]
@@ -344,6 +359,7 @@ def test_lambdas_run_on_the_latest_python_with_tracing(synthesized: SynthesizedA
     assert handlers == {
         "plan_run.handler",
         "generate_data.handler",
+        "check_transform.handler",
         "promote_artifact.handler",
         "summarize_run.handler",
     }

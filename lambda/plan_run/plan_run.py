@@ -30,7 +30,9 @@ Result (small and of fixed size, whatever the number of locations)::
     {"run_id", "location_count", "plan_key", "results_prefix", "generation_results_prefix",
      "generation", "refit", "refit_reason", "replaces_generation", "added_locations",
      "preprocessor_job_name", "preprocessor_model_name", "preprocessor_artifact_uri",
-     "raw_train_prefix_uri", "training_output_uri"}
+     "raw_train_prefix_uri", "raw_validation_prefix_uri", "preprocessed_train_prefix_uri",
+     "preprocessed_validation_prefix_uri", "transform_train_job_name",
+     "transform_validation_job_name", "training_output_uri"}
 
 ``refit_reason`` is ``requested``, ``first generation`` or null; ``replaces_generation`` the
 generation a refit would replace (null otherwise); ``added_locations`` how many locations a refit
@@ -332,13 +334,11 @@ def plan_items(
             "location": location,
             "generation": generation_id,
             "training_job_name": naming.training_job_name(location, run_id),
-            "transform_train_job_name": naming.transform_job_name(location, "train", run_id),
-            "transform_validation_job_name": naming.transform_job_name(location, "validation", run_id),
-            "raw_train_uri": uri(s3_layout.raw_data_key(run_id, location, "train")),
-            "raw_validation_uri": uri(s3_layout.raw_data_key(run_id, location, "validation")),
-            "preprocessed_train_uri": uri(s3_layout.preprocessed_data_prefix(run_id, location, "train")),
+            # The run's one batch transform per split writes <location>.csv.out for <location>.csv;
+            # the training channel is exactly that object (an S3Prefix no other location's key has).
+            "preprocessed_train_uri": uri(s3_layout.preprocessed_output_key(run_id, location, "train")),
             "preprocessed_validation_uri": uri(
-                s3_layout.preprocessed_data_prefix(run_id, location, "validation")
+                s3_layout.preprocessed_output_key(run_id, location, "validation")
             ),
             "training_output_uri": training_output_uri,
         }
@@ -411,9 +411,18 @@ def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> di
         "preprocessor_artifact_uri": s3_layout.s3_uri(
             settings.bucket, s3_layout.preprocessor_artifact_key(choice.generation)
         ),
-        "raw_train_prefix_uri": s3_layout.s3_uri(
-            settings.bucket, s3_layout.raw_data_split_prefix(run_id, "train")
-        ),
+        **{
+            f"{kind}_{split}_prefix_uri": s3_layout.s3_uri(settings.bucket, prefix(run_id, split))
+            for kind, prefix in (
+                ("raw", s3_layout.raw_data_split_prefix),
+                ("preprocessed", s3_layout.preprocessed_split_prefix),
+            )
+            for split in ("train", "validation")
+        },
+        **{
+            f"transform_{split}_job_name": naming.transform_job_name(split, run_id)
+            for split in ("train", "validation")
+        },
         "training_output_uri": s3_layout.s3_uri(settings.bucket, s3_layout.training_output_prefix(run_id)),
     }
 

@@ -58,6 +58,7 @@ class Policies:
     state_machine_role: list[dict[str, Any]]
     job_role: list[dict[str, Any]]
     job_role_name: str
+    warm_pool_keep_alive_seconds: int
     handlers: dict[str, list[dict[str, Any]]]
     """The identity policies of the plan_run, promote_artifact and summarize_run roles."""
 
@@ -114,11 +115,12 @@ def policies(synthesized: SynthesizedApp) -> Policies:
         ),
         job_role=role_identity_policies(training_renderer, job_role),
         job_role_name=training_renderer.render({"Fn::GetAtt": [job_role, "Arn"]}).rsplit("/", 1)[1],
+        warm_pool_keep_alive_seconds=synthesized.config.training.warm_pool_keep_alive_seconds,
         handlers={
             name: role_identity_policies(
                 training_renderer, _role_by_description(training, f"Runs the {name} Lambda handler")
             )
-            for name in ("plan_run", "promote_artifact", "summarize_run")
+            for name in ("plan_run", "check_transform", "promote_artifact", "summarize_run")
         },
     )
 
@@ -260,7 +262,7 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     sagemaker = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
     jobs = {
         "training-job": [f"pp-{RUN}", f"ll-newyork-ny-{RUN}"],
-        "transform-job": [f"tt-newyork-ny-{RUN}", f"tv-newyork-ny-{RUN}"],
+        "transform-job": [f"tt-{RUN}", f"tv-{RUN}"],
     }
     verbs = {"training-job": "TrainingJob", "transform-job": "TransformJob"}
     for kind, names in jobs.items():
@@ -270,6 +272,12 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
                     f"{sagemaker}:{kind}/{name}")  # fmt: skip
             add(f"sfn: sagemaker:AddTags on {name}", ALLOWED, machine, "sagemaker:AddTags",
                 f"{sagemaker}:{kind}/{name}")  # fmt: skip
+    # The warm pool's keep-alive, bounded with AWS's condition key sagemaker:KeepAlivePeriod.
+    keep_alive = p.warm_pool_keep_alive_seconds
+    for seconds, decision in ((keep_alive, ALLOWED), (keep_alive + 1, IMPLICIT), (3600, IMPLICIT)):
+        add(f"sfn: CreateTrainingJob keeping its instance {seconds} s", decision, machine,
+            "sagemaker:CreateTrainingJob", f"{sagemaker}:training-job/ll-newyork-ny-{RUN}",
+            {"sagemaker:KeepAlivePeriod": str(seconds)})  # fmt: skip
     add("sfn: CreateTrainingJob outside the job-name prefixes", IMPLICIT, machine,
         "sagemaker:CreateTrainingJob", f"{sagemaker}:training-job/someone-elses-job")  # fmt: skip
     for resource in (f"{sagemaker}:model/pp-{RUN}", f"{sagemaker}:training-job/ll-newyork-ny-{RUN}"):
@@ -305,6 +313,19 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
 
     # -- The training Lambdas' generation bookkeeping ---------------------------------------------
     plan, promote, summarize = handler["plan_run"], handler["promote_artifact"], handler["summarize_run"]
+    check = handler["check_transform"]
+    output = f"preprocessed-data/{RUN}/train/NewYork_NY.csv.out"
+    add("check: reads a location's transform output", ALLOWED, check, "s3:GetObject", _object(output), TLS)
+    add(
+        "check: reads the raw data",
+        IMPLICIT,
+        check,
+        "s3:GetObject",
+        _object(f"raw-data/{RUN}/train/A.csv"),
+        TLS,
+    )
+    add("check: writes the transform output", IMPLICIT, check, "s3:PutObject", _object(output), TLS)
+    add("check: decrypts through S3", ALLOWED, check, "kms:Decrypt", KEY_ARN)
     for key in ("preprocessor/serving.json", "preprocessor/newest.json"):
         add(f"plan: reads {key}", ALLOWED, plan, "s3:GetObject", _object(key), TLS)
         add(f"plan: writes {key}", IMPLICIT, plan, "s3:PutObject", _object(key), TLS)

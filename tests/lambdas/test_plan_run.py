@@ -56,12 +56,8 @@ def expected_item(
         "location": location,
         "generation": generation or f"pp-{run_id}",
         "training_job_name": f"ll-{job_fragment}-{run_id}",
-        "transform_train_job_name": f"tt-{job_fragment}-{run_id}",
-        "transform_validation_job_name": f"tv-{job_fragment}-{run_id}",
-        "raw_train_uri": f"s3://{BUCKET}/raw-data/{run_id}/train/{location}.csv",
-        "raw_validation_uri": f"s3://{BUCKET}/raw-data/{run_id}/validation/{location}.csv",
-        "preprocessed_train_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/{location}/train/",
-        "preprocessed_validation_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/{location}/validation/",
+        "preprocessed_train_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/train/{location}.csv.out",
+        "preprocessed_validation_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/validation/{location}.csv.out",
         "training_output_uri": f"s3://{BUCKET}/training-output/{run_id}/",
     }
 
@@ -92,6 +88,11 @@ def expected_result(run_id: str, count: int, **changes: Any) -> dict[str, Any]:
         "preprocessor_artifact_uri": f"s3://{BUCKET}/preprocessor/{generation}/model.tar.gz",
         **changes,
         "raw_train_prefix_uri": f"s3://{BUCKET}/raw-data/{run_id}/train/",
+        "raw_validation_prefix_uri": f"s3://{BUCKET}/raw-data/{run_id}/validation/",
+        "preprocessed_train_prefix_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/train/",
+        "preprocessed_validation_prefix_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/validation/",
+        "transform_train_job_name": f"tt-{run_id}",
+        "transform_validation_job_name": f"tv-{run_id}",
         "training_output_uri": f"s3://{BUCKET}/training-output/{run_id}/",
     }
 
