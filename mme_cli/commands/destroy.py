@@ -364,18 +364,7 @@ def destroy(
     done: list[str] = []
     for stack in stateless:
         try:
-            run_cdk(
-                cdk,
-                cdk_args(
-                    "destroy",
-                    [stack],
-                    config_path=_config_path(ctx),
-                    profile=cli.profile,
-                    extra=["--force", "--exclusively"],
-                ),
-                say,
-                retry_with=_retry_command(including_data),
-            )
+            _cdk_destroy(cli, ctx, cdk, stack, say, retry_with=_retry_command(including_data))
         except CdkFailed as failed:
             remaining = stateless[stateless.index(stack) :]
             kept = [inventory.storage_stack] if inventory.live(inventory.storage_stack) else []
@@ -411,6 +400,26 @@ def _config_path(ctx: typer.Context) -> Any:
     """The ``--config`` the user gave (cdk must synthesize the same config), or None for the default."""
     root = ctx.find_root()
     return root.params.get("config")
+
+
+def _cdk_destroy(
+    cli: CliContext,
+    ctx: typer.Context,
+    cdk: CdkRunner,
+    stack: str,
+    say: Callable[[str], None],
+    *,
+    retry_with: str,
+) -> None:
+    """``cdk destroy <stack> --force --exclusively`` with the deployment's config and profile."""
+    args = cdk_args(
+        "destroy",
+        [stack],
+        config_path=_config_path(ctx),
+        profile=cli.profile,
+        extra=["--force", "--exclusively"],
+    )
+    run_cdk(cdk, args, say, retry_with=retry_with)
 
 
 def _retry_command(including_data: bool) -> str:
@@ -511,18 +520,8 @@ def _delete_storage(cli: CliContext, ctx: typer.Context, inventory: Inventory, s
             )
             say(f"Turned off the termination protection of stack {stack}.")
         try:
-            run_cdk(
-                CDK_FACTORY(str(cli.session.region_name)),
-                cdk_args(
-                    "destroy",
-                    [stack],
-                    config_path=_config_path(ctx),
-                    profile=cli.profile,
-                    extra=["--force", "--exclusively"],
-                ),
-                say,
-                retry_with=_retry_command(True),
-            )
+            cdk = CDK_FACTORY(str(cli.session.region_name))
+            _cdk_destroy(cli, ctx, cdk, stack, say, retry_with=_retry_command(True))
         except CdkFailed as failed:
             say(
                 f"Not deleted: stack {stack}, bucket {storage.bucket}, access-log bucket "
