@@ -178,8 +178,9 @@ def quota_needs(config: ProjectConfig) -> list[QuotaNeed]:
     * Training jobs: the preprocessor's job (one instance) runs alone before the per-location Map,
       which then runs up to ``training.parallel_training_jobs`` training jobs of one instance each.
       On one shared type that is ``max(parallel_training_jobs, 1)``; on two types, 1 and the count.
-    * Transform jobs: every Map iteration first runs two one-instance batch transforms (train and
-      validation split) in parallel, so ``2 x parallel_training_jobs``.
+    * Transform jobs: a run makes one one-instance batch transform per split (train and validation)
+      over all of its locations, both at once, before the per-location Map: 2, whatever the
+      number of locations or ``parallel_training_jobs``.
     * Endpoint: ``autoscaling.max_capacity`` when autoscaling is on (what a scale-out reaches),
       else ``initial_instance_count``. An update of the endpoint (a new endpoint config, e.g. a new
       preprocessor generation) is blue/green: SageMaker starts a whole new fleet while the old one
@@ -231,12 +232,9 @@ def quota_needs(config: ProjectConfig) -> list[QuotaNeed]:
         QuotaNeed(
             training.transform_instance_type,
             "transform job",
-            2 * parallel,
-            f"2 batch transforms, train and validation, for each of training.parallel_training_jobs = "
-            f"{parallel} locations at once",
+            2,
+            "the run's 2 batch transforms, train and validation, each over all of its locations",
             ("training.transform_instance_type",),
-            scale_key="training.parallel_training_jobs",
-            per_scale_unit=2,
         )
     )
     scaling = endpoint.autoscaling

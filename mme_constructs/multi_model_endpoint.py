@@ -317,9 +317,19 @@ class MultiModelEndpoint(Construct):
                 )
             ],
         )
+        # The endpoint's name is the stack's (a prefix of letters and digits plus "Endpoint": a valid
+        # endpoint name, unique per account and region like the stack's): the rollback alarms its
+        # DeploymentConfig names are keyed by it, so they can be created BEFORE the endpoint that
+        # refers to them, whether or not CreateEndpoint checks that they exist. The name never
+        # changes, and a new endpoint config is an update, not a replacement.
+        endpoint_name = stack.stack_name
+        self.rollback_alarms = RollbackAlarms(
+            self, "RollbackAlarms", endpoint_name=endpoint_name, variant_name=VARIANT_NAME, alarms=alarms
+        )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
+            endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             # Keep what autoscaling changed (the instance count) across an update instead of resetting
             # the fleet to InitialInstanceCount. Only DesiredInstanceCount, DesiredWeight and
@@ -341,10 +351,8 @@ class MultiModelEndpoint(Construct):
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         self.variant_name = VARIANT_NAME
-        self.rollback_alarms = RollbackAlarms(
-            self, "RollbackAlarms", endpoint_name=self.endpoint_name, variant_name=VARIANT_NAME, alarms=alarms
-        )
         self.endpoint.deployment_config = self._deployment_config(endpoint, self.rollback_alarms.alarm_names)
+        self.endpoint.node.add_dependency(self.rollback_alarms)
         # SageMaker's guide asks that the execution role may read the rollback alarms ("Auto-Rollback
         # Configuration and Monitoring"). Their ARNs are built from the names, so the policy (which the
         # Model waits for) does not wait for the alarms (which wait for the Endpoint).

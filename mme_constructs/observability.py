@@ -120,8 +120,8 @@ class RollbackAlarms(Construct):
     stack names are unique per account and region, as CloudWatch alarm names must be, so two
     deployments can never share one. They have no actions: the monitoring stack's alarms on the same
     conditions notify, and a rollback is visible as the failed stack update. Their metrics are keyed
-    by the endpoint's generated name, so CloudFormation creates them after the Endpoint; SageMaker
-    reads them only during an update (the endpoint exists, and they with it).
+    by the endpoint's name, which the endpoint stack sets (its own stack name), so CloudFormation
+    creates them before the Endpoint that names them in its DeploymentConfig.
     """
 
     def __init__(

@@ -433,8 +433,16 @@ def test_the_rollback_alarms_exist_by_name_and_watch_this_endpoint(synthesized: 
     }
     assert sorted(alarms) == ROLLBACK_ALARM_NAMES
     config = load_default_config().alarms
+    # The endpoint is named after its stack, so the alarms it names exist before it: CloudFormation
+    # creates them first (the Endpoint depends on them; they do not depend on it).
+    endpoint = template["Resources"][endpoint_id]
+    assert endpoint["Properties"]["EndpointName"] == "MmeEndpoint"
+    alarm_ids = set(resources_of_type(template, "AWS::CloudWatch::Alarm"))
+    assert alarm_ids <= set(endpoint["DependsOn"])
+    for alarm in alarms.values():
+        assert endpoint_id not in json.dumps(alarm)
     dimensions = [
-        {"Name": "EndpointName", "Value": {"Fn::GetAtt": [endpoint_id, "EndpointName"]}},
+        {"Name": "EndpointName", "Value": "MmeEndpoint"},
         {"Name": "VariantName", "Value": "AllTraffic"},
     ]
     errors, latency = (alarms[name]["Properties"] for name in ROLLBACK_ALARM_NAMES)

@@ -193,8 +193,9 @@ def test_linear_learner_job_from_config(training_definition: dict[str, Any]) -> 
         assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.item.preprocessed_{name}_uri"
     assert params["ResourceConfig"]["InstanceType"] == config.training_instance_type
     assert params["ResourceConfig"]["VolumeKmsKeyId"] == KEY_ARN
-    # Each of the Map's slots keeps its instance for the next location's job (a warm pool).
-    assert params["ResourceConfig"]["KeepAlivePeriodInSeconds"] == config.warm_pool_keep_alive_seconds > 0
+    # Warm pools are off by default (see test_warm_pools_keep_each_slots_instance_within_the_bound).
+    assert config.warm_pool_keep_alive_seconds == 0
+    assert "KeepAlivePeriodInSeconds" not in params["ResourceConfig"]
     assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.item.training_output_uri", "KmsKeyId": KEY_ARN}
     assert params["EnableNetworkIsolation"] is True
     assert params["Tags"] == [
@@ -388,7 +389,40 @@ def test_template_does_not_grow_with_the_number_of_locations(cdk_context: dict[s
     assert training_template(4) == training_template(10_000)
 
 
-@pytest.mark.parametrize("name", ["plan_run", "generate_data", "promote_artifact", "summarize_run"])
+def test_warm_pools_keep_each_slots_instance_within_the_bound(cdk_context: dict[str, Any]) -> None:
+    config = type(load_default_config()).model_validate(
+        deep_merge(default_context(), {"training": {"warm_pool_keep_alive_seconds": 300}})
+    )
+    app = cdk.App(context=cdk_context)
+    stack = TrainingStack(
+        app, "MmeTraining", storage=StorageExports(stack_name="MmeStorage"), training=config.training,
+        data=config.data,
+    )  # fmt: skip
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    definition = TemplateRenderer(template, STORAGE_EXPORTS).render(
+        next(r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")[
+            "Properties"
+        ]["DefinitionString"]
+    )
+    states = json.loads(definition)["States"]
+    train = states["TrainLocations"]["ItemProcessor"]["States"]["TrainModel"]["Parameters"]
+    # Each of the Map's slots keeps its instance for the next location's job (a warm pool) ...
+    assert train["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 300
+    # ... and the preprocessor's job, which runs once per refit, keeps none.
+    assert "KeepAlivePeriodInSeconds" not in states["FitPreprocessor"]["Parameters"]["ResourceConfig"]
+    (create,) = [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "sagemaker:CreateTrainingJob"
+    ]
+    assert create["Condition"] == {"NumericLessThanEqualsIfExists": {"sagemaker:KeepAlivePeriod": 300}}
+
+
+@pytest.mark.parametrize(
+    "name", ["plan_run", "generate_data", "check_transform", "promote_artifact", "summarize_run"]
+)
 def test_lambda_assets_hold_the_handler_and_the_shared_package(
     synthesized: SynthesizedApp, name: str
 ) -> None:

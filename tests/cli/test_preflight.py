@@ -202,8 +202,8 @@ def test_every_check_passes_on_a_ready_account(aws: None) -> None:
         "newer).",
         f"Quota '{TRAINING}' ({CODES[TRAINING]}): 20 in us-east-1, 4 needed (training.parallel_training_jobs "
         "= 4 location training jobs at once; the preprocessor's job runs on the same type before them).",
-        f"Quota '{TRANSFORM}' ({CODES[TRANSFORM]}): 20 in us-east-1, 8 needed (2 batch transforms, train "
-        "and validation, for each of training.parallel_training_jobs = 4 locations at once).",
+        f"Quota '{TRANSFORM}' ({CODES[TRANSFORM]}): 20 in us-east-1, 2 needed (the run's 2 batch "
+        "transforms, train and validation, each over all of its locations).",
         f"Quota '{ENDPOINT}' ({CODES[ENDPOINT]}): 10 in us-east-1, 4 needed "
         "(endpoint.autoscaling.max_capacity).",
         f"Autoscaling role: arn:aws:iam::{ACCOUNT}:role{preflight.AUTOSCALING_ROLE_PATH}"
@@ -448,7 +448,8 @@ def test_the_required_version_is_what_the_synthesized_templates_check(stack: str
 def test_quota_needs_follow_the_pipeline_and_the_endpoint(aws: None) -> None:
     needs = {need.quota_name: need for need in quota_needs(make_config())}
 
-    assert {name: need.count for name, need in needs.items()} == {TRAINING: 4, TRANSFORM: 8, ENDPOINT: 4}
+    # One batch transform per split for the whole run: 2 transform instances whatever the parallelism.
+    assert {name: need.count for name, need in needs.items()} == {TRAINING: 4, TRANSFORM: 2, ENDPOINT: 4}
     assert needs[ENDPOINT].update_count == 8  # a new fleet as large as the old one, up to 4
 
     split = make_config(
@@ -461,7 +462,7 @@ def test_quota_needs_follow_the_pipeline_and_the_endpoint(aws: None) -> None:
     assert counts == {
         "ml.m5.large for training job usage": 1,
         TRAINING: 3,
-        TRANSFORM: 6,
+        TRANSFORM: 2,
         ENDPOINT: 2,
     }
     assert [n.update_count for n in quota_needs(split) if n.use == "endpoint"] == [4]
@@ -513,12 +514,12 @@ def test_a_type_without_a_quota_is_not_offered_there_and_alternatives_are_named(
     ]
 
 
-def test_a_transform_quota_below_the_need_names_request_lower_and_change(aws: None) -> None:
+def test_a_transform_quota_below_the_need_names_request_and_change(aws: None) -> None:
     bootstrap()
     autoscaling_role()
     quotas = [
         quota(TRAINING, 20),
-        quota(TRANSFORM, 3),
+        quota(TRANSFORM, 1),
         quota(ENDPOINT, 10),
         quota("ml.m5.large for transform job usage", 8),
     ]
@@ -526,12 +527,11 @@ def test_a_transform_quota_below_the_need_names_request_lower_and_change(aws: No
     result, _ = check(quotas=stub_quotas([quotas]))
 
     assert result.problems == [
-        f"Quota '{TRANSFORM}' ({CODES[TRANSFORM]}) is 3 in us-east-1, but a training run needs 8 (2 batch "
-        "transforms, train and validation, for each of training.parallel_training_jobs = 4 locations at "
-        "once): request 8 with `aws service-quotas request-service-quota-increase --service-code sagemaker "
-        f"--quota-code {CODES[TRANSFORM]} --desired-value 8 --region us-east-1`, lower "
-        "training.parallel_training_jobs to 1 or set training.transform_instance_type to a type with "
-        "enough quota such as ml.m5.large (quota 8)."
+        f"Quota '{TRANSFORM}' ({CODES[TRANSFORM]}) is 1 in us-east-1, but a training run needs 2 (the "
+        "run's 2 batch transforms, train and validation, each over all of its locations): request 2 with "
+        "`aws service-quotas request-service-quota-increase --service-code sagemaker "
+        f"--quota-code {CODES[TRANSFORM]} --desired-value 2 --region us-east-1` or set "
+        "training.transform_instance_type to a type with enough quota such as ml.m5.large (quota 8)."
     ]
 
 
