@@ -227,6 +227,22 @@ class CaseBatch(Mapping[str, Evaluation]):
     def __len__(self) -> int:
         return len(self.cases)
 
+    def mismatches(self, expected: Mapping[str, Decision]) -> str:
+        """Every case whose decision is not ``expected``'s, with the evaluator's account of it
+        (empty when all match): the message of a test that asserts a whole table of decisions."""
+        wrong = {
+            case_id: f"expected {want}, got {self[case_id].decision}"
+            for case_id, want in expected.items()
+            if self[case_id].decision != want
+        }
+        if not wrong:
+            return ""
+        return (
+            "\n".join(f"{k}: {v}" for k, v in wrong.items())
+            + "\n\n"
+            + "\n".join(self[k].describe() for k in wrong)
+        )
+
 
 # --- Policies from synthesized templates -------------------------------------------------------
 

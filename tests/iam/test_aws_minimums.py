@@ -386,16 +386,8 @@ def test_every_alarm_of_the_deployment_is_checked(policies: Policies) -> None:
 
 def test_decisions(decisions: tuple[CaseBatch, dict[str, Decision]]) -> None:
     batch, expected = decisions
-    wrong = {
-        case_id: f"expected {want}, got {batch[case_id].decision}"
-        for case_id, want in expected.items()
-        if batch[case_id].decision != want
-    }
-    assert not wrong, (
-        "\n".join(f"{k}: {v}" for k, v in wrong.items())
-        + "\n\n"
-        + "\n".join(batch[k].describe() for k in wrong)
-    )
+    mismatches = batch.mismatches(expected)
+    assert not mismatches, mismatches
 
 
 def test_the_tls_deny_decides_plain_text_publishes(decisions: tuple[CaseBatch, dict[str, Decision]]) -> None:

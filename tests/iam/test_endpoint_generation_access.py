@@ -175,16 +175,8 @@ def decisions(policies: Policies) -> tuple[CaseBatch, dict[str, Decision]]:
 
 def test_decisions(decisions: tuple[CaseBatch, dict[str, Decision]]) -> None:
     batch, expected = decisions
-    wrong = {
-        case_id: f"expected {want}, got {batch[case_id].decision}"
-        for case_id, want in expected.items()
-        if batch[case_id].decision != want
-    }
-    assert not wrong, (
-        "\n".join(f"{k}: {v}" for k, v in wrong.items())
-        + "\n\n"
-        + "\n".join(batch[k].describe() for k in wrong)
-    )
+    mismatches = batch.mismatches(expected)
+    assert not mismatches, mismatches
 
 
 def test_the_allowed_writes_are_decided_by_the_one_serving_json_statement(
