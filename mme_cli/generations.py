@@ -208,19 +208,28 @@ def _served_model(sagemaker: Any, model_name: str) -> ServedModel:
     )
 
 
-def describe_endpoint(sagemaker: Any, endpoint_name: str) -> EndpointView | None:
-    """The endpoint and what its models serve; None when SageMaker has no such endpoint."""
+def endpoint_and_config(sagemaker: Any, endpoint_name: str) -> tuple[Any, Any] | None:
+    """DescribeEndpoint and DescribeEndpointConfig of its current config; None when SageMaker has
+    no such endpoint (it answers ValidationException "Could not find endpoint ...")."""
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
         if "Could not find" in str(error):
             return None
         raise
+    return endpoint, sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+
+
+def describe_endpoint(sagemaker: Any, endpoint_name: str) -> EndpointView | None:
+    """The endpoint and what its models serve; None when SageMaker has no such endpoint."""
+    found = endpoint_and_config(sagemaker, endpoint_name)
+    if found is None:
+        return None
+    endpoint, config = found
     variants = endpoint.get("ProductionVariants", [])
     status = str(endpoint["EndpointStatus"])
     if endpoint.get("FailureReason"):
         status += f" ({endpoint['FailureReason']})"
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     names = sorted({str(v["ModelName"]) for v in config.get("ProductionVariants", []) if v.get("ModelName")})
     return EndpointView(
         name=endpoint_name,

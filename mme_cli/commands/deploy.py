@@ -48,7 +48,7 @@ from typing import Annotated, Any, Final
 import typer
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from mme_cli import preflight, runs
+from mme_cli import generations, preflight, runs
 from mme_cli.cdk import CdkRunner, SubprocessCdk, cdk_args, run_cdk
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError, Deployment, discover
@@ -321,14 +321,10 @@ def deployed_instance_type(cli: CliContext, deployment: Deployment) -> tuple[str
     if not outputs or "EndpointName" not in outputs:
         return None
     name, variant = outputs["EndpointName"], outputs.get("VariantName", "AllTraffic")
-    sagemaker = cli.client("sagemaker")
-    try:
-        endpoint = sagemaker.describe_endpoint(EndpointName=name)
-    except ClientError as error:
-        if "Could not find" in str(error):
-            return None
-        raise
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    found = generations.endpoint_and_config(cli.client("sagemaker"), name)
+    if found is None:
+        return None
+    _, config = found
     types = [v["InstanceType"] for v in config["ProductionVariants"] if v["VariantName"] == variant]
     if not types:
         return None
