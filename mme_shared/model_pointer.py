@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -227,6 +228,43 @@ class ModelPointer:
         except (ValueError, UnicodeDecodeError) as error:
             raise ModelPointerError(f"model pointer is not valid JSON: {error}") from None
         return cls.from_dict(document)
+
+
+def full_object_checksums(head: Mapping[str, Any]) -> dict[str, str]:
+    """The checksums a HeadObject (``ChecksumMode=ENABLED``) reports over the whole object, by
+    algorithm; composite multipart ones (``value-N``) are left out: they cannot be compared."""
+    if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return {}
+    checksums = {}
+    for algorithm in CHECKSUM_ALGORITHMS:
+        value = head.get(f"Checksum{algorithm}")
+        if isinstance(value, str) and value and "-" not in value:  # base64 never contains '-'
+            checksums[algorithm] = value
+    return checksums
+
+
+def preferred_checksum(checksums: Mapping[str, str]) -> ArtifactChecksum | None:
+    """The checksum a pointer records: the first of CHECKSUM_ALGORITHMS the object has."""
+    for algorithm in CHECKSUM_ALGORITHMS:
+        if algorithm in checksums:
+            return ArtifactChecksum(algorithm=algorithm, value=checksums[algorithm])
+    return None
+
+
+def validation_metrics(final_metrics: object) -> dict[str, float]:
+    """A training job's final ``validation:*`` metrics (DescribeTrainingJob FinalMetricDataList),
+    sorted by name; non-finite values are dropped (JSON cannot hold them)."""
+    metrics = {}
+    for metric in final_metrics if isinstance(final_metrics, list) else []:
+        name, value = metric.get("MetricName"), metric.get("Value")
+        if (
+            isinstance(name, str)
+            and name.startswith("validation:")
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+        ):
+            metrics[name] = float(value)
+    return dict(sorted(metrics.items()))
 
 
 def _require_str(document: dict[str, Any], name: str) -> str:

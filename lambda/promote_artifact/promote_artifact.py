@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -87,9 +86,11 @@ from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
 from mme_shared.model_pointer import (
     CHECKSUM_ALGORITHMS,
     TRAINING_JOB_METADATA,
-    ArtifactChecksum,
     ModelPointer,
     ModelPointerError,
+    full_object_checksums,
+    preferred_checksum,
+    validation_metrics,
 )
 from mme_shared.naming import generation_problem, location_name_problem
 from mme_shared.pointer_store import UNCONDITIONAL, write_pointer
@@ -365,7 +366,7 @@ def promote_artifact(
         multipart_chunksize=multipart_chunksize,
     )
 
-    metrics = _validation_metrics(job)
+    metrics = validation_metrics(job.get("FinalMetricDataList"))
     if request.location is None:
         return PromotionResult(
             artifact=PREPROCESSOR_ARTIFACT,
@@ -392,7 +393,7 @@ def promote_artifact(
             size=placed.size,
             training_job_name=job_name,
             promoted_at=now(),
-            checksum=_preferred_checksum(placed),
+            checksum=preferred_checksum(placed.checksums),
             validation_metrics=metrics,
         ),
     )
@@ -565,22 +566,10 @@ def _head(s3: S3Client, bucket: str, key: str) -> ObjectFacts | None:
         key=key,
         size=int(response["ContentLength"]),
         etag=str(response["ETag"]),
-        checksums=_full_object_checksums(response),
+        checksums=full_object_checksums(response),
         metadata={str(k).lower(): str(v) for k, v in response.get("Metadata", {}).items()},
         content_type=response.get("ContentType"),
     )
-
-
-def _full_object_checksums(head: Mapping[str, Any]) -> dict[str, str]:
-    """The checksums S3 reports over the whole object; composite ones (``value-N``) are left out."""
-    if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
-        return {}
-    checksums = {}
-    for algorithm in CHECKSUM_ALGORITHMS:
-        value = head.get(f"Checksum{algorithm}")
-        if isinstance(value, str) and value and "-" not in value:  # base64 never contains '-'
-            checksums[algorithm] = value
-    return checksums
 
 
 def compare_artifacts(source: ObjectFacts, copy: ObjectFacts) -> str | None:
@@ -685,28 +674,6 @@ def _server_side_copy(
         if "did not match expected ETag" in str(error):
             raise changed from None
         raise
-
-
-def _preferred_checksum(facts: ObjectFacts) -> ArtifactChecksum | None:
-    for algorithm in CHECKSUM_ALGORITHMS:
-        if algorithm in facts.checksums:
-            return ArtifactChecksum(algorithm=algorithm, value=facts.checksums[algorithm])
-    return None
-
-
-def _validation_metrics(job: Mapping[str, Any]) -> dict[str, float]:
-    """The job's final ``validation:*`` metrics; non-finite values are dropped (not valid JSON)."""
-    metrics = {}
-    for metric in job.get("FinalMetricDataList") or []:
-        name, value = metric.get("MetricName"), metric.get("Value")
-        if (
-            isinstance(name, str)
-            and name.startswith("validation:")
-            and isinstance(value, int | float)
-            and math.isfinite(value)
-        ):
-            metrics[name] = float(value)
-    return dict(sorted(metrics.items()))
 
 
 def _read_pointer(s3: S3Client, bucket: str, key: str) -> ModelPointer | None:

@@ -33,7 +33,12 @@ from mme_cli import linear_learner_artifact as artifact_format
 from mme_cli.commands import status_models as sm
 from mme_cli.deployment import CliError
 from mme_shared import s3_layout
-from mme_shared.model_pointer import ModelPointer, ModelPointerError
+from mme_shared.model_pointer import (
+    ModelPointer,
+    ModelPointerError,
+    full_object_checksums,
+    preferred_checksum,
+)
 from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP
 from mme_shared.pointer_store import PointerChanged, write_pointer
 
@@ -211,7 +216,7 @@ def add(
             size=int(head["ContentLength"]),
             training_job_name=None,
             promoted_at=now(),
-            checksum=sm._full_object_checksum(head),
+            checksum=preferred_checksum(full_object_checksums(head)),
         )
         write_pointer(s3, bucket, pointer, kms_key_arn=key_arn, expected_etag=read.etag)
     except (PointerChanged, ModelPointerError) as error:

@@ -16,7 +16,6 @@ versions, so a key nobody deletes stays forever.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,11 +34,12 @@ from mme_cli.generations import Chosen
 from mme_shared import s3_layout
 from mme_shared.generation import GenerationRef
 from mme_shared.model_pointer import (
-    CHECKSUM_ALGORITHMS,
     TRAINING_JOB_METADATA,
-    ArtifactChecksum,
     ModelPointer,
     ModelPointerError,
+    full_object_checksums,
+    preferred_checksum,
+    validation_metrics,
 )
 from mme_shared.naming import validate_location_name
 from mme_shared.pointer_store import PointerChanged, delete_pointer, write_pointer
@@ -737,7 +737,7 @@ def rollback(
         size=int(head["ContentLength"]),
         training_job_name=training_job,
         promoted_at=datetime.now(UTC),
-        checksum=_full_object_checksum(head),
+        checksum=preferred_checksum(full_object_checksums(head)),
         validation_metrics={} if training_job is None else _validation_metrics(cli, training_job),
     )
     # The promotion Lambda's writer (SSE-KMS under the project key), conditional on the pointer read
@@ -820,34 +820,13 @@ def _head(s3: Any, bucket: str, key: str) -> Mapping[str, Any] | None:
     return response
 
 
-def _full_object_checksum(head: Mapping[str, Any]) -> ArtifactChecksum | None:
-    """The preferred full-object checksum S3 holds for the object (composite ones cannot be compared)."""
-    if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
-        return None
-    for algorithm in CHECKSUM_ALGORITHMS:
-        value = head.get(f"Checksum{algorithm}")
-        if isinstance(value, str) and value and "-" not in value:
-            return ArtifactChecksum(algorithm=algorithm, value=value)
-    return None
-
-
 def _validation_metrics(cli: CliContext, training_job_name: str) -> dict[str, float]:
     """The job's final validation metrics, as the promotion recorded them; empty when unknown."""
     try:
         job = cli.client("sagemaker").describe_training_job(TrainingJobName=training_job_name)
     except ClientError:
         return {}  # the job may have been deleted or be unreadable: the pointer stays valid without
-    metrics: dict[str, float] = {}
-    for metric in job.get("FinalMetricDataList") or []:
-        name, value = metric.get("MetricName"), metric.get("Value")
-        if (
-            isinstance(name, str)
-            and name.startswith("validation:")
-            and isinstance(value, int | float)
-            and math.isfinite(value)
-        ):
-            metrics[name] = float(value)
-    return metrics
+    return validation_metrics(job.get("FinalMetricDataList"))
 
 
 # --------------------------------------------------------------------------------------------------

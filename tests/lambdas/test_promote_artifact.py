@@ -11,7 +11,7 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 
 from mme_shared import s3_layout
-from mme_shared.model_pointer import ArtifactChecksum, ModelPointer
+from mme_shared.model_pointer import ArtifactChecksum, ModelPointer, full_object_checksums
 from tests.lambdas.conftest import (
     BUCKET,
     GENERATION,
@@ -634,8 +634,8 @@ def test_compare_artifacts(source: Any, copy: Any, expected: str | None) -> None
 
 def test_composite_multipart_checksums_are_not_compared() -> None:
     head = {"ChecksumCRC32": "AAA=-3", "ChecksumType": "COMPOSITE", "ContentLength": 1}
-    assert promote_artifact._full_object_checksums(head) == {}
-    assert promote_artifact._full_object_checksums({"ChecksumSHA256": "x/y+z="}) == {"SHA256": "x/y+z="}
+    assert full_object_checksums(head) == {}
+    assert full_object_checksums({"ChecksumSHA256": "x/y+z="}) == {"SHA256": "x/y+z="}
 
 
 def test_the_handler_reads_its_environment_and_returns_json(
