@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
+from mme_constructs.algorithms import ALGORITHMS, Algorithm
 from mme_shared import s3_layout
 
 
@@ -69,6 +70,17 @@ class Deployment:
     @property
     def variant_name(self) -> str:
         return self.output("Endpoint", "VariantName")
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The algorithm the deployed endpoint serves (its answers' format)."""
+        name = self.output("Endpoint", "Algorithm")
+        if name not in ALGORITHMS:
+            raise CliError(
+                f"Stack {self.prefix}Endpoint serves algorithm {name!r}, which this version of the project "
+                f"does not know ({', '.join(ALGORITHMS)}): use the version that deployed it."
+            )
+        return ALGORITHMS[name]
 
 
 def _stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str] | None:

@@ -1,7 +1,7 @@
 """The committed SageMaker image table (``data/sagemaker_images.json``), read without CDK.
 
 Pure Python so that the config model can validate ``training.sklearn_framework_version`` and
-``training.linear_learner_image_tag`` against the real region tables without importing aws_cdk.
+``training.algorithm_image_tag`` against the real region tables without importing aws_cdk.
 ``mme_constructs.images`` turns a selection into URIs or a ``CfnMapping`` for a stack.
 """
 
@@ -16,10 +16,10 @@ from importlib import resources
 from typing import Any, Literal
 
 SklearnScope = Literal["inference", "training"]
-"""Which scikit-learn image: the serving container or the one that runs training/processing jobs."""
+"""Which image: the one serving an endpoint or transform, or the one running training jobs."""
 
 SKLEARN_SCOPES: tuple[SklearnScope, ...] = ("inference", "training")
-LINEAR_LEARNER_KEY = "LinearLearner"
+ALGORITHM_KEY = "AlgorithmImage"
 SKLEARN_KEY = "SklearnImage"
 DATA_RESOURCE = "data/sagemaker_images.json"
 
@@ -28,14 +28,28 @@ DATA_RESOURCE = "data/sagemaker_images.json"
 class ImageUris:
     """The two images of the pipeline: literal URIs, or FindInMap tokens for a region-agnostic stack."""
 
-    linear_learner: str
+    algorithm: str
     sklearn: str
 
 
 @dataclass(frozen=True)
+class AlgorithmImage:
+    """One algorithm image: its family (sagemaker-core table) and tag, e.g. ``xgboost`` ``1.7-1``."""
+
+    family: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.family} {self.tag}"
+
+
+@dataclass(frozen=True)
 class _RegionImages:
-    linear_learner: Mapping[str, str]
+    algorithms: Mapping[str, Mapping[SklearnScope, Mapping[str, str]]]
     sklearn: Mapping[SklearnScope, Mapping[str, str]]
+
+    def algorithm(self, image: AlgorithmImage, scope: SklearnScope) -> str | None:
+        return self.algorithms.get(image.family, {}).get(scope, {}).get(image.tag)
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ def _table() -> _ImageTable:
     raw: dict[str, Any] = json.loads(resources.files(package).joinpath(DATA_RESOURCE).read_text())
     regions = {
         name: _RegionImages(
-            linear_learner=entry["linear_learner"],
+            algorithms=entry["algorithms"],
             sklearn={scope: entry["sklearn"].get(scope, {}) for scope in SKLEARN_SCOPES},
         )
         for name, entry in raw["regions"].items()
@@ -76,9 +90,14 @@ def sagemaker_core_version() -> str:
     return _table().sagemaker_core_version
 
 
-def available_linear_learner_tags() -> tuple[str, ...]:
-    """Linear-learner image tags present in at least one region."""
-    tags = {tag for region in _table().regions.values() for tag in region.linear_learner}
+def available_algorithm_tags(family: str) -> tuple[str, ...]:
+    """Tags of ``family`` with a training and an inference image in at least one region, oldest first."""
+    tags = {
+        tag
+        for region in _table().regions.values()
+        for tag in region.algorithms.get(family, {}).get("training", {})
+        if tag in region.algorithms[family].get("inference", {})
+    }
     return tuple(sorted(tags, key=_version_key))
 
 
@@ -101,50 +120,80 @@ def available_sklearn_versions(scopes: Iterable[SklearnScope] = SKLEARN_SCOPES) 
     return tuple(sorted(versions, key=_version_key))
 
 
-def _has_images(
-    region: _RegionImages, sklearn_version: str, linear_learner_tag: str, scope: SklearnScope
-) -> bool:
-    return linear_learner_tag in region.linear_learner and sklearn_version in region.sklearn[scope]
+def _has_images(region: _RegionImages, sklearn_version: str, algorithm: AlgorithmImage, scope: SklearnScope) -> bool:
+    return region.algorithm(algorithm, scope) is not None and sklearn_version in region.sklearn[scope]
 
 
 def supported_regions(
-    *, sklearn_framework_version: str, linear_learner_tag: str, sklearn_scope: SklearnScope = "inference"
+    *, sklearn_framework_version: str, algorithm: AlgorithmImage, sklearn_scope: SklearnScope = "inference"
 ) -> tuple[str, ...]:
-    """Regions (sorted) where both the linear learner and the scikit-learn image exist."""
+    """Regions (sorted) where both the algorithm's and the scikit-learn image of ``sklearn_scope`` exist."""
     return tuple(
         sorted(
             name
             for name, region in _table().regions.items()
-            if _has_images(region, sklearn_framework_version, linear_learner_tag, sklearn_scope)
+            if _has_images(region, sklearn_framework_version, algorithm, sklearn_scope)
         )
     )
 
 
-def newest_sklearn_version(scopes: Iterable[SklearnScope] = SKLEARN_SCOPES) -> str:
-    """The newest scikit-learn version whose images (every given scope) exist in every linear-learner region.
+def regions_with_all_images(*, sklearn_framework_version: str, algorithm: AlgorithmImage) -> tuple[str, ...]:
+    """Regions (sorted) with all four images a deployment pulls: both scopes of both families."""
+    return tuple(
+        sorted(
+            set.intersection(
+                *(
+                    set(
+                        supported_regions(
+                            sklearn_framework_version=sklearn_framework_version,
+                            algorithm=algorithm,
+                            sklearn_scope=scope,
+                        )
+                    )
+                    for scope in SKLEARN_SCOPES
+                )
+            )
+        )
+    )
+
+
+def algorithm_regions(algorithm: AlgorithmImage) -> tuple[str, ...]:
+    """Regions (sorted) with the algorithm's training and inference images, whatever scikit-learn."""
+    return tuple(
+        sorted(
+            name
+            for name, region in _table().regions.items()
+            if all(region.algorithm(algorithm, scope) is not None for scope in SKLEARN_SCOPES)
+        )
+    )
+
+
+def newest_sklearn_version(scopes: Iterable[SklearnScope] = SKLEARN_SCOPES, *, algorithm: AlgorithmImage) -> str:
+    """The newest scikit-learn version whose images (every given scope) exist in every region of ``algorithm``.
 
     A default that is missing somewhere would make an environment-agnostic template undeployable
-    there, so "newest" is taken over versions that are available wherever the linear learner is.
+    there, so "newest" is taken over versions that are available wherever the algorithm is.
     """
     wanted = tuple(scopes)
-    learner_regions = [r for r in _table().regions.values() if r.linear_learner]
+    algorithm_table = [_table().regions[name] for name in algorithm_regions(algorithm)]
     everywhere = [
         version
         for version in available_sklearn_versions(wanted)
-        if all(version in region.sklearn[scope] for region in learner_regions for scope in wanted)
+        if all(version in region.sklearn[scope] for region in algorithm_table for scope in wanted)
     ]
     if not everywhere:
-        raise ValueError(f"no scikit-learn version has {'/'.join(wanted)} images in every region")
+        raise ValueError(f"no scikit-learn version has {'/'.join(wanted)} images in every {algorithm} region")
     return everywhere[-1]
 
 
-def check_selection(sklearn_framework_version: str, linear_learner_tag: str, scope: SklearnScope) -> None:
+def check_selection(sklearn_framework_version: str, algorithm: AlgorithmImage, scope: SklearnScope) -> None:
     """Refuse a version or tag that exists in no region, naming what does exist."""
     source = f"the SageMaker region tables (sagemaker-core {sagemaker_core_version()})"
-    if linear_learner_tag not in available_linear_learner_tags():
+    tags = available_algorithm_tags(algorithm.family)
+    if algorithm.tag not in tags:
         raise ValueError(
-            f"linear-learner image tag {linear_learner_tag!r} is not in {source}; "
-            f"available: {', '.join(available_linear_learner_tags())}"
+            f"{algorithm.family} image tag {algorithm.tag!r} is not in {source}; "
+            f"available: {', '.join(tags) or 'none'}"
         )
     versions = available_sklearn_versions((scope,))
     if sklearn_framework_version not in versions:
@@ -155,17 +204,16 @@ def check_selection(sklearn_framework_version: str, linear_learner_tag: str, sco
 
 
 def literal_uris(
-    region_name: str, sklearn_framework_version: str, linear_learner_tag: str, scope: SklearnScope
+    region_name: str, sklearn_framework_version: str, algorithm: AlgorithmImage, scope: SklearnScope
 ) -> ImageUris:
     region = _table().regions.get(region_name)
     supported = supported_regions(
-        sklearn_framework_version=sklearn_framework_version,
-        linear_learner_tag=linear_learner_tag,
-        sklearn_scope=scope,
+        sklearn_framework_version=sklearn_framework_version, algorithm=algorithm, sklearn_scope=scope
     )
-    if region is None or linear_learner_tag not in region.linear_learner:
+    algorithm_uri = None if region is None else region.algorithm(algorithm, scope)
+    if region is None or algorithm_uri is None:
         raise ValueError(
-            f"region {region_name!r} has no linear-learner image in the SageMaker region tables; "
+            f"region {region_name!r} has no {algorithm} {scope} image in the SageMaker region tables; "
             f"supported regions: {', '.join(supported)}"
         )
     if sklearn_framework_version not in region.sklearn[scope]:
@@ -173,7 +221,4 @@ def literal_uris(
             f"region {region_name!r} has no scikit-learn {sklearn_framework_version} {scope} image in "
             f"the SageMaker region tables; supported regions: {', '.join(supported)}"
         )
-    return ImageUris(
-        linear_learner=region.linear_learner[linear_learner_tag],
-        sklearn=region.sklearn[scope][sklearn_framework_version],
-    )
+    return ImageUris(algorithm=algorithm_uri, sklearn=region.sklearn[scope][sklearn_framework_version])

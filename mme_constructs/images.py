@@ -1,4 +1,4 @@
-"""Region-correct image URIs for the built-in linear learner and the scikit-learn containers.
+"""Region-correct image URIs for the built-in algorithm and the scikit-learn containers.
 
 SageMaker's built-in images live in AWS-owned ECR registries whose account differs by region, and
 whose host name differs by partition (``amazonaws.com``, ``amazonaws.com.cn``, the ISO domains). A
@@ -23,8 +23,9 @@ from __future__ import annotations
 from aws_cdk import Aws, CfnMapping, Stack, Token
 
 from mme_constructs.image_table import (
-    LINEAR_LEARNER_KEY,
+    ALGORITHM_KEY,
     SKLEARN_KEY,
+    AlgorithmImage,
     ImageUris,
     SklearnScope,
     check_selection,
@@ -41,32 +42,32 @@ def image_uris(
     stack: Stack,
     *,
     sklearn_framework_version: str,
-    linear_learner_tag: str,
+    algorithm: AlgorithmImage,
     sklearn_scope: SklearnScope = "inference",
 ) -> ImageUris:
-    """The linear-learner and scikit-learn image URIs that are right for ``stack``'s region.
+    """The algorithm's and the scikit-learn image URIs (of one scope) that are right for ``stack``'s region.
 
     Concrete region: literal URIs, or ``ValueError`` naming the region and the supported ones.
     Unresolved region: ``Fn::FindInMap`` tokens into one ``CfnMapping`` per stack and scope
-    (``SageMakerInferenceImages`` / ``SageMakerTrainingImages``: region -> ``LinearLearner``,
+    (``SageMakerInferenceImages`` / ``SageMakerTrainingImages``: region -> ``AlgorithmImage``,
     ``SklearnImage``). Calling again for the same stack and scope reuses that mapping; asking for a
     different version there is refused, because one template cannot map two.
     """
-    check_selection(sklearn_framework_version, linear_learner_tag, sklearn_scope)
+    check_selection(sklearn_framework_version, algorithm, sklearn_scope)
     if not Token.is_unresolved(stack.region):
-        return literal_uris(stack.region, sklearn_framework_version, linear_learner_tag, sklearn_scope)
+        return literal_uris(stack.region, sklearn_framework_version, algorithm, sklearn_scope)
 
     rows = {
         name: {
-            LINEAR_LEARNER_KEY: literal.linear_learner,
+            ALGORITHM_KEY: literal.algorithm,
             SKLEARN_KEY: literal.sklearn,
         }
         for name in supported_regions(
             sklearn_framework_version=sklearn_framework_version,
-            linear_learner_tag=linear_learner_tag,
+            algorithm=algorithm,
             sklearn_scope=sklearn_scope,
         )
-        for literal in [literal_uris(name, sklearn_framework_version, linear_learner_tag, sklearn_scope)]
+        for literal in [literal_uris(name, sklearn_framework_version, algorithm, sklearn_scope)]
     }
     mapping_id = _mapping_id(sklearn_scope)
     existing = stack.node.try_find_child(mapping_id)
@@ -81,13 +82,13 @@ def image_uris(
         if not same:
             raise ValueError(
                 f"stack {stack.stack_name!r} already maps other {sklearn_scope} images; one stack can use "
-                "one scikit-learn version and one linear-learner tag"
+                "one scikit-learn version and one algorithm image"
             )
     else:
         # lazy=True: renders only if a FindInMap with an unresolved key uses it (ours always does),
         # and lets the check above read a stored row back.
         mapping = CfnMapping(stack, mapping_id, mapping=rows, lazy=True)
     return ImageUris(
-        linear_learner=mapping.find_in_map(Aws.REGION, LINEAR_LEARNER_KEY),
+        algorithm=mapping.find_in_map(Aws.REGION, ALGORITHM_KEY),
         sklearn=mapping.find_in_map(Aws.REGION, SKLEARN_KEY),
     )

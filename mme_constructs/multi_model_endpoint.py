@@ -1,7 +1,8 @@
-"""The multi-model inference-pipeline endpoint: preprocessor container -> linear learner (MultiModel).
+"""The multi-model inference-pipeline endpoint: preprocessor container -> the algorithm (MultiModel).
 
 One SageMaker Model with two containers run serially: the scikit-learn serving container turns the
-raw 8-field CSV row into the 10 features, and linear learner in ``MultiModel`` mode loads the
+raw 8-field CSV row into the 10 features (as ``text/csv``), and the built-in algorithm of
+``training.algorithm`` (``mme_constructs.algorithms``) in ``MultiModel`` mode loads the
 requested ``TargetModel`` from the multi-model prefix on demand. An EndpointConfig (ML storage
 volume encrypted with the project key) and an Endpoint serve it; Application Auto Scaling tracks
 ``SageMakerVariantInvocationsPerInstance``.
@@ -41,7 +42,6 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_constructs.access import ScopedPolicy
-from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.handler_function import HandlerFunction
 from mme_constructs.images import image_uris
 from mme_constructs.observability import RollbackAlarms
@@ -193,7 +193,7 @@ class MultiModelEndpoint(Construct):
         images = image_uris(
             stack,
             sklearn_framework_version=training.sklearn_framework_version,
-            linear_learner_tag=training.linear_learner_image_tag,
+            algorithm=training.algorithm_image,
             sklearn_scope="inference",
         )
         source = PreprocessorSource(self, "PreprocessorSource")
@@ -242,7 +242,7 @@ class MultiModelEndpoint(Construct):
         if not endpoint.network_isolation:
             permissions.allow(access.S3_READ, [source.bucket.arn_for_objects(source.s3_object_key)])
         permissions.allow_key(key, access.KMS_READ)
-        permissions.allow_image_pull([images.sklearn, images.linear_learner])
+        permissions.allow_image_pull([images.sklearn, images.algorithm])
         permissions.allow(
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [
@@ -289,7 +289,7 @@ class MultiModelEndpoint(Construct):
                     },
                 ),
                 PipelineContainer(
-                    image=ALGORITHMS[training.algorithm].image(images),
+                    image=images.algorithm,
                     model_data_url=self.model_prefix_uri,
                     mode="MultiModel",
                     model_cache_enabled=endpoint.model_cache_enabled,

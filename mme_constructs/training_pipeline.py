@@ -18,7 +18,7 @@ Flow (generations: :mod:`mme_shared.generation`)::
       -> TransformSplits (one batch transform per split over all of the run's locations, .sync)
       -> TrainLocations (Distributed Map over the plan, MaxConcurrency = parallel_training_jobs):
            CheckTransform (Lambda: the location's transform output exists and holds no rejected rows)
-           -> TrainModel (linear learner, .sync, tagged with location and generation)
+           -> TrainModel (the algorithm, .sync, tagged with location and generation)
            -> PromoteModel (Lambda: models/<gen>/..., model-pointers/<gen>/<location>.json)
            any failure -> a FAILED record for that location only (per-item Catch)
          results -> pipeline-runs/<run>/results/ (ResultWriter)
@@ -52,16 +52,24 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_constructs.access import ScopedPolicy
-from mme_constructs.algorithms import ALGORITHMS
+from mme_constructs.algorithms import PreprocessorOutput
 from mme_constructs.handler_function import HandlerFunction, log_retention
 from mme_constructs.images import image_uris
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
 from mme_shared import s3_layout
-from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP, TRANSFORM_STEPS
-from project_config.model import DataConfig, TrainingConfig
+from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP_ENV, TRANSFORM_STEPS
+from mme_shared.transform_output import (
+    LABELLED_TRANSFORM_MODE,
+    PREPROCESSOR_MODE_ENV,
+    UNLABELLED_TRANSFORM_MODE,
+)
+from project_config.model import PREPROCESSED_FEATURE_COUNT, DataConfig, TrainingConfig
 
-PREPROCESSOR_MODE_ENV: Final = "MME_PREPROCESSOR_MODE"
-LABELLED_TRANSFORM_MODE: Final = "labelled-transform"
+TRANSFORM_MODES: Final[dict[PreprocessorOutput, str]] = {
+    "label-first": LABELLED_TRANSFORM_MODE,
+    "features-only": UNLABELLED_TRANSFORM_MODE,
+}
+"""The preprocessor mode of the training transforms, by what the algorithm trains on."""
 LOCATION_TAG: Final = "mme:location"
 GENERATION_TAG: Final = "mme:preprocessor-generation"
 """Per-location training jobs carry their generation; the promotion Lambda files the model under it."""
@@ -160,14 +168,14 @@ class TrainingPipeline(Construct):
         self._bucket = bucket
         self._key = key
         self._training = training
-        self.algorithm = ALGORITHMS[training.algorithm]
+        self.algorithm = training.algorithm_spec
 
         self.preprocessor_source = PreprocessorSource(self, "PreprocessorSource")
         images = {
             scope_name: image_uris(
                 stack,
                 sklearn_framework_version=training.sklearn_framework_version,
-                linear_learner_tag=training.linear_learner_image_tag,
+                algorithm=training.algorithm_image,
                 sklearn_scope=scope_name,
             )
             for scope_name in ("training", "inference")
@@ -178,7 +186,7 @@ class TrainingPipeline(Construct):
             assumed_by=access.service_principal("sagemaker.amazonaws.com"),
             description="SageMaker execution role of the training pipeline's jobs and models",
         )
-        algorithm_image = self.algorithm.image(images["training"])
+        algorithm_image = images["training"].algorithm
         self._job_permissions(
             images=[images["training"].sklearn, images["inference"].sklearn, algorithm_image]
         )
@@ -311,7 +319,11 @@ class TrainingPipeline(Construct):
             "PlanRunFunction",
             handler_name="plan_run",
             description="Validates a training run's locations and writes its per-location plan",
-            environment={**common_env, "MAX_LOCATIONS": str(MAX_LOCATIONS)},
+            environment={
+                **common_env,
+                "MAX_LOCATIONS": str(MAX_LOCATIONS),
+                TRAINING_STEP_ENV: self.algorithm.job_step,
+            },
             key=key,
             log_retention_days=retention,
             timeout=Duration.minutes(2),
@@ -381,8 +393,9 @@ class TrainingPipeline(Construct):
         promote = self.promote_artifact.permissions
         promote.allow(
             ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
-            [self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)],
-            why_wildcard="Training job names are made per run and location (pp-<run>, ll-<location>-<run>).",
+            self._training_job_arns(),
+            why_wildcard="Training job names are made per run and location "
+            f"(pp-<run>, {self.algorithm.job_step}-<location>-<run>).",
         )
         promote.allow_objects(
             bucket,
@@ -468,6 +481,13 @@ class TrainingPipeline(Construct):
         self.summarize_run.permissions.allow(["s3:ListBucket"], [bucket.bucket_arn])
         self.summarize_run.permissions.allow_key(key)
 
+    def _training_job_arns(self) -> list[str]:
+        """The run's training jobs: the preprocessor fit (``pp-*``) and the algorithm's (``<step>-*``)."""
+        return [
+            self._sagemaker_arn("training-job", f"{step}-*")
+            for step in (PREPROCESSOR_STEP, self.algorithm.job_step)
+        ]
+
     def _sagemaker_arn(self, resource: str, name_pattern: str) -> str:
         return Stack.of(self).format_arn(service="sagemaker", resource=resource, resource_name=name_pattern)
 
@@ -495,13 +515,12 @@ class TrainingPipeline(Construct):
         # "IAM policies for Amazon SageMaker AI" (what Step Functions generates for these tasks,
         # https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html): create/describe/stop
         # on the job, sagemaker:ListTags on "*", PassRole to SageMaker, the .sync EventBridge rules.
-        training_jobs = [
-            self._sagemaker_arn("training-job", f"{step}-*") for step in (PREPROCESSOR_STEP, TRAINING_STEP)
-        ]
+        training_jobs = self._training_job_arns()
         permissions.allow(
             ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
             training_jobs,
-            why_wildcard="Job names are made per run and location (pp-<run>, ll-<location>-<run>).",
+            why_wildcard="Job names are made per run and location "
+            f"(pp-<run>, {self.algorithm.job_step}-<location>-<run>).",
         )
         # The warm pool's keep-alive is bounded by the condition key AWS provides for it
         # ("Use SageMaker AI managed warm pools", IAM condition key sagemaker:KeepAlivePeriod): a job
@@ -702,7 +721,7 @@ class TrainingPipeline(Construct):
                 "sagemaker_submit_directory": self.preprocessor_source.s3_object_url,
                 "sagemaker_region": Aws.REGION,
                 "sagemaker_container_log_level": "20",
-                "feature_dim": str(self._training.hyperparameters.feature_dim),
+                "feature_dim": str(PREPROCESSED_FEATURE_COUNT),
             },
             input_data_config=[self._channel("train", "$.plan.raw_train_prefix_uri", "text/csv")],
             output_data_config=tasks.OutputDataConfig(
@@ -848,7 +867,6 @@ class TrainingPipeline(Construct):
             ),
             result_path=sfn.JsonPath.DISCARD,
         )
-        hyperparameters = self._training.hyperparameters
         train_model = _WarmPoolTrainingJob(
             self,
             "TrainModel",
@@ -860,12 +878,12 @@ class TrainingPipeline(Construct):
                 training_image=tasks.DockerImage.from_registry(algorithm_image),
                 training_input_mode=tasks.InputMode.FILE,
             ),
-            hyperparameters={name: str(value) for name, value in hyperparameters.model_dump().items()},
+            hyperparameters=self._training.training_hyperparameters,
             input_data_config=[
-                self._channel("train", "$.item.preprocessed_train_uri", self.algorithm.content_type),
                 self._channel(
-                    "validation", "$.item.preprocessed_validation_uri", self.algorithm.content_type
-                ),
+                    channel.name, f"$.item.preprocessed_{channel.split}_uri", self.algorithm.content_type
+                )
+                for channel in self.algorithm.channels
             ],
             output_data_config=tasks.OutputDataConfig(
                 s3_output_location=tasks.S3Location.from_json_expression("$.item.training_output_uri"),
@@ -924,7 +942,7 @@ class TrainingPipeline(Construct):
             transform_job_name=sfn.JsonPath.string_at(f"$.plan.transform_{split}_job_name"),
             model_name=sfn.JsonPath.string_at("$.plan.preprocessor_model_name"),
             role=self.job_role.without_policy_updates(),
-            environment={PREPROCESSOR_MODE_ENV: LABELLED_TRANSFORM_MODE},
+            environment={PREPROCESSOR_MODE_ENV: TRANSFORM_MODES[self.algorithm.preprocessor_output]},
             transform_input=tasks.TransformInput(
                 transform_data_source=tasks.TransformDataSource(
                     s3_data_source=tasks.TransformS3DataSource(

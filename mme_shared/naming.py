@@ -77,10 +77,13 @@ RUN_ID_RULE = (
 )
 SAGEMAKER_NAME_MAX_LENGTH = 63
 PREPROCESSOR_STEP = "pp"
-TRAINING_STEP = "ll"
 TRANSFORM_STEP_BY_SPLIT = {"train": "tt", "validation": "tv"}
 TRANSFORM_STEPS = tuple(TRANSFORM_STEP_BY_SPLIT.values())
-"""Job-name prefixes per step; IAM policies grant on ``<step>-*``."""
+"""Job-name prefixes per step; IAM policies grant on ``<step>-*``. A location's training job starts
+with its algorithm's step (``ll`` for linear learner, see ``mme_constructs.algorithms``)."""
+TRAINING_STEP_RE = re.compile(r"[a-z]{2}")
+TRAINING_STEP_ENV = "TRAINING_JOB_STEP"
+"""The Lambda environment variable holding the deployment's training-job step."""
 
 
 def validate_run_id(run_id: object) -> str:
@@ -106,9 +109,24 @@ def preprocessor_job_name(run_id: str) -> str:
     return _job_name(PREPROCESSOR_STEP, run_id)
 
 
-def training_job_name(location: str, run_id: str) -> str:
-    """A location's model training job: ``ll-<location>-<run>`` (unique per run and location)."""
-    return _job_name(TRAINING_STEP, run_id, location)
+def validate_training_step(step: object) -> str:
+    """Return ``step`` if it is a training-job step (two lower-case letters, not another step's)."""
+    if (
+        not isinstance(step, str)
+        or TRAINING_STEP_RE.fullmatch(step) is None
+        or step in (PREPROCESSOR_STEP, *TRANSFORM_STEPS)
+    ):
+        raise ValueError(
+            f"training-job step {step!r} is not allowed: use two lower-case letters other than "
+            f"{', '.join((PREPROCESSOR_STEP, *TRANSFORM_STEPS))}"
+        )
+    return step
+
+
+def training_job_name(location: str, run_id: str, step: str) -> str:
+    """A location's model training job: ``<step>-<location>-<run>``, e.g. ``ll-NewYork-NY-run-7``
+    (unique per run and location; the step is the algorithm's)."""
+    return _job_name(validate_training_step(step), run_id, location)
 
 
 def transform_job_name(split: str, run_id: str) -> str:

@@ -8,12 +8,23 @@ a typo fails synth instead of being silently ignored.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from mme_constructs import image_table
+from mme_constructs import algorithms, image_table
+from mme_constructs.algorithms import HyperparameterValue
+from mme_shared.housing_data import split_sizes
 from mme_shared.naming import (
     TENANT_NAME_RE,
     TENANT_NAME_RULE,
@@ -44,7 +55,7 @@ PositiveInt = Annotated[int, Field(ge=1)]
 MULTI_MODEL_CPU_FAMILIES = (
     "c4", "c5", "c5d", "c6i", "c7i", "m4", "m5", "m5d", "m6i", "m7i", "r5", "r5d", "r6i", "r7i", "t2",
 )  # fmt: skip
-"""CPU instance families that can host the scikit-learn and linear-learner CPU images of a
+"""CPU instance families that can host the scikit-learn and the built-in algorithms' CPU images of a
 multi-model inference pipeline (GPU, Inferentia and Trainium families need other images), among
 those SageMaker endpoints offer. The ``d`` families among them are still refused, for their local
 NVMe storage (see ``instance_types``)."""
@@ -108,39 +119,18 @@ class DataConfig(_Section):
         return self
 
 
-class LinearLearnerHyperparameters(_Section):
-    """Hyperparameters of the built-in linear learner, one job per location."""
-
-    predictor_type: Literal["regressor"]
-    feature_dim: int
-    mini_batch_size: Annotated[int, Field(ge=1, le=100_000)]
-    epochs: Annotated[int, Field(ge=1, le=1000)]
-    num_models: Annotated[int, Field(ge=1, le=32)]
-    loss: Literal["auto", "squared_loss", "absolute_loss", "eps_insensitive_squared_loss",
-                  "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss"]  # fmt: skip
-
-    @field_validator("feature_dim")
-    @classmethod
-    def _matches_preprocessor(cls, value: int) -> int:
-        if value != PREPROCESSED_FEATURE_COUNT:
-            raise ValueError(
-                f"must be {PREPROCESSED_FEATURE_COUNT}, the number of columns the preprocessor "
-                f"emits (6 numeric + 2 one-hot pairs), got {value}"
-            )
-        return value
-
-
 class TrainingConfig(_Section):
     """The Step Functions training pipeline."""
 
     parallel_training_jobs: Annotated[int, Field(ge=1, le=100)]
-    algorithm: Literal["linear-learner"]
-    """The per-location built-in algorithm (see mme_constructs/algorithms.py)."""
+    algorithm: str
+    """The per-location built-in algorithm: a key of ``mme_constructs.algorithms.ALGORITHMS``."""
     preprocessor_instance_type: str
     transform_instance_type: str
     training_instance_type: str
     sklearn_framework_version: str
-    linear_learner_image_tag: str
+    algorithm_image_tag: str | None
+    """The algorithm image's tag in the SageMaker region tables; null: the algorithm's default."""
     max_job_runtime_minutes: Annotated[int, Field(ge=5, le=7 * 24 * 60)]
     warm_pool_keep_alive_seconds: Annotated[int, Field(ge=0, le=3600)]
     """KeepAlivePeriodInSeconds of the per-location training jobs (0: no warm pool; SageMaker allows
@@ -149,7 +139,9 @@ class TrainingConfig(_Section):
     simply start cold; a retained instance is billed until it is reused or the period ends."""
     execution_timeout_minutes: Annotated[int, Field(ge=10, le=7 * 24 * 60)]
     log_retention_days: int
-    hyperparameters: LinearLearnerHyperparameters
+    hyperparameters: dict[str, HyperparameterValue | None]
+    """Settings of the selected algorithm over its defaults (``mme_constructs.algorithms``); the
+    pipeline sets ``feature_dim`` and ``predictor_type`` itself."""
 
     @field_validator("preprocessor_instance_type", "transform_instance_type", "training_instance_type")
     @classmethod
@@ -175,15 +167,10 @@ class TrainingConfig(_Section):
             )
         return value
 
-    @field_validator("linear_learner_image_tag")
+    @field_validator("algorithm")
     @classmethod
-    def _image_tag_available(cls, value: str) -> str:
-        available = image_table.available_linear_learner_tags()
-        if value not in available:
-            raise ValueError(
-                f"{value!r} is not a linear-learner image tag in the SageMaker region tables; "
-                f"available: {', '.join(available)}"
-            )
+    def _known_algorithm(cls, value: str) -> str:
+        algorithms.algorithm_named(value)
         return value
 
     @field_validator("log_retention_days")
@@ -193,6 +180,63 @@ class TrainingConfig(_Section):
             allowed = ", ".join(map(str, CLOUDWATCH_LOG_RETENTION_DAYS))
             raise ValueError(f"must be one of CloudWatch's retention periods ({allowed}), got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _image_tag_available(self) -> TrainingConfig:
+        family = self.algorithm_spec.image_family
+        available = image_table.available_algorithm_tags(family)
+        if self.algorithm_image.tag not in available:
+            raise ValueError(
+                f"algorithm_image_tag {self.algorithm_image.tag!r} is not a {family} image tag with "
+                f"training and inference images in the SageMaker region tables; available: {', '.join(available)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hyperparameters_valid(self) -> TrainingConfig:
+        algorithm = self.algorithm_spec
+        try:
+            algorithm.hyperparameters.model_validate(self.hyperparameters)
+        except ValidationError as error:
+            first = error.errors()[0]
+            name = ".".join(str(part) for part in first["loc"])
+            settable = ", ".join(algorithm.hyperparameters.model_fields)
+            if first["type"] == "extra_forbidden":
+                fixed = algorithm.fixed_hyperparameters(PREPROCESSED_FEATURE_COUNT)
+                why = (
+                    f"is set by the pipeline ({name}={fixed[name]})"
+                    if name in fixed
+                    else f"is not a hyperparameter of {algorithm.title} this project sets"
+                )
+                raise ValueError(f"hyperparameters.{name} {why}; settable: {settable}") from None
+            shown = json.dumps(first.get("input"), default=str)
+            raise ValueError(
+                f"hyperparameters.{name} of {algorithm.title}: {first['msg'][0].lower()}{first['msg'][1:]}, "
+                f"got {shown}"
+            ) from None
+        return self
+
+    @property
+    def algorithm_spec(self) -> algorithms.Algorithm:
+        """The selected :class:`~mme_constructs.algorithms.Algorithm`."""
+        return algorithms.ALGORITHMS[self.algorithm]
+
+    @property
+    def algorithm_image(self) -> image_table.AlgorithmImage:
+        algorithm = self.algorithm_spec
+        return image_table.AlgorithmImage(
+            family=algorithm.image_family, tag=self.algorithm_image_tag or algorithm.default_image_tag
+        )
+
+    @property
+    def hyperparameter_settings(self) -> algorithms.Hyperparameters:
+        """The validated settings, defaults filled in."""
+        return self.algorithm_spec.hyperparameters.model_validate(self.hyperparameters)
+
+    @property
+    def training_hyperparameters(self) -> dict[str, str]:
+        """CreateTrainingJob's HyperParameters of every location's job."""
+        return self.algorithm_spec.training_hyperparameters(self.hyperparameters, PREPROCESSED_FEATURE_COUNT)
 
     @model_validator(mode="after")
     def _timeout_covers_a_job(self) -> TrainingConfig:
@@ -453,6 +497,19 @@ class ProjectConfig(_Section):
     tenants: TenantsConfig
     alarms: AlarmsConfig
 
+    @model_validator(mode="after")
+    def _hyperparameters_fit_the_data(self) -> ProjectConfig:
+        data = self.data
+        train_rows = split_sizes(data.houses_per_location, data.validation_fraction, data.test_fraction)[0]
+        problem = self.training.hyperparameter_settings.train_rows_problem(train_rows)
+        if problem is not None:
+            raise ValueError(
+                f"training.hyperparameters of {self.training.algorithm_spec.title}: {problem} "
+                "(data.houses_per_location minus the validation and test fractions); lower it or "
+                "generate more houses"
+            )
+        return self
+
     @field_validator("stack_prefix")
     @classmethod
     def _stack_prefix(cls, value: str) -> str:
@@ -479,18 +536,11 @@ class ProjectConfig(_Section):
         training = info.data.get("training")
         if training is None:  # training failed validation; its own error is reported
             return value
-        version, tag = training.sklearn_framework_version, training.linear_learner_image_tag
-        supported = sorted(
-            set(image_table.supported_regions(sklearn_framework_version=version, linear_learner_tag=tag))
-            & set(
-                image_table.supported_regions(
-                    sklearn_framework_version=version, linear_learner_tag=tag, sklearn_scope="training"
-                )
-            )
-        )
+        version, algorithm = training.sklearn_framework_version, training.algorithm_image
+        supported = image_table.regions_with_all_images(sklearn_framework_version=version, algorithm=algorithm)
         if value not in supported:
             raise ValueError(
-                f"{value!r} has no scikit-learn {version} and linear-learner {tag} images in the SageMaker "
+                f"{value!r} has no scikit-learn {version} and {algorithm} images in the SageMaker "
                 f"region tables; supported regions: {', '.join(supported)}"
             )
         return value

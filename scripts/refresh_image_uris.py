@@ -1,11 +1,12 @@
 """Regenerate ``mme_constructs/data/sagemaker_images.json`` from the SageMaker region tables.
 
-Why this exists: the built-in linear learner and the scikit-learn containers live in AWS-owned ECR
+Why this exists: the built-in algorithms and the scikit-learn containers live in AWS-owned ECR
 registries whose account differs by region (and whose host name differs by partition). AWS publishes
 the authoritative tables only inside the PyPI package ``sagemaker-core``
 (``sagemaker/core/image_uri_config/*.json``). That package drags in pandas, scipy and friends, so the
-app must not depend on it; instead this script, run by a maintainer, reads the two tables we need out
-of the wheel and writes a small committed data file that the CDK app loads at synth time.
+app must not depend on it; instead this script, run by a maintainer, reads the tables we need out of
+the wheel (scikit-learn's and one per algorithm of ``mme_constructs.algorithms.ALGORITHMS``, by its
+``image_family``) and writes a small committed data file that the CDK app loads at synth time.
 
 How the URIs are built mirrors ``sagemaker.core.image_uris.retrieve`` for CPU images:
 
@@ -14,7 +15,7 @@ How the URIs are built mirrors ``sagemaker.core.image_uris.retrieve`` for CPU im
   asks botocore for, which is how ``cn-*`` regions get ``amazonaws.com.cn`` and the ISO regions
   their own domains)
 * tag       = ``<tag_prefix or version>-<processor>-<py_version>[-<container_version>]``, leaving out
-  the parts a table does not have (the linear learner's tag is just ``1``)
+  the parts a table does not have (the linear learner's tag is just ``1``, XGBoost's ``1.7-1``)
 * URI       = ``<account>.dkr.<host name>/<repository>:<tag>``
 
 Usage (from the repository root, with the dev requirements installed)::
@@ -41,19 +42,24 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mme_constructs.algorithms import ALGORITHMS  # noqa: E402 (the repository root is not on sys.path)
+
 SAGEMAKER_CORE_VERSION = "2.27.0"
 """The sagemaker-core release the committed data file is generated from (bump deliberately)."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "mme_constructs" / "data" / "sagemaker_images.json"
 CONFIG_PREFIX = "sagemaker/core/image_uri_config/"
-LINEAR_LEARNER_FILE = "linear-learner.json"
 SKLEARN_FILE = "sklearn.json"
-SOURCE_FILES = (LINEAR_LEARNER_FILE, SKLEARN_FILE)
+ALGORITHM_FAMILIES = tuple(sorted({algorithm.image_family for algorithm in ALGORITHMS.values()}))
+"""The image tables of the algorithms this project trains (``<family>.json`` in sagemaker-core)."""
+SOURCE_FILES = (SKLEARN_FILE, *(f"{family}.json" for family in ALGORITHM_FAMILIES))
 
-# The graviton scope is left out on purpose: its images are arm64-only and our endpoint and
-# processing instances are x86 CPU instances.
+# The graviton scopes are left out on purpose: their images are arm64-only and our endpoint and
+# job instances are x86 CPU instances.
 SKLEARN_SCOPES = ("inference", "training")
+IMAGE_SCOPES = SKLEARN_SCOPES
 # Every instance type this project allows is a CPU instance, and both containers are CPU builds.
 PROCESSOR = "cpu"
 
@@ -137,6 +143,21 @@ def _botocore_ecr_endpoint() -> tuple[HostnameResolver, str]:
     return resolve, str(botocore.__version__)
 
 
+def _scoped_versions(family: str, table: JsonObject) -> dict[str, JsonObject]:
+    """``{scope: versions}`` of one algorithm's table, for the scopes this project uses.
+
+    Two shapes exist: one ``versions`` object valid for the scopes listed in ``scope`` (linear
+    learner, k-NN, Random Cut Forest), or one object per scope (XGBoost's framework images).
+    """
+    if "versions" in table:
+        listed = table.get("scope", list(IMAGE_SCOPES))
+        return {scope: table["versions"] for scope in IMAGE_SCOPES if scope in listed}
+    scoped = {scope: table[scope]["versions"] for scope in IMAGE_SCOPES if scope in table}
+    if not scoped:
+        raise TableError(f"{family}.json has neither 'versions' nor any of the scopes {IMAGE_SCOPES}")
+    return scoped
+
+
 def build_table(
     sources: Mapping[str, bytes],
     *,
@@ -144,12 +165,11 @@ def build_table(
     resolve_ecr: HostnameResolver,
     botocore_version: str,
 ) -> JsonObject:
-    """Turn the raw ``linear-learner.json`` and ``sklearn.json`` into the committed data file.
+    """Turn the raw ``sklearn.json`` and the algorithms' tables into the committed data file.
 
-    Regions come from the union of both tables; a region missing from one table simply has no
+    Regions come from the union of all tables; a region missing from one table simply has no
     entry for that image, which is what lets the app refuse it with a clear message.
     """
-    linear_learner: JsonObject = json.loads(sources[LINEAR_LEARNER_FILE])
     sklearn: JsonObject = json.loads(sources[SKLEARN_FILE])
     regions: dict[str, JsonObject] = {}
 
@@ -160,7 +180,7 @@ def build_table(
                 "ecr_hostname": endpoint["hostname"],
                 "dns_suffix": endpoint["dnsSuffix"],
                 "partition": endpoint["partition"],
-                "linear_learner": {},
+                "algorithms": {family: {scope: {} for scope in IMAGE_SCOPES} for family in ALGORITHM_FAMILIES},
                 "sklearn": {scope: {} for scope in SKLEARN_SCOPES},
             }
         return regions[region]
@@ -168,9 +188,11 @@ def build_table(
     def uri(region: str, account: str, repository_and_tag: str) -> str:
         return f"{account}.dkr.{region_entry(region)['ecr_hostname']}/{repository_and_tag}"
 
-    for version, version_config in linear_learner["versions"].items():
-        for region, (account, image) in _version_images(version, version_config, "linear-learner").items():
-            region_entry(region)["linear_learner"][version] = uri(region, account, image)
+    for family in ALGORITHM_FAMILIES:
+        for scope, versions in _scoped_versions(family, json.loads(sources[f"{family}.json"])).items():
+            for version, version_config in versions.items():
+                for region, (account, image) in _version_images(version, version_config, family).items():
+                    region_entry(region)["algorithms"][family][scope][version] = uri(region, account, image)
 
     for scope in SKLEARN_SCOPES:
         for version, version_config in sklearn[scope]["versions"].items():

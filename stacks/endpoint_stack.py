@@ -61,5 +61,10 @@ class EndpointStack(Stack):
                 self.endpoint.variant_name,
                 "Production variant (CloudWatch dimension VariantName)",
             ),
+            (
+                "Algorithm",
+                training.algorithm,
+                "The built-in algorithm of the MultiModel container (how mme reads its answers)",
+            ),
         ):
             CfnOutput(self, name, value=value, description=description)

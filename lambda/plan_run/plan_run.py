@@ -140,6 +140,8 @@ class PlanSettings:
 
     bucket: str
     max_locations: int
+    training_step: str
+    """The deployment's algorithm's training-job step (``ll``: ``ll-<location>-<run>``)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,7 +218,8 @@ def _manifest_key(key: object) -> str:
 
 
 def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
-    """Read BUCKET_NAME and MAX_LOCATIONS; raise InvalidEnvironment naming the variable if wrong."""
+    """Read BUCKET_NAME, MAX_LOCATIONS and TRAINING_JOB_STEP; raise InvalidEnvironment naming the
+    variable if wrong."""
     try:
         bucket = environment_bucket(environ)
     except ValueError as error:
@@ -226,7 +229,12 @@ def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
         raise InvalidEnvironment(
             f"Environment variable MAX_LOCATIONS {text!r} must be a whole number of at least 1."
         )
-    return PlanSettings(bucket=bucket, max_locations=int(text))
+    step = environ.get(naming.TRAINING_STEP_ENV, "")
+    try:
+        naming.validate_training_step(step)
+    except ValueError as error:
+        raise InvalidEnvironment(f"Environment variable {naming.TRAINING_STEP_ENV}: {error}.") from None
+    return PlanSettings(bucket=bucket, max_locations=int(text), training_step=step)
 
 
 def location_list_problem(
@@ -320,7 +328,7 @@ def generation_locations(s3: S3Client, bucket: str, generation_id: str) -> list[
 
 
 def plan_items(
-    bucket: str, run_id: str, generation_id: str, locations: Sequence[str]
+    bucket: str, run_id: str, generation_id: str, locations: Sequence[str], *, training_step: str
 ) -> list[dict[str, str]]:
     """One work item per location, in the given order (the names must be valid already)."""
 
@@ -333,7 +341,7 @@ def plan_items(
             "run_id": run_id,
             "location": location,
             "generation": generation_id,
-            "training_job_name": naming.training_job_name(location, run_id),
+            "training_job_name": naming.training_job_name(location, run_id, training_step),
             # The run's one batch transform per split writes <location>.csv.out for <location>.csv;
             # the training channel is exactly that object (an S3Prefix no other location's key has).
             "preprocessed_train_uri": uri(s3_layout.preprocessed_output_key(run_id, location, "train")),
@@ -392,7 +400,9 @@ def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> di
 
     run_id = request.run_id
     plan_key = s3_layout.run_plan_key(run_id)
-    body = encode_plan(plan_items(settings.bucket, run_id, choice.generation, locations))
+    body = encode_plan(
+        plan_items(settings.bucket, run_id, choice.generation, locations, training_step=settings.training_step)
+    )
     _write_plan_once(s3, settings.bucket, plan_key, body, run_id=run_id)
     preprocessor = naming.preprocessor_job_name(run_id)
     return {
