@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,7 +65,8 @@ class LinearLearnerHyperparameters(Hyperparameters):
     epochs: Annotated[int, Field(ge=1, le=1000)] = 10
     num_models: Annotated[int, Field(ge=1, le=32)] = 32
     loss: Literal["auto", "squared_loss", "absolute_loss", "eps_insensitive_squared_loss",
-                  "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss"] = "absolute_loss"  # fmt: skip
+                  "eps_insensitive_absolute_loss", "quantile_loss",
+                  "huber_loss"] = "absolute_loss"  # fmt: skip
 
 
 class XGBoostHyperparameters(Hyperparameters):
@@ -107,7 +108,7 @@ class RandomCutForestHyperparameters(Hyperparameters):
     num_samples_per_tree: Annotated[int, Field(ge=1, le=2048)] = 256
 
 
-class ResponseUnreadable(ValueError):
+class ResponseUnreadable(ValueError):  # noqa: N818 (says what happened, like the CLI's errors)
     """A response body is not in the algorithm's format; ``str()`` says what was expected."""
 
 
@@ -151,6 +152,9 @@ class Channel:
 
     name: str
     split: Split
+    sharded: bool = False
+    """S3DataDistributionType ShardedByS3Key instead of FullyReplicated (the same bytes on one
+    instance; Random Cut Forest accepts only ShardedByS3Key on its train channel)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,8 @@ class Algorithm:
     prediction: Literal["price", "anomaly score"]
     artifact_member: str
     """The one file the algorithm's ``model.tar.gz`` holds."""
+    unserved_image_tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags in the region tables that cannot serve from a multi-model endpoint, with the reason."""
 
     def training_hyperparameters(self, overrides: Mapping[str, object], feature_count: int) -> dict[str, str]:
         """What CreateTrainingJob gets: the validated settings (defaults filled in) plus the fixed ones."""
@@ -238,6 +244,9 @@ ALGORITHMS: Final[Mapping[str, Algorithm]] = {
             # XGBoost reads the first column as the label; it refuses a label_size other than 1.
             content_type="text/csv",
             preprocessor_output="label-first",
+            # In MultiModel mode the container answers Accept text/csv (exactly) with one line of
+            # comma-separated numbers, and application/json with a bare array (not the
+            # {"predictions": ...} of its single-model mode).
             response=ResponseFormat(
                 accept="text/csv",
                 shape="one number per row, separated by commas or line breaks",
@@ -245,6 +254,10 @@ ALGORITHMS: Final[Mapping[str, Algorithm]] = {
             ),
             prediction="price",
             artifact_member="xgboost-model",
+            unserved_image_tags={
+                "1": "it is the legacy XGBoost 0.72 image, which has no multi-model server",
+                "0.90-1": "multi-model serving arrived in the container with 0.90-2",
+            },
         ),
         Algorithm(
             name="knn",
@@ -274,8 +287,9 @@ ALGORITHMS: Final[Mapping[str, Algorithm]] = {
             job_step="rc",
             hyperparameters=RandomCutForestHyperparameters,
             fixed_hyperparameters=_features,
-            # Its optional test channel wants anomaly labels, which house prices are not.
-            channels=(Channel("train", "train"),),
+            # Its optional test channel wants anomaly labels, which house prices are not; its train
+            # channel must be ShardedByS3Key.
+            channels=(Channel("train", "train", sharded=True),),
             content_type="text/csv;label_size=0",
             preprocessor_output="features-only",
             response=ResponseFormat(

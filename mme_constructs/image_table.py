@@ -120,7 +120,9 @@ def available_sklearn_versions(scopes: Iterable[SklearnScope] = SKLEARN_SCOPES) 
     return tuple(sorted(versions, key=_version_key))
 
 
-def _has_images(region: _RegionImages, sklearn_version: str, algorithm: AlgorithmImage, scope: SklearnScope) -> bool:
+def _has_images(
+    region: _RegionImages, sklearn_version: str, algorithm: AlgorithmImage, scope: SklearnScope
+) -> bool:
     return region.algorithm(algorithm, scope) is not None and sklearn_version in region.sklearn[scope]
 
 
@@ -168,8 +170,10 @@ def algorithm_regions(algorithm: AlgorithmImage) -> tuple[str, ...]:
     )
 
 
-def newest_sklearn_version(scopes: Iterable[SklearnScope] = SKLEARN_SCOPES, *, algorithm: AlgorithmImage) -> str:
-    """The newest scikit-learn version whose images (every given scope) exist in every region of ``algorithm``.
+def newest_sklearn_version(
+    scopes: Iterable[SklearnScope] = SKLEARN_SCOPES, *, algorithm: AlgorithmImage
+) -> str:
+    """The newest scikit-learn version with images (every given scope) in every region of ``algorithm``.
 
     A default that is missing somewhere would make an environment-agnostic template undeployable
     there, so "newest" is taken over versions that are available wherever the algorithm is.

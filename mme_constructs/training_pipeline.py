@@ -881,7 +881,10 @@ class TrainingPipeline(Construct):
             hyperparameters=self._training.training_hyperparameters,
             input_data_config=[
                 self._channel(
-                    channel.name, f"$.item.preprocessed_{channel.split}_uri", self.algorithm.content_type
+                    channel.name,
+                    f"$.item.preprocessed_{channel.split}_uri",
+                    self.algorithm.content_type,
+                    sharded=channel.sharded,
                 )
                 for channel in self.algorithm.channels
             ],
@@ -971,7 +974,14 @@ class TrainingPipeline(Construct):
         _retry_sagemaker(transform)
         return transform
 
-    def _channel(self, name: str, uri_path: str, content_type: str) -> tasks.Channel:
+    def _channel(
+        self, name: str, uri_path: str, content_type: str, *, sharded: bool = False
+    ) -> tasks.Channel:
+        distribution = (
+            tasks.S3DataDistributionType.SHARDED_BY_S3_KEY
+            if sharded
+            else tasks.S3DataDistributionType.FULLY_REPLICATED
+        )
         return tasks.Channel(
             channel_name=name,
             content_type=content_type,
@@ -979,7 +989,7 @@ class TrainingPipeline(Construct):
                 s3_data_source=tasks.S3DataSource(
                     s3_location=tasks.S3Location.from_json_expression(uri_path),
                     s3_data_type=tasks.S3DataType.S3_PREFIX,
-                    s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED,
+                    s3_data_distribution_type=distribution,
                 )
             ),
         )

@@ -129,8 +129,9 @@ class TrainingConfig(_Section):
     transform_instance_type: str
     training_instance_type: str
     sklearn_framework_version: str
-    algorithm_image_tag: str | None
-    """The algorithm image's tag in the SageMaker region tables; null: the algorithm's default."""
+    algorithm_image_tag: str | None = None
+    """The algorithm image's tag in the SageMaker region tables; null: the algorithm's default (a
+    default here as for ``account``: the CDK CLI drops null context values)."""
     max_job_runtime_minutes: Annotated[int, Field(ge=5, le=7 * 24 * 60)]
     warm_pool_keep_alive_seconds: Annotated[int, Field(ge=0, le=3600)]
     """KeepAlivePeriodInSeconds of the per-location training jobs (0: no warm pool; SageMaker allows
@@ -188,7 +189,14 @@ class TrainingConfig(_Section):
         if self.algorithm_image.tag not in available:
             raise ValueError(
                 f"algorithm_image_tag {self.algorithm_image.tag!r} is not a {family} image tag with "
-                f"training and inference images in the SageMaker region tables; available: {', '.join(available)}"
+                "training and inference images in the SageMaker region tables; available: "
+                f"{', '.join(available)}"
+            )
+        unserved = self.algorithm_spec.unserved_image_tags.get(self.algorithm_image.tag)
+        if unserved is not None:
+            raise ValueError(
+                f"algorithm_image_tag {self.algorithm_image.tag!r} cannot serve {self.algorithm_spec.title} "
+                f"from a multi-model endpoint: {unserved}"
             )
         return self
 
@@ -537,7 +545,9 @@ class ProjectConfig(_Section):
         if training is None:  # training failed validation; its own error is reported
             return value
         version, algorithm = training.sklearn_framework_version, training.algorithm_image
-        supported = image_table.regions_with_all_images(sklearn_framework_version=version, algorithm=algorithm)
+        supported = image_table.regions_with_all_images(
+            sklearn_framework_version=version, algorithm=algorithm
+        )
         if value not in supported:
             raise ValueError(
                 f"{value!r} has no scikit-learn {version} and {algorithm} images in the SageMaker "

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mme_constructs.algorithms import ALGORITHMS  # noqa: E402 (the repository root is not on sys.path)
+from mme_constructs.algorithms import ALGORITHMS
 
 SAGEMAKER_CORE_VERSION = "2.27.0"
 """The sagemaker-core release the committed data file is generated from (bump deliberately)."""
@@ -180,7 +180,9 @@ def build_table(
                 "ecr_hostname": endpoint["hostname"],
                 "dns_suffix": endpoint["dnsSuffix"],
                 "partition": endpoint["partition"],
-                "algorithms": {family: {scope: {} for scope in IMAGE_SCOPES} for family in ALGORITHM_FAMILIES},
+                "algorithms": {
+                    family: {scope: {} for scope in IMAGE_SCOPES} for family in ALGORITHM_FAMILIES
+                },
                 "sklearn": {scope: {} for scope in SKLEARN_SCOPES},
             }
         return regions[region]

@@ -29,12 +29,14 @@ def test_defaults_reproduce_the_walkthrough() -> None:
     assert config.training.parallel_training_jobs == 4
     assert config.training.training_instance_type == "ml.c4.xlarge"
     assert config.training.sklearn_framework_version == "1.9-0"  # newest with images in every region
-    assert config.training.hyperparameters.model_dump() == {
+    assert config.training.algorithm == "linear-learner"
+    assert config.training.hyperparameters == {}
+    assert config.training.training_hyperparameters == {
         "predictor_type": "regressor",
-        "feature_dim": 10,
-        "mini_batch_size": 100,
-        "epochs": 10,
-        "num_models": 32,
+        "feature_dim": "10",
+        "mini_batch_size": "100",
+        "epochs": "10",
+        "num_models": "32",
         "loss": "absolute_loss",
     }
     assert config.endpoint.instance_type == "ml.m4.xlarge"
@@ -172,15 +174,100 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "config key 'data.locations': input should be a valid list, got \"NewYork_NY\"",
     ),
     (
-        "feature_dim that the preprocessor does not produce",
+        "feature_dim, which the pipeline sets from the preprocessor",
         {"training": {"hyperparameters": {"feature_dim": 11}}},
-        "config key 'training.hyperparameters.feature_dim' must be 10, the number of columns the "
-        "preprocessor emits (6 numeric + 2 one-hot pairs), got 11",
+        "config key 'training' hyperparameters.feature_dim is set by the pipeline (feature_dim=10); "
+        "settable: mini_batch_size, epochs, num_models, loss",
     ),
     (
         "algorithm not in the registry",
-        {"training": {"algorithm": "xgboost"}},
-        "config key 'training.algorithm': input should be 'linear-learner', got \"xgboost\"",
+        {"training": {"algorithm": "factorization-machines"}},
+        "config key 'training.algorithm' must be one of linear-learner, xgboost, knn, randomcutforest, "
+        "got 'factorization-machines'",
+    ),
+    (
+        "another algorithm's hyperparameter",
+        {"training": {"algorithm": "xgboost", "hyperparameters": {"epochs": 5}}},
+        "config key 'training' hyperparameters.epochs is not a hyperparameter of XGBoost this project "
+        "sets; settable: num_round, objective, eta, max_depth, min_child_weight, subsample, gamma, "
+        "eval_metric, early_stopping_rounds",
+    ),
+    (
+        "XGBoost eta above 1",
+        {"training": {"algorithm": "xgboost", "hyperparameters": {"eta": 1.5}}},
+        "config key 'training' hyperparameters.eta of XGBoost: input should be less than or equal to 1, "
+        "got 1.5",
+    ),
+    (
+        "XGBoost classification objective",
+        {"training": {"algorithm": "xgboost", "hyperparameters": {"objective": "binary:logistic"}}},
+        "config key 'training' hyperparameters.objective of XGBoost: input should be 'reg:squarederror' "
+        "or 'reg:pseudohubererror', got \"binary:logistic\"",
+    ),
+    (
+        "XGBoost num_round as a string",
+        {"training": {"algorithm": "xgboost", "hyperparameters": {"num_round": "100"}}},
+        "config key 'training' hyperparameters.num_round of XGBoost: input should be a valid integer, "
+        'got "100"',
+    ),
+    (
+        "linear learner predictor_type, which the pipeline sets",
+        {"training": {"hyperparameters": {"predictor_type": "binary_classifier"}}},
+        "config key 'training' hyperparameters.predictor_type is set by the pipeline "
+        "(predictor_type=regressor); settable: mini_batch_size, epochs, num_models, loss",
+    ),
+    (
+        "k-NN k of 0",
+        {"training": {"algorithm": "knn", "hyperparameters": {"k": 0}}},
+        "config key 'training' hyperparameters.k of k-NN: input should be greater than or equal to 1, got 0",
+    ),
+    (
+        "k-NN sample_size above the houses a location trains on",
+        {"training": {"algorithm": "knn", "hyperparameters": {"sample_size": 800}}},
+        "config key '(top level)' training.hyperparameters of k-NN: sample_size (800) is more than the "
+        "700 houses a location trains on (data.houses_per_location minus the validation and test "
+        "fractions); lower it or generate more houses",
+    ),
+    (
+        "k-NN k above the sample",
+        {"training": {"algorithm": "knn", "hyperparameters": {"sample_size": 50, "k": 64}}},
+        "config key '(top level)' training.hyperparameters of k-NN: k (64) is more than the 50 houses "
+        "the index keeps (data.houses_per_location minus the validation and test fractions); lower it "
+        "or generate more houses",
+    ),
+    (
+        "Random Cut Forest with too few trees",
+        {"training": {"algorithm": "randomcutforest", "hyperparameters": {"num_trees": 10}}},
+        "config key 'training' hyperparameters.num_trees of Random Cut Forest: input should be greater "
+        "than or equal to 50, got 10",
+    ),
+    (
+        "Random Cut Forest told its feature_dim",
+        {"training": {"algorithm": "randomcutforest", "hyperparameters": {"feature_dim": 10}}},
+        "config key 'training' hyperparameters.feature_dim is set by the pipeline (feature_dim=10); "
+        "settable: num_trees, num_samples_per_tree",
+    ),
+    (
+        "an image tag the algorithm does not have",
+        {"training": {"algorithm": "xgboost", "algorithm_image_tag": "2.0-1"}},
+        "config key 'training' algorithm_image_tag '2.0-1' is not a xgboost image tag with training and "
+        "inference images in the SageMaker region tables; available: 0.90-1, 0.90-2, 1, 1.0-1, 1.2-1, "
+        "1.2-2, 1.3-1, 1.5-1, 1.7-1, 3.0-5, 3.2-0",
+    ),
+    (
+        "an XGBoost image without a multi-model server",
+        {"training": {"algorithm": "xgboost", "algorithm_image_tag": "1"}},
+        "config key 'training' algorithm_image_tag '1' cannot serve XGBoost from a multi-model endpoint: "
+        "it is the legacy XGBoost 0.72 image, which has no multi-model server",
+    ),
+    (
+        "the old linear-learner tag key",
+        {"training": {"linear_learner_image_tag": "1"}},
+        "config key 'training.linear_learner_image_tag' is not a known setting; allowed keys under "
+        "'training': algorithm, algorithm_image_tag, execution_timeout_minutes, hyperparameters, "
+        "log_retention_days, max_job_runtime_minutes, parallel_training_jobs, preprocessor_instance_type, "
+        "sklearn_framework_version, training_instance_type, transform_instance_type, "
+        "warm_pool_keep_alive_seconds",
     ),
     (
         "unknown removal policy",
