@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 
 from mme_constructs import image_table
+from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.multi_model_endpoint import (
     NEWEST_GENERATION,
     InferencePipelineModel,
@@ -22,7 +23,8 @@ from project_config.loader import deep_merge, default_context, load_preprocessor
 from project_config.model import ProjectConfig
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageExports
-from tests.conftest import SynthesizedApp, resources_of_type
+from tests.cfn_render import TemplateRenderer
+from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 
 BUCKET = {"Fn::ImportValue": "MmeStorage-ArtifactBucketName"}
 BUCKET_ARN = {"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}
@@ -77,7 +79,7 @@ def test_model_is_a_serial_pipeline_of_preprocessor_then_multi_model_linear_lear
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
     }
     assert learner == {
-        "Image": {"Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "LinearLearner"]},
+        "Image": {"Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "AlgorithmImage"]},
         "Mode": "MultiModel",
         "ModelDataUrl": {"Fn::Join": ["", ["s3://", BUCKET, "/models/", generation, "/"]]},
     }
@@ -293,9 +295,11 @@ def test_explicit_region_gets_literal_image_uris(synthesized_throwaway: Synthesi
     assert "Mappings" not in template
     _, model = _one(template, "AWS::SageMaker::Model")
     preprocessor, learner = model["Properties"]["Containers"]
-    expected = image_table.literal_uris("eu-west-1", "1.9-0", "1", "inference")
+    expected = image_table.literal_uris(
+        "eu-west-1", "1.9-0", image_table.AlgorithmImage("linear-learner", "1"), "inference"
+    )
     assert preprocessor["Image"] == expected.sklearn
-    assert learner["Image"] == expected.linear_learner
+    assert learner["Image"] == expected.algorithm
     assert learner["Image"] == "438346466558.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1"
 
 
@@ -525,3 +529,41 @@ def test_alarm_names_follow_the_stack_name(cdk_context: dict[str, Any]) -> None:
         for a in endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
     ]
     assert names == ["OtherEndpoint-Rollback-Invocation5XXErrors", "OtherEndpoint-Rollback-ModelLatencyP99"]
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_the_multi_model_container_is_the_configured_algorithms_image(
+    name: str, cdk_context: dict[str, Any]
+) -> None:
+    """Its image (every region's row), the ECR grant for exactly the two images, and the output the
+    CLI reads to know the response format."""
+    template = _endpoint_template(cdk_context, {"training": {"algorithm": name}})
+    algorithm = ALGORITHMS[name]
+    _, model = _one(template, "AWS::SageMaker::Model")
+    _, container = model["Properties"]["Containers"]
+    selection = image_table.AlgorithmImage(algorithm.image_family, algorithm.default_image_tag)
+    expected = image_table.literal_uris("eu-west-1", "1.9-0", selection, "inference")
+    rows = template["Mappings"]["SageMakerInferenceImages"]
+    assert rows["eu-west-1"] == {"SklearnImage": expected.sklearn, "AlgorithmImage": expected.algorithm}
+    assert all(
+        row["AlgorithmImage"] == image_table.literal_uris(region, "1.9-0", selection, "inference").algorithm
+        for region, row in rows.items()
+    )
+    assert container["Image"] == {
+        "Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "AlgorithmImage"]
+    }
+    assert container["Mode"] == "MultiModel"
+    assert template["Outputs"]["Algorithm"]["Value"] == name
+    # The pull grant, rendered in us-east-1: exactly the two images' repositories.
+    in_us_east_1 = image_table.literal_uris("us-east-1", "1.9-0", selection, "inference")
+    renderer = TemplateRenderer(template, STORAGE_EXPORTS)
+    pulled = {
+        renderer.render(resource)
+        for statement in _execution_statements(template)
+        if "ecr:BatchGetImage" in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    }
+    assert pulled == {
+        f"arn:aws:ecr:us-east-1:{uri.split('.')[0]}:repository/{uri.split('/', 1)[1].split(':')[0]}"
+        for uri in (in_us_east_1.sklearn, in_us_east_1.algorithm)
+    }
