@@ -28,16 +28,24 @@ Serving (``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``)
     - ``labelled-transform``: the 8 features then PRICE (the raw training/validation files).
       Output: PRICE **first**, then the 10 features, which is what the linear learner's
       ``text/csv;label_size=1`` expects.
+    - ``unlabelled-transform``: the same raw files, read and validated exactly as in
+      ``labelled-transform`` (PRICE included, so a malformed file is refused alike). Output: the
+      10 features alone, no label, for an algorithm that trains without one (Random Cut Forest's
+      ``text/csv;label_size=0``).
+
+    ``labelled-transform`` and ``unlabelled-transform`` are the *transform modes*; their values are
+    ``mme_shared.transform_output``'s ``LABELLED_TRANSFORM_MODE`` and ``UNLABELLED_TRANSFORM_MODE``,
+    which the training pipeline sets on its transform jobs.
 
     Input is ``text/csv`` (no header, one row per line) or ``application/json`` (a list of rows, or
     ``{"instances": [...]}``; a row is a list of values in column order or an object keyed by column
     name). Output is ``text/csv`` (no trailing newline, full float precision) unless the Accept
     header asks for ``application/json`` (``{"instances": [{"features": [...]}]}``, the linear
-    learner's JSON request format, plus ``"label"`` in labelled mode). Set the container's
-    ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` to ``text/csv``: the container substitutes it when a
-    request has no Accept header, and its own default is JSON.
+    learner's JSON request format, plus ``"label"`` in ``labelled-transform`` mode). Set the
+    container's ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` to ``text/csv``: the container substitutes
+    it when a request has no Accept header, and its own default is JSON.
 
-Client errors are answered with HTTP 4xx, not 500 (except bad rows in labelled-transform mode,
+Client errors are answered with HTTP 4xx, not 500 (except bad rows in the transform modes,
 below). The container wraps every exception raised by ``input_fn``/``predict_fn``/``output_fn`` in
 its own ``ClientError`` and Flask answers that with a bare HTML 500 page (clients retry 5xx and
 never see the reason). So a bad request is not raised: ``input_fn`` returns a
@@ -49,9 +57,9 @@ SageMaker ever passes a container (6 MiB). A misconfigured *deployment* (unknown
 fitted with another scikit-learn) still raises, in ``model_fn``, so the container fails its health
 check at start-up.
 
-Rows that cannot be transformed in ``labelled-transform`` mode are answered 200 instead, with a
-body that is exactly one line, :data:`TRANSFORM_ERROR_MARKER`, a space and the reason (the same
-one sentence, on one line, at most :data:`MAX_TRANSFORM_ERROR_REASON_CHARS` characters), as
+Rows that cannot be transformed in either transform mode are answered 200 instead, with a body
+that is exactly one line, :data:`TRANSFORM_ERROR_MARKER`, a space and the reason (the same one
+sentence, on one line, at most :data:`MAX_TRANSFORM_ERROR_REASON_CHARS` characters), as
 ``text/csv``. The training pipeline transforms every location of a run in one batch transform per
 split, one input file per location, and a 4xx for one file's mini-batch would fail the whole job,
 so every location. With the marker the job goes on, the line lands in that location's ``.out``
@@ -61,7 +69,7 @@ line can look like it: those are comma-separated floats (or a JSON object), neve
 numbers in the reason count within the mini-batch request, which is the whole file when the file
 is smaller than the payload limit. Only a 400 (the rows: widths, numbers, categories, encoding,
 an empty body) becomes the marker. A 415 (Content-Type), 406 (Accept, checked before the rows in
-this mode) or 413 (a request larger than any the default ``MaxPayloadInMB`` sends) says the
+these modes) or 413 (a request larger than any the default ``MaxPayloadInMB`` sends) says the
 transform job is configured wrongly, which is true of every file alike, so it stays a 4xx and fails
 the job loudly. ``serving`` mode answers every rejection with its 4xx, as above.
 
@@ -111,6 +119,11 @@ from mme_shared.housing_data import (
     NUMERIC_FEATURE_COLUMNS,
     RAW_COLUMNS,
 )
+from mme_shared.transform_output import (
+    LABELLED_TRANSFORM_MODE,
+    PREPROCESSOR_MODE_ENV,
+    UNLABELLED_TRANSFORM_MODE,
+)
 from mme_shared.transform_output import TRANSFORM_ERROR_MARKER as TRANSFORM_ERROR_MARKER
 
 if TYPE_CHECKING:
@@ -118,7 +131,7 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 
-MODE_ENV_VAR: Final = "MME_PREPROCESSOR_MODE"
+MODE_ENV_VAR: Final = PREPROCESSOR_MODE_ENV
 MODEL_FILE: Final = "preprocessor.joblib"
 METADATA_FILE: Final = "preprocessor.json"
 CODE_DIR: Final = "code"
@@ -143,11 +156,25 @@ class Mode(Enum):
     """What one request row holds; chosen by the deployment through ``MME_PREPROCESSOR_MODE``."""
 
     SERVING = "serving"
-    LABELLED_TRANSFORM = "labelled-transform"
+    """The endpoint: the 8 features in, the 10 features out."""
+    LABELLED_TRANSFORM = LABELLED_TRANSFORM_MODE
+    """A batch transform of raw files: the 8 features then PRICE in, PRICE then the 10 features out."""
+    UNLABELLED_TRANSFORM = UNLABELLED_TRANSFORM_MODE
+    """A batch transform of raw files: the 8 features then PRICE in, the 10 features alone out."""
+
+    @property
+    def is_transform(self) -> bool:
+        """Rows are raw training files (PRICE last, validated) and rejected rows get the marker line."""
+        return self is not Mode.SERVING
+
+    @property
+    def writes_label(self) -> bool:
+        """The output puts PRICE first (CSV) or as ``"label"`` (JSON)."""
+        return self is Mode.LABELLED_TRANSFORM
 
     @property
     def input_columns(self) -> tuple[str, ...]:
-        return RAW_COLUMNS if self is Mode.LABELLED_TRANSFORM else FEATURE_COLUMNS
+        return RAW_COLUMNS if self.is_transform else FEATURE_COLUMNS
 
 
 def mode_from_environment(environ: Mapping[str, str]) -> Mode:
@@ -156,7 +183,8 @@ def mode_from_environment(environ: Mapping[str, str]) -> Mode:
     try:
         return Mode(value)
     except ValueError:
-        allowed = " or ".join(repr(mode.value) for mode in Mode)
+        *others, last = (repr(mode.value) for mode in Mode)
+        allowed = f"{', '.join(others)} or {last}"
         raise ValueError(f"{MODE_ENV_VAR} is {value!r}; set it to {allowed}") from None
 
 
@@ -216,7 +244,7 @@ class ParsedBatch:
     categorical: tuple[list[str], ...]
     """One list per CATEGORICAL_FEATURE_COLUMNS entry, each with one value per row."""
     labels: FloatArray | None
-    """PRICE per row in labelled-transform mode, else None."""
+    """PRICE per row when the rows hold it (the transform modes), else None."""
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0])
@@ -243,7 +271,7 @@ class ParsedBatch:
 
 
 def _columns_sentence(mode: Mode) -> str:
-    if mode is Mode.LABELLED_TRANSFORM:
+    if mode.is_transform:
         return (
             f"the {len(FEATURE_COLUMNS)} features ({', '.join(FEATURE_COLUMNS)}) followed by {LABEL_COLUMN}"
         )
@@ -365,7 +393,7 @@ def parse_csv(text: str, mode: Mode) -> ParsedBatch:
     for column, values in zip(CATEGORICAL_FEATURE_COLUMNS, categorical, strict=True):
         _check_categories(values, column)
     labels = None
-    if mode is Mode.LABELLED_TRANSFORM:
+    if mode.is_transform:
         labels = _numbers([fields[-1:] for fields in rows], (LABEL_COLUMN,), may_hold_underscores)[:, 0]
     return ParsedBatch(numeric=numeric, categorical=categorical, labels=labels)
 
@@ -459,7 +487,7 @@ def parse_json(text: str, mode: Mode) -> ParsedBatch:
     numeric_rows: list[list[float]] = []
     categorical_rows: list[list[str]] = []
     labels: list[float] = []
-    labelled = mode is Mode.LABELLED_TRANSFORM
+    holds_label = mode.is_transform
     for row_number, row in enumerate(rows, start=1):
         values = _json_row_values(row, row_number, mode)
         numeric_rows.append(
@@ -474,7 +502,7 @@ def parse_json(text: str, mode: Mode) -> ParsedBatch:
                 for index, column in enumerate(CATEGORICAL_FEATURE_COLUMNS)
             ]
         )
-        if labelled:
+        if holds_label:
             labels.append(_json_number(values[-1], row_number, LABEL_COLUMN))
     categorical = tuple(list(column) for column in zip(*categorical_rows, strict=True))
     for column, column_values in zip(CATEGORICAL_FEATURE_COLUMNS, categorical, strict=True):
@@ -482,7 +510,7 @@ def parse_json(text: str, mode: Mode) -> ParsedBatch:
     return ParsedBatch(
         numeric=np.array(numeric_rows, dtype=np.float64),
         categorical=categorical,
-        labels=np.array(labels, dtype=np.float64) if labelled else None,
+        labels=np.array(labels, dtype=np.float64) if holds_label else None,
     )
 
 
@@ -710,7 +738,11 @@ def _check_finite(features: FloatArray, batch: ParsedBatch) -> None:
 def predict_fn(
     input_data: ParsedBatch | RejectedRequest, model: LoadedPreprocessor
 ) -> TransformedBatch | RejectedRequest:
-    """Apply the fitted preprocessor; a rejected request passes through untouched."""
+    """Apply the fitted preprocessor; a rejected request passes through untouched.
+
+    The rows' labels are kept only in a mode that writes them: ``unlabelled-transform`` read and
+    checked PRICE like ``labelled-transform``, and drops it here.
+    """
     if isinstance(input_data, RejectedRequest):
         return input_data
     features = model.transform(input_data)
@@ -718,7 +750,8 @@ def predict_fn(
         _check_finite(features, input_data)
     except InvalidRequestError as error:
         return RejectedRequest.from_error(error)
-    return TransformedBatch(features=features, labels=input_data.labels)
+    labels = input_data.labels if mode_from_environment(os.environ).writes_label else None
+    return TransformedBatch(features=features, labels=labels)
 
 
 def _response_media_type(accept: str | None) -> str:
@@ -758,7 +791,7 @@ def format_json(prediction: TransformedBatch) -> str:
 
 
 def transform_error_line(reason: str) -> str:
-    """The marker line for rows rejected in labelled-transform mode: ``#mme-transform-error: <reason>``.
+    """The marker line for rows rejected in a transform mode: ``#mme-transform-error: <reason>``.
 
     Every run of whitespace in ``reason`` (line breaks of any kind included) becomes one space, so
     the line stays one line in an output assembled by lines; a reason longer than
@@ -775,13 +808,13 @@ def output_fn(
 ) -> tuple[str, str] | RejectedRequest:
     """Serialise as CSV (default) or JSON; returns ``(body, content type)`` or the rejection to answer.
 
-    In labelled-transform mode rejected rows become the marker line (module docstring), once the
-    Accept type is known to be one this script writes.
+    In a transform mode rejected rows become the marker line (module docstring), once the Accept
+    type is known to be one this script writes.
     """
     rows_become_marker = (
         isinstance(prediction, RejectedRequest)
         and prediction.rejects_the_rows
-        and mode_from_environment(os.environ) is Mode.LABELLED_TRANSFORM
+        and mode_from_environment(os.environ).is_transform
     )
     if isinstance(prediction, RejectedRequest) and not rows_become_marker:
         return prediction

@@ -15,15 +15,17 @@ preprocessor through ``container_driver.py``, in a subprocess of that venv's pyt
   folder (the network-isolated endpoint).
 
 - the same requests as a batch transform of the training pipeline sends them, with the model's
-  environment plus ``MME_PREPROCESSOR_MODE=labelled-transform``.
+  environment plus ``MME_PREPROCESSOR_MODE`` set to each transform mode in turn
+  (``labelled-transform``, ``unlabelled-transform``).
 
 The contract: good rows get 200 with 10 features in CSV and JSON; every bad request gets a 4xx with
 a JSON body that says what was wrong, never a 500; a training run writes its artifact, and a failed
 one leaves its reason in ``output/failure``, which SageMaker shows as the job's FailureReason. In
-labelled-transform mode a location's file comes back label first, and rows that cannot be
-transformed get 200 with exactly one line, ``#mme-transform-error: <reason>``, so one location's
-bad file cannot fail the batch transform shared by every location; a job configured wrongly
-(Content-Type, Accept, payload size) still gets its 4xx.
+labelled-transform mode a location's file comes back label first, in unlabelled-transform mode as
+the 10 features alone; in both, rows that cannot be transformed get 200 with exactly one line,
+``#mme-transform-error: <reason>``, so one location's bad file cannot fail the batch transform
+shared by every location, and a job configured wrongly (Content-Type, Accept, payload size) still
+gets its 4xx.
 """
 
 from __future__ import annotations
@@ -588,7 +590,10 @@ BAD_REQUESTS = [
 ]
 
 
-# --- Labelled-transform mode (the training pipeline's batch transforms) ---------------------------
+# --- The transform modes (the training pipeline's batch transforms) -------------------------------
+
+TRANSFORM_MODES = tuple(mode for mode in hp.Mode if mode.is_transform)
+"""``labelled-transform`` and ``unlabelled-transform``: every transform case runs in each."""
 
 TRANSFORM_MARKER = "#mme-transform-error: "
 """Starts the one line that answers rows the transform cannot use (the preprocessor's docstring)."""
@@ -598,7 +603,8 @@ LABELLED_HOUSES = generate_location_dataset(
 ).train
 LABELLED_FILE = to_csv(LABELLED_HOUSES)
 """One location's raw split file (8 features then PRICE, no header), as the transform reads it."""
-LABELLED_WIDTH = "fields but 9 are expected here (MME_PREPROCESSOR_MODE=labelled-transform)"
+TRANSFORM_WIDTH = "fields but 9 are expected here (MME_PREPROCESSOR_MODE={mode})"
+"""Formatted with the transform run's mode (:meth:`ServingRun.expected`)."""
 
 
 def with_line_replaced(text: str, line_number: int, line: str) -> str:
@@ -609,7 +615,7 @@ def with_line_replaced(text: str, line_number: int, line: str) -> str:
 
 @dataclass(frozen=True)
 class MarkedRows:
-    """Rows labelled-transform mode cannot transform: 200 with one marker line holding ``reason``."""
+    """Rows the transform modes cannot transform: 200 with one marker line holding ``reason``."""
 
     request: Request
     reason: str
@@ -621,7 +627,7 @@ def marked(name: str, body: str | bytes, reason: str) -> MarkedRows:
 
 
 MARKED_ROWS = [
-    marked("label-missing", WALKTHROUGH_ROW, f"Row 1 has 8 {LABELLED_WIDTH}"),
+    marked("label-missing", WALKTHROUGH_ROW, f"Row 1 has 8 {TRANSFORM_WIDTH}"),
     marked("label-missing-in-a-file", with_line_replaced(LABELLED_FILE, 7, WALKTHROUGH_ROW), "Row 7 has 8"),
     marked(
         "text-in-a-number-in-a-file",
@@ -644,7 +650,7 @@ MARKED_ROWS = [
 
 @dataclass(frozen=True)
 class BadInBothModes:
-    """The same request sent to both runs: a marker line in labelled-transform mode, a 400 in serving."""
+    """The same request sent to both runs: a marker line in a transform mode, a 400 in serving."""
 
     name: str
     body: str | bytes
@@ -712,6 +718,11 @@ class ServingRun:
     responses: dict[str, dict[str, Any]]
     process: subprocess.CompletedProcess[str]
     model_dir: Path
+    mode: hp.Mode
+
+    def expected(self, text: str) -> str:
+        """``text`` with ``{mode}`` replaced by this run's mode, as the preprocessor's messages name it."""
+        return text.replace("{mode}", self.mode.value)
 
 
 SUBMIT_DIRECTORIES = ("tarball", "model-code")
@@ -750,7 +761,8 @@ def run_worker(
     )
     assert process.returncode == 0, output_of(process)
     responses = json.loads((root / "results.json").read_text(encoding="utf-8"))
-    return ServingRun(responses, process, training_job.model_dir)
+    mode = hp.Mode(variables.get(hp.MODE_ENV_VAR, hp.Mode.SERVING.value))
+    return ServingRun(responses, process, training_job.model_dir, mode)
 
 
 @pytest.fixture(scope="session", params=SUBMIT_DIRECTORIES)
@@ -848,11 +860,12 @@ def test_bad_requests_get_a_4xx_with_a_clear_message(serving: ServingRun, case: 
     assert len(answer["message"]) < 400, answer
 
 
-# --- Labelled-transform mode through the worker app ----------------------------------------------
+# --- The transform modes through the worker app --------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=TRANSFORM_MODES, ids=lambda mode: mode.value)
 def transform(
+    request: pytest.FixtureRequest,
     contract_python: Path,
     training_job: TrainingJob,
     source_tarball: Path,
@@ -862,11 +875,12 @@ def transform(
 
     The environment is CreatePreprocessorModel's container (mme_constructs/training_pipeline.py:
     program, source tarball, region, log level; no default Accept) plus the transform job's
-    ``MME_PREPROCESSOR_MODE=labelled-transform``. The job sends every mini-batch with
+    ``MME_PREPROCESSOR_MODE``, once per transform mode. The job sends every mini-batch with
     ``Content-Type`` and ``Accept`` exactly ``text/csv``.
     """
+    mode: hp.Mode = request.param
     cases = (
-        [post("transform-whole-file", LABELLED_FILE)]
+        [post("transform-whole-file", LABELLED_FILE), post("transform-json-out", LABELLED_ROW, accept=JSON)]
         + [case.request for case in MARKED_ROWS]
         + [case.transform_request for case in ROWS_BAD_IN_BOTH_MODES]
         + [case.request for case in MISCONFIGURED_TRANSFORMS]
@@ -874,10 +888,10 @@ def transform(
     return run_worker(
         contract_python,
         training_job,
-        tmp_path_factory.mktemp("opt-ml-transform"),
+        tmp_path_factory.mktemp(f"opt-ml-transform-{mode.value}"),
         source_tarball,
         {
-            hp.MODE_ENV_VAR: "labelled-transform",
+            hp.MODE_ENV_VAR: mode.value,
             "SAGEMAKER_REGION": REGION,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         },
@@ -885,15 +899,35 @@ def transform(
     )
 
 
-def test_a_location_file_is_transformed_label_first(transform: ServingRun) -> None:
+def label_columns(mode: hp.Mode) -> int:
+    """How many columns of a transformed row come before the features: PRICE, or nothing."""
+    return 1 if mode is hp.Mode.LABELLED_TRANSFORM else 0
+
+
+def test_a_location_file_is_transformed_label_first_or_without_the_label(transform: ServingRun) -> None:
     response = transform.responses["transform-whole-file"]
     assert response["status"] == HTTPStatus.OK, response
     assert response["content_type"] == f"{CSV}; charset=utf-8"
     values = csv_matrix(response["body"])
-    assert values.shape == (len(LABELLED_HOUSES), 1 + FEATURE_DIM)
-    assert values[:, 0].tolist() == [house.price for house in LABELLED_HOUSES]
+    labels = label_columns(transform.mode)
+    assert values.shape == (len(LABELLED_HOUSES), labels + FEATURE_DIM)
+    if labels:
+        assert values[:, 0].tolist() == [house.price for house in LABELLED_HOUSES]
     rows = [line.rsplit(",", 1)[0] for line in LABELLED_FILE.splitlines()]
-    assert np.array_equal(values[:, 1:], reference_features(transform.model_dir, rows))
+    assert np.array_equal(values[:, labels:], reference_features(transform.model_dir, rows))
+
+
+def test_json_output_carries_the_label_only_in_labelled_transform_mode(transform: ServingRun) -> None:
+    response = transform.responses["transform-json-out"]
+    assert response["status"] == HTTPStatus.OK, response
+    assert response["content_type"] == JSON, response
+    (instance,) = json.loads(response["body"])["instances"]
+    if label_columns(transform.mode):
+        assert instance.pop("label") == float(LABELLED_ROW.rsplit(",", 1)[1])
+    assert list(instance) == ["features"]
+    assert np.array_equal(
+        np.array([instance["features"]]), reference_features(transform.model_dir, [WALKTHROUGH_ROW])
+    )
 
 
 def assert_one_marker_line(response: dict[str, Any], reason: str) -> None:
@@ -912,7 +946,7 @@ def test_rows_the_transform_cannot_use_get_200_with_one_marker_line(
     transform: ServingRun, case: MarkedRows
 ) -> None:
     """So the shared batch transform goes on with the other locations' files."""
-    assert_one_marker_line(transform.responses[case.request.name], case.reason)
+    assert_one_marker_line(transform.responses[case.request.name], transform.expected(case.reason))
 
 
 @pytest.mark.parametrize("case", ROWS_BAD_IN_BOTH_MODES, ids=lambda case: case.name)
@@ -938,7 +972,8 @@ def test_a_misconfigured_transform_job_still_gets_a_4xx(
 
 def test_an_output_assembled_by_lines_tells_every_row_from_a_marker(transform: ServingRun) -> None:
     """SageMaker joins one file's mini-batch responses with newlines (AssembleWith Line): each line of
-    the result is then either a transformed row (11 floats) or a whole marker line."""
+    the result is then either a transformed row (11 floats, or 10 without the label) or a whole
+    marker line."""
     assembled = "\n".join(
         transform.responses[name]["body"]
         for name in ("transform-whole-file", "transform-text-in-a-number-in-a-file", "transform-whole-file")
@@ -948,4 +983,4 @@ def test_an_output_assembled_by_lines_tells_every_row_from_a_marker(transform: S
     assert len(markers) == 1
     data = [line for line in lines if not line.startswith(TRANSFORM_MARKER)]
     assert len(data) == 2 * len(LABELLED_HOUSES)
-    assert {len(line.split(",")) for line in data} == {1 + FEATURE_DIM}
+    assert {len(line.split(",")) for line in data} == {label_columns(transform.mode) + FEATURE_DIM}

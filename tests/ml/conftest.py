@@ -166,6 +166,23 @@ def labelled_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def unlabelled_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configure the serving functions as the batch transform for an algorithm without a label."""
+    monkeypatch.setenv(hp.MODE_ENV_VAR, hp.Mode.UNLABELLED_TRANSFORM.value)
+
+
+TRANSFORM_MODES = tuple(mode for mode in hp.Mode if mode.is_transform)
+
+
+@pytest.fixture(params=TRANSFORM_MODES, ids=lambda mode: mode.value)
+def transform_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> hp.Mode:
+    """Each batch-transform mode in turn (both read the raw files and mark rows they reject)."""
+    mode: hp.Mode = request.param
+    monkeypatch.setenv(hp.MODE_ENV_VAR, mode.value)
+    return mode
+
+
+@pytest.fixture
 def serving_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """Configure the serving functions as the real-time endpoint (the variable left unset)."""
     monkeypatch.delenv(hp.MODE_ENV_VAR, raising=False)

@@ -21,6 +21,7 @@ WALKTHROUGH_ROW = "1993,2728,6,3.0,0.7,1,y,y"
 FEATURES = ", ".join(FEATURE_COLUMNS)
 SERVING_COLUMNS = f"exactly the 8 features {FEATURES} (no PRICE)"
 LABELLED_COLUMNS = f"the 8 features ({FEATURES}) followed by PRICE"
+LABELLED_ROW = f"{WALKTHROUGH_ROW},439972.62"
 
 
 def invoke(
@@ -149,11 +150,66 @@ def test_labelled_transform_puts_the_label_first(
 
 @pytest.mark.usefixtures("labelled_mode")
 def test_labelled_transform_json_output_carries_the_label(loaded_model: hp.LoadedPreprocessor) -> None:
-    result = invoke(loaded_model, f"{WALKTHROUGH_ROW},439972.62", accept="application/json")
+    result = invoke(loaded_model, LABELLED_ROW, accept="application/json")
     assert not isinstance(result, hp.RejectedRequest)
     instance = json.loads(result[0])["instances"][0]
     assert instance["label"] == 439972.62
     assert len(instance["features"]) == 10
+
+
+def test_unlabelled_transform_is_the_labelled_output_without_the_label(
+    loaded_model: hp.LoadedPreprocessor,
+    rehearsal_datasets: dict[str, LocationDataset],
+    default_config: ProjectConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same raw file in both transform modes: unlabelled drops the first column and nothing else."""
+    houses = rehearsal_datasets["Chicago_IL"].validation
+    raw = to_csv(houses)
+    outputs = {}
+    for mode in (hp.Mode.LABELLED_TRANSFORM, hp.Mode.UNLABELLED_TRANSFORM):
+        monkeypatch.setenv(hp.MODE_ENV_VAR, mode.value)
+        result = invoke(loaded_model, raw.encode("utf-8"))
+        assert not isinstance(result, hp.RejectedRequest)
+        assert result[1] == "text/csv"
+        outputs[mode] = csv_values(result[0])
+    unlabelled = outputs[hp.Mode.UNLABELLED_TRANSFORM]
+    assert unlabelled.shape == (len(houses), default_config.training.hyperparameters.feature_dim)
+    assert np.array_equal(unlabelled, outputs[hp.Mode.LABELLED_TRANSFORM][:, 1:])
+    assert np.array_equal(unlabelled, reference_features(loaded_model, raw, hp.Mode.UNLABELLED_TRANSFORM))
+    assert not np.isin(outputs[hp.Mode.LABELLED_TRANSFORM][:, 0], unlabelled).any()  # no PRICE left
+
+
+@pytest.mark.usefixtures("unlabelled_mode")
+def test_unlabelled_transform_json_output_has_no_label(loaded_model: hp.LoadedPreprocessor) -> None:
+    rows: list[list[object]] = [[1993, 2728, 6, 3.0, 0.7, 1, "y", "y", 439972.62]]
+    as_objects = [dict(zip((*FEATURE_COLUMNS, "PRICE"), row, strict=True)) for row in rows]
+    for body, content_type in [
+        (LABELLED_ROW, "text/csv"),
+        (json.dumps(rows), "application/json"),
+        (json.dumps({"instances": as_objects}), "application/json"),
+    ]:
+        result = invoke(loaded_model, body, content_type, accept="application/json")
+        assert not isinstance(result, hp.RejectedRequest), result
+        assert result[1] == "application/json"
+        document = json.loads(result[0])
+        assert [list(instance) for instance in document["instances"]] == [["features"]]
+        features = np.array([document["instances"][0]["features"]])
+        assert np.array_equal(features, reference_features(loaded_model, WALKTHROUGH_ROW, hp.Mode.SERVING))
+
+
+@pytest.mark.usefixtures("unlabelled_mode")
+def test_unlabelled_transform_still_reads_the_label_column_in_json_objects(
+    loaded_model: hp.LoadedPreprocessor,
+) -> None:
+    """A row object without PRICE is refused as rows (the marker), as in labelled-transform mode."""
+    row = dict(zip(FEATURE_COLUMNS, [1993, 2728, 6, 3.0, 0.7, 1, "y", "y"], strict=True))
+    result = invoke(loaded_model, json.dumps([row]), "application/json")
+    assert result == (
+        f"{hp.TRANSFORM_ERROR_MARKER} Row 1 lacks PRICE; a row object needs exactly the keys "
+        f"{FEATURES}, PRICE in unlabelled-transform mode.",
+        "text/csv",
+    )
 
 
 def _rejection(result: tuple[str, str] | hp.RejectedRequest) -> hp.RejectedRequest:
@@ -356,7 +412,7 @@ def test_bad_requests_are_client_errors_naming_the_problem(
     [
         pytest.param(
             WALKTHROUGH_ROW,
-            "Row 1 has 8 fields but 9 are expected here (MME_PREPROCESSOR_MODE=labelled-transform): "
+            "Row 1 has 8 fields but 9 are expected here (MME_PREPROCESSOR_MODE={mode}): "
             f"{LABELLED_COLUMNS}.",
             id="label-missing",
         ),
@@ -367,14 +423,15 @@ def test_bad_requests_are_client_errors_naming_the_problem(
         ),
     ],
 )
-@pytest.mark.usefixtures("labelled_mode")
-def test_labelled_mode_requires_a_numeric_label(
-    loaded_model: hp.LoadedPreprocessor, body: str, message: str
+def test_transform_modes_require_a_numeric_label(
+    loaded_model: hp.LoadedPreprocessor, transform_mode: hp.Mode, body: str, message: str
 ) -> None:
-    """Refused as rows, so answered with the marker line (tests/ml/test_transform_errors.py)."""
+    """Both read the raw files, label included (unlabelled-transform drops it only from the output).
+    Refused as rows, so answered with the marker line (tests/ml/test_transform_errors.py)."""
+    message = message.format(mode=transform_mode.value)
     assert invoke(loaded_model, body) == (f"{hp.TRANSFORM_ERROR_MARKER} {message}", "text/csv")
     with pytest.raises(hp.InvalidRequestError, match=re.escape(message)):
-        hp.parse_request(body, "text/csv", hp.Mode.LABELLED_TRANSFORM)
+        hp.parse_request(body, "text/csv", transform_mode)
 
 
 @pytest.mark.usefixtures("serving_mode")

@@ -213,7 +213,10 @@ def test_unknown_mode_fails_model_loading(model_copy: Path, monkeypatch: pytest.
     monkeypatch.setenv(hp.MODE_ENV_VAR, "transform")
     with pytest.raises(
         ValueError,
-        match=re.escape("MME_PREPROCESSOR_MODE is 'transform'; set it to 'serving' or 'labelled-transform'"),
+        match=re.escape(
+            "MME_PREPROCESSOR_MODE is 'transform'; set it to "
+            "'serving', 'labelled-transform' or 'unlabelled-transform'"
+        ),
     ):
         hp.model_fn(str(model_copy))
 

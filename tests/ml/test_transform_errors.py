@@ -1,10 +1,12 @@
-"""Labelled-transform mode answers rows it cannot transform with one marker line, not a 4xx.
+"""The transform modes answer rows they cannot transform with one marker line, not a 4xx.
 
 The training pipeline runs one batch transform per split over every location's file; a 4xx for
-one file's mini-batch would fail the job for every location. So rows refused in that mode come
-back 200 as ``#mme-transform-error: <reason>`` (the module docstring), which the check step finds in
-that location's ``.out`` file. Rejections that say the job itself is configured wrongly (406, 413,
-415) stay 4xx, and serving mode is unchanged (tests/ml/test_preprocessor_serving.py).
+one file's mini-batch would fail the job for every location. So rows refused in either transform
+mode (``labelled-transform``, ``unlabelled-transform``: both read the same raw files) come back 200
+as ``#mme-transform-error: <reason>`` (the module docstring), which the check step finds in that
+location's ``.out`` file. Rejections that say the job itself is configured wrongly (406, 413, 415)
+stay 4xx, and serving mode is unchanged (tests/ml/test_preprocessor_serving.py). Every test that
+takes ``transform_mode`` runs once per transform mode.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mme_shared import transform_output
 from mme_shared.housing_data import FEATURE_COLUMNS, LocationDataset, to_csv
 from preprocessor import housing_preprocessor as hp
+from tests.ml.conftest import TRANSFORM_MODES
 
 WALKTHROUGH_ROW = "1993,2728,6,3.0,0.7,1,y,y"
 LABELLED_ROW = f"{WALKTHROUGH_ROW},439972.62"
@@ -36,6 +40,16 @@ def invoke(
 
 def test_the_marker_is_the_documented_text() -> None:
     assert hp.TRANSFORM_ERROR_MARKER + " " == MARKER
+
+
+def test_the_transform_modes_are_the_shared_values() -> None:
+    """The values the training pipeline imports from mme_shared select exactly these two modes."""
+    assert [mode.value for mode in TRANSFORM_MODES] == [
+        transform_output.LABELLED_TRANSFORM_MODE,
+        transform_output.UNLABELLED_TRANSFORM_MODE,
+    ]
+    assert [mode.value for mode in TRANSFORM_MODES] == ["labelled-transform", "unlabelled-transform"]
+    assert hp.MODE_ENV_VAR == transform_output.PREPROCESSOR_MODE_ENV == "MME_PREPROCESSOR_MODE"
 
 
 BAD_ROWS = [
@@ -74,7 +88,7 @@ BAD_ROWS = [
 
 
 @pytest.mark.parametrize(("body", "content_type", "reason"), BAD_ROWS)
-@pytest.mark.usefixtures("labelled_mode")
+@pytest.mark.usefixtures("transform_mode")
 def test_rows_that_cannot_be_transformed_get_one_marker_line(
     loaded_model: hp.LoadedPreprocessor, body: str | bytes, content_type: str, reason: str
 ) -> None:
@@ -104,7 +118,7 @@ def test_serving_mode_still_answers_bad_rows_with_a_400(
     assert reason in result.message
 
 
-@pytest.mark.usefixtures("labelled_mode")
+@pytest.mark.usefixtures("transform_mode")
 def test_the_marker_is_the_same_whatever_the_accept_type(loaded_model: hp.LoadedPreprocessor) -> None:
     """A JSON Accept is valid, so bad rows are still rows: the same marker line, as text/csv."""
     as_csv = invoke(loaded_model, WALKTHROUGH_ROW, accept="text/csv")
@@ -131,7 +145,7 @@ DEPLOYMENT_ERRORS = [
 
 
 @pytest.mark.parametrize(("body", "content_type", "accept", "status"), DEPLOYMENT_ERRORS)
-@pytest.mark.usefixtures("labelled_mode")
+@pytest.mark.usefixtures("transform_mode")
 def test_a_misconfigured_transform_job_still_gets_its_4xx(
     loaded_model: hp.LoadedPreprocessor, body: str, content_type: str, accept: str, status: HTTPStatus
 ) -> None:
@@ -154,9 +168,10 @@ def test_a_long_reason_is_cut() -> None:
     assert hp.transform_error_line("  \n ") == f"{MARKER}the rows could not be transformed."
 
 
-@pytest.mark.usefixtures("labelled_mode")
 def test_a_whole_split_file_still_transforms_and_never_starts_with_the_marker(
-    loaded_model: hp.LoadedPreprocessor, rehearsal_datasets: dict[str, LocationDataset]
+    loaded_model: hp.LoadedPreprocessor,
+    rehearsal_datasets: dict[str, LocationDataset],
+    transform_mode: hp.Mode,
 ) -> None:
     houses = rehearsal_datasets["Houston_TX"].train
     result = invoke(loaded_model, to_csv(houses))
@@ -164,6 +179,8 @@ def test_a_whole_split_file_still_transforms_and_never_starts_with_the_marker(
     lines = result[0].split("\n")
     assert len(lines) == len(houses)
     assert not any(line.startswith("#") for line in lines)
+    label_columns = 1 if transform_mode.writes_label else 0
+    assert {len(line.split(",")) for line in lines} == {label_columns + loaded_model.feature_count}
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
