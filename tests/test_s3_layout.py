@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS
 from mme_shared import naming, s3_layout
 from tests.conftest import REPO_ROOT
 
@@ -127,23 +128,62 @@ every request against the service model itself)."""
 def test_job_names_are_valid_for_sagemaker_at_the_edges_of_the_rules(location: str, run_id: str) -> None:
     names = [
         naming.preprocessor_job_name(run_id),
-        naming.training_job_name(location, run_id),
+        *(naming.training_job_name(location, run_id, step) for step in JOB_STEPS),
         naming.transform_job_name("train", run_id),
         naming.transform_job_name("validation", run_id),
     ]
-    assert [SAGEMAKER_JOB_NAME_RE.fullmatch(name) is not None for name in names] == [True] * 4, names
+    assert [SAGEMAKER_JOB_NAME_RE.fullmatch(name) is not None for name in names] == [True] * len(names), names
 
 
 def test_a_location_ending_in_a_separator_only_doubles_a_hyphen() -> None:
-    assert naming.training_job_name("Foo_", "run") == "ll-Foo--run"
+    assert naming.training_job_name("Foo_", "run", "ll") == "ll-Foo--run"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "job_name"),
+    [
+        ("linear-learner", "ll-NewYork-NY-run-7"),
+        ("xgboost", "xg-NewYork-NY-run-7"),
+        ("knn", "kn-NewYork-NY-run-7"),
+        ("randomcutforest", "rc-NewYork-NY-run-7"),
+    ],
+)
+def test_each_algorithms_training_jobs_start_with_its_step(algorithm: str, job_name: str) -> None:
+    step = ALGORITHMS[algorithm].job_step
+    assert naming.validate_training_step(step) == step
+    assert naming.training_job_name("NewYork_NY", "run-7", step) == job_name
+    longest = naming.training_job_name("A" * 32, "r" * 24, step)
+    assert len(longest) == 2 + 1 + 32 + 1 + 24 <= naming.SAGEMAKER_NAME_MAX_LENGTH
+    assert SAGEMAKER_JOB_NAME_RE.fullmatch(longest)
+
+
+def test_every_algorithm_has_its_own_step() -> None:
+    """A deployment's IAM grants its training jobs on ``<step>-*`` (tests/iam checks that one
+    algorithm's role cannot create another's jobs), so steps are distinct and apart from the run's
+    own job steps."""
+    assert sorted(JOB_STEPS) == ["kn", "ll", "rc", "xg"]
+    assert set(JOB_STEPS).isdisjoint({naming.PREPROCESSOR_STEP, *naming.TRANSFORM_STEPS})
+
+
+@pytest.mark.parametrize(
+    "step", ["", "l", "lll", "LL", "Ll", "l1", "l-", "l_", " ll", "ll\n", "pp", "tt", "tv", None, 7]
+)
+def test_only_two_letter_steps_of_no_other_job_are_training_steps(step: object) -> None:
+    message = f"training-job step {step!r} is not allowed: use two lower-case letters other than pp, tt, tv"
+    with pytest.raises(ValueError, match=r"^training-job step ") as raised:
+        naming.validate_training_step(step)
+    assert str(raised.value) == message
+    with pytest.raises(ValueError, match=r"^training-job step ") as raised:
+        naming.training_job_name("NewYork_NY", "run-7", step)  # type: ignore[arg-type]
+    assert str(raised.value) == message
 
 
 def test_job_names_are_valid_for_sagemaker_and_traceable() -> None:
-    longest = naming.training_job_name("A" * 32, "r" * 24)
+    longest = naming.training_job_name("A" * 32, "r" * 24, "ll")
     assert len(longest) <= 63
     assert SAGEMAKER_JOB_NAME_RE.fullmatch(longest)
     assert naming.preprocessor_job_name("run-7") == "pp-run-7"
-    assert naming.training_job_name("NewYork_NY", "run-7") == "ll-NewYork-NY-run-7"
+    assert naming.training_job_name("NewYork_NY", "run-7", "ll") == "ll-NewYork-NY-run-7"
     # One batch transform per split for the whole run: N + O(1) jobs per run.
     assert naming.transform_job_name("train", "run-7") == "tt-run-7"
     assert naming.transform_job_name("validation", "run-7") == "tv-run-7"

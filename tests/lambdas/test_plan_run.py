@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
+from mme_constructs.algorithms import ALGORITHMS
 from tests.lambdas.conftest import BUCKET, REGION, RUN_ID, MotoAccount
 
 _HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "plan_run"
@@ -29,6 +29,9 @@ PLAN_KEY = f"pipeline-runs/{RUN_ID}/plan.json"
 MANIFEST_KEY = "location-manifests/three-cities.json"
 LOCATIONS = ["NewYork_NY", "Chicago_IL", "austin-tx"]
 """Deliberately not sorted: the plan keeps the input order."""
+STEP = "ll"
+"""The training-job step of the default algorithm (linear learner); others are tested below."""
+ALGORITHM_STEPS = [pytest.param(algorithm.job_step, id=name) for name, algorithm in ALGORITHMS.items()]
 
 
 @pytest.fixture(autouse=True)
@@ -38,24 +41,28 @@ def _fresh_client() -> Iterator[None]:
     plan_run._s3_client.cache_clear()
 
 
-def run(aws: MotoAccount, event: object, *, max_locations: int = 10_000) -> dict[str, Any]:
+def run(
+    aws: MotoAccount, event: object, *, max_locations: int = 10_000, training_step: str = STEP
+) -> dict[str, Any]:
     """Run the pure function the handler runs, with the recorded moto S3 client."""
     result: dict[str, Any] = plan_run.plan_run(
         plan_run.parse_run_event(event),
         s3=aws.s3,
-        settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=max_locations),
+        settings=plan_run.PlanSettings(
+            bucket=BUCKET, max_locations=max_locations, training_step=training_step
+        ),
     )
     return result
 
 
 def expected_item(
-    location: str, job_fragment: str, run_id: str = RUN_ID, generation: str | None = None
+    location: str, job_fragment: str, run_id: str = RUN_ID, generation: str | None = None, step: str = STEP
 ) -> dict[str, str]:
     return {
         "run_id": run_id,
         "location": location,
         "generation": generation or f"pp-{run_id}",
-        "training_job_name": f"ll-{job_fragment}-{run_id}",
+        "training_job_name": f"{step}-{job_fragment}-{run_id}",
         "preprocessed_train_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/train/{location}.csv.out",
         "preprocessed_validation_uri": f"s3://{BUCKET}/preprocessed-data/{run_id}/validation/{location}.csv.out",
         "training_output_uri": f"s3://{BUCKET}/training-output/{run_id}/",
@@ -116,6 +123,18 @@ def test_an_inline_list_becomes_one_item_per_location_in_input_order(aws: MotoAc
     assert put.params["ContentType"] == "application/json"
     # The bucket's default encryption (SSE-KMS, project key) applies; the function names no key.
     assert not {"ServerSideEncryption", "SSEKMSKeyId"} & set(put.params)
+
+
+@pytest.mark.parametrize("step", ALGORITHM_STEPS)
+def test_each_algorithms_training_jobs_are_named_with_its_step(aws: MotoAccount, step: str) -> None:
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": LOCATIONS}}, training_step=step)
+
+    assert result == expected_result(RUN_ID, 3)  # the run's other names do not depend on it
+    assert [item["training_job_name"] for item in json.loads(aws.read(PLAN_KEY))] == [
+        f"{step}-NewYork-NY-{RUN_ID}",
+        f"{step}-Chicago-IL-{RUN_ID}",
+        f"{step}-austin-tx-{RUN_ID}",
+    ]
 
 
 def test_a_manifest_gives_the_same_items_as_the_same_list_inline(aws: MotoAccount) -> None:
@@ -197,6 +216,7 @@ def test_ten_thousand_locations_from_a_manifest(aws: MotoAccount) -> None:
 def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
     monkeypatch.setenv("MAX_LOCATIONS", "2")
+    monkeypatch.setenv("TRAINING_JOB_STEP", "xg")
 
     with pytest.raises(plan_run.InvalidRunRequest, match="more than MAX_LOCATIONS=2"):
         plan_run.handler({"run_id": RUN_ID, "request": {"locations": LOCATIONS}}, None)
@@ -204,7 +224,10 @@ def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest
 
     result = plan_run.handler({"run_id": RUN_ID, "request": {"locations": LOCATIONS[:2]}}, None)
     assert result == expected_result(RUN_ID, 2)
-    assert json.loads(aws.read(PLAN_KEY)) == EXPECTED_ITEMS[:2]
+    assert json.loads(aws.read(PLAN_KEY)) == [
+        expected_item("NewYork_NY", "NewYork-NY", step="xg"),
+        expected_item("Chicago_IL", "Chicago-IL", step="xg"),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,7 +426,7 @@ def test_an_unreadable_manifest_says_it_may_be_missing() -> None:
                     {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY}}
                 ),
                 s3=s3,
-                settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=10),
+                settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=10, training_step=STEP),
             )
         stubber.assert_no_pending_responses()  # and no further call (a Stubber fails unexpected ones)
     assert str(raised.value) == (
@@ -412,28 +435,58 @@ def test_an_unreadable_manifest_says_it_may_be_missing() -> None:
     )
 
 
+GOOD_ENVIRONMENT = {"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "10", "TRAINING_JOB_STEP": "kn"}
+
+
+def _without(name: str) -> dict[str, str]:
+    return {key: value for key, value in GOOD_ENVIRONMENT.items() if key != name}
+
+
+def _step_refused(step: str) -> str:
+    return (
+        f"Environment variable TRAINING_JOB_STEP: training-job step {step!r} is not allowed: use two "
+        "lower-case letters other than pp, tt, tv."
+    )
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"MAX_LOCATIONS": "10"}, "Environment variable BUCKET_NAME '' is not an S3 bucket name;"),
-        ({"BUCKET_NAME": "Not_A_Bucket", "MAX_LOCATIONS": "10"}, "BUCKET_NAME 'Not_A_Bucket' is not"),
+        (_without("BUCKET_NAME"), "Environment variable BUCKET_NAME '' is not an S3 bucket name;"),
+        ({**GOOD_ENVIRONMENT, "BUCKET_NAME": "Not_A_Bucket"}, "BUCKET_NAME 'Not_A_Bucket' is not"),
         (
-            {"BUCKET_NAME": BUCKET},
+            _without("MAX_LOCATIONS"),
             "Environment variable MAX_LOCATIONS '' must be a whole number of at least 1.",
         ),
-        ({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "0"}, "MAX_LOCATIONS '0' must be a whole number"),
-        ({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "ten"}, "MAX_LOCATIONS 'ten' must be a whole number"),
-        ({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "-5"}, "MAX_LOCATIONS '-5' must be a whole number"),
+        ({**GOOD_ENVIRONMENT, "MAX_LOCATIONS": "0"}, "MAX_LOCATIONS '0' must be a whole number"),
+        ({**GOOD_ENVIRONMENT, "MAX_LOCATIONS": "ten"}, "MAX_LOCATIONS 'ten' must be a whole number"),
+        ({**GOOD_ENVIRONMENT, "MAX_LOCATIONS": "-5"}, "MAX_LOCATIONS '-5' must be a whole number"),
+        (_without("TRAINING_JOB_STEP"), _step_refused("")),
+        # Another step's prefix would let a location's job collide with the run's own jobs.
+        *(
+            ({**GOOD_ENVIRONMENT, "TRAINING_JOB_STEP": step}, _step_refused(step))
+            for step in ("pp", "tt", "tv")
+        ),
+        *(
+            ({**GOOD_ENVIRONMENT, "TRAINING_JOB_STEP": step}, _step_refused(step))
+            for step in ("LL", "l", "lll", "l1", "ll-", " ll")
+        ),
     ],
 )
 def test_a_bad_environment_names_the_variable(environ: dict[str, str], message: str) -> None:
-    with pytest.raises(plan_run.InvalidEnvironment, match=re.escape(message)):
+    with pytest.raises(plan_run.InvalidEnvironment) as raised:
         plan_run.load_plan_settings(environ)
+    assert message in str(raised.value)
+    if "TRAINING_JOB_STEP" in message:
+        assert str(raised.value) == message  # one plain sentence
 
 
-def test_the_environment_is_parsed() -> None:
-    settings = plan_run.load_plan_settings({"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": " 10000 "})
-    assert settings == plan_run.PlanSettings(bucket=BUCKET, max_locations=10_000)
+@pytest.mark.parametrize("step", ALGORITHM_STEPS)
+def test_the_environment_is_parsed(step: str) -> None:
+    settings = plan_run.load_plan_settings(
+        {"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": " 10000 ", "TRAINING_JOB_STEP": step}
+    )
+    assert settings == plan_run.PlanSettings(bucket=BUCKET, max_locations=10_000, training_step=step)
 
 
 # --------------------------------------------------------------------------------------------------
