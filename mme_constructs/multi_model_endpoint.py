@@ -47,6 +47,7 @@ from mme_constructs.images import image_uris
 from mme_constructs.observability import RollbackAlarms
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
 from mme_shared import naming, s3_layout
+from mme_shared.generation import ALGORITHM_ENV
 from project_config.model import AlarmsConfig, EndpointConfig, TrainingConfig
 
 VARIANT_NAME: Final = "AllTraffic"
@@ -450,7 +451,11 @@ class MultiModelEndpoint(Construct):
             "ServingGenerationFunction",
             handler_name="serving_generation",
             description="Resolves the preprocessor generation the endpoint deploys; records it once served",
-            environment={"BUCKET_NAME": bucket.bucket_name, "KMS_KEY_ARN": key.key_arn},
+            environment={
+                "BUCKET_NAME": bucket.bucket_name,
+                "KMS_KEY_ARN": key.key_arn,
+                ALGORITHM_ENV: training.algorithm,
+            },
             key=key,
             log_retention_days=training.log_retention_days,
             timeout=Duration.seconds(60),

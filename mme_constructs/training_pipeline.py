@@ -55,8 +55,10 @@ from mme_constructs.access import ScopedPolicy
 from mme_constructs.algorithms import PreprocessorOutput
 from mme_constructs.handler_function import HandlerFunction, log_retention
 from mme_constructs.images import image_uris
+from mme_constructs.multi_model_endpoint import generation_key
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
 from mme_shared import s3_layout
+from mme_shared.generation import ALGORITHM_ENV
 from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP_ENV, TRANSFORM_STEPS
 from mme_shared.transform_output import (
     LABELLED_TRANSFORM_MODE,
@@ -323,6 +325,7 @@ class TrainingPipeline(Construct):
                 **common_env,
                 "MAX_LOCATIONS": str(MAX_LOCATIONS),
                 TRAINING_STEP_ENV: self.algorithm.job_step,
+                ALGORITHM_ENV: self._training.algorithm,
             },
             key=key,
             log_retention_days=retention,
@@ -348,6 +351,13 @@ class TrainingPipeline(Construct):
                 bucket.arn_for_objects(k)
                 for k in (s3_layout.SERVING_GENERATION_KEY, s3_layout.NEWEST_GENERATION_KEY)
             ],
+        )
+        self.plan_run.permissions.allow_objects(
+            bucket,
+            ["s3:GetObject"],
+            [generation_key(s3_layout.generation_record_key, "*")],
+            why_wildcard="A run reads the complete.json of the generation it would reuse "
+            "(preprocessor/<generation>/complete.json) to check which algorithm trained it.",
         )
         # A refit lists the generation it replaces (model-pointers/<generation>/), and only with
         # ListBucket does S3 answer a missing newest.json (a first run) with 404 rather than 403.
@@ -449,7 +459,7 @@ class TrainingPipeline(Construct):
             "SummarizeRunFunction",
             handler_name="summarize_run",
             description="Summarises a training run and records a refit's generation once it is complete",
-            environment={**common_env, "KMS_KEY_ARN": key.key_arn},
+            environment={**common_env, "KMS_KEY_ARN": key.key_arn, ALGORITHM_ENV: self._training.algorithm},
             key=key,
             log_retention_days=retention,
             timeout=Duration.minutes(5),

@@ -7,7 +7,12 @@ on its output. Three small JSON documents say where each generation stands:
 that fitted the generation, after every location of that run was promoted into it::
 
     {"format_version": 1, "generation": "pp-refit-1", "run_id": "refit-1",
-     "location_count": 4, "completed_at": "2026-12-01T12:00:00Z"}
+     "location_count": 4, "completed_at": "2026-12-01T12:00:00Z", "algorithm": "xgboost"}
+
+``algorithm`` names the built-in algorithm its models were trained with (``training.algorithm``);
+records written before there was a choice have no such field and hold linear-learner models. The
+endpoint refuses to serve a generation of another algorithm than its MultiModel container's, and a
+run of a deployment whose algorithm changed fits a new generation instead of adding to the old one.
 
 ``preprocessor/newest.json`` and ``preprocessor/serving.json`` (:class:`GenerationRef`): the newest
 complete generation (written with ``complete.json``), and the generation the endpoint serves
@@ -39,6 +44,7 @@ that client's ``exceptions.ClientError``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -47,6 +53,23 @@ from mme_shared import s3_layout
 from mme_shared.naming import validate_generation, validate_run_id
 
 GENERATION_FORMAT_VERSION: Final = 1
+ALGORITHM_ENV: Final = "ALGORITHM"
+"""The Lambda environment variable naming the deployment's algorithm (``training.algorithm``)."""
+LEGACY_ALGORITHM: Final = "linear-learner"
+"""The algorithm of a complete.json without an ``algorithm`` field (the only one there was)."""
+_ALGORITHM_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+def validate_algorithm_name(name: object, where: str = "algorithm") -> str:
+    """Return ``name`` if it has the shape of a ``training.algorithm`` value, else raise."""
+    if not isinstance(name, str) or _ALGORITHM_RE.fullmatch(name) is None:
+        raise GenerationRecordError(
+            f"{where} {name!r} is not an algorithm name (1 to 32 characters from a-z, 0-9 and '-', "
+            "starting with a letter)"
+        )
+    return name
+
+
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -119,11 +142,15 @@ class CompleteGeneration:
     run_id: str
     location_count: int
     completed_at: datetime
+    algorithm: str = LEGACY_ALGORITHM
+    """The algorithm every model of the generation was trained with."""
 
     _FIELDS = frozenset({"format_version", "generation", "run_id", "location_count", "completed_at"})
+    _OPTIONAL = frozenset({"algorithm"})
 
     def __post_init__(self) -> None:
         _checked_generation(self.generation)
+        validate_algorithm_name(self.algorithm, "a generation's algorithm")
         try:
             validate_run_id(self.run_id)
         except ValueError as error:
@@ -149,18 +176,22 @@ class CompleteGeneration:
                 "run_id": self.run_id,
                 "location_count": self.location_count,
                 "completed_at": _timestamp(self.completed_at),
+                "algorithm": self.algorithm,
             }
         )
 
     @classmethod
     def from_json(cls, body: bytes) -> CompleteGeneration:
         what = "a generation's complete.json"
-        document = _check_fields(_decode(body, what), cls._FIELDS, what)
+        document = _check_fields(_decode(body, what), cls._FIELDS, what, cls._OPTIONAL)
         return cls(
             generation=_checked_generation(document["generation"]),
             run_id=document["run_id"],
             location_count=document["location_count"],
             completed_at=_parse_timestamp(document["completed_at"], f"{what} completed_at"),
+            algorithm=validate_algorithm_name(
+                document.get("algorithm", LEGACY_ALGORITHM), f"{what} algorithm"
+            ),
         )
 
 

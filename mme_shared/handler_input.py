@@ -43,3 +43,14 @@ def environment_kms_key_arn(environ: Mapping[str, str]) -> str:
             "to the project key's ARN."
         )
     return kms_key_arn
+
+
+def environment_algorithm(environ: Mapping[str, str]) -> str:
+    """ALGORITHM (``training.algorithm``), validated; ValueError with one sentence otherwise."""
+    from mme_shared.generation import ALGORITHM_ENV, GenerationRecordError, validate_algorithm_name
+
+    value = environ.get(ALGORITHM_ENV, "")
+    try:
+        return validate_algorithm_name(value, f"Environment variable {ALGORITHM_ENV}")
+    except GenerationRecordError as error:
+        raise ValueError(f"{error}; the stack must set it to training.algorithm.") from None

@@ -24,6 +24,9 @@ Which preprocessor generation the run trains into (see :mod:`mme_shared.generati
   reuse): a new generation ``pp-<run id>`` is fitted. It retrains the request's locations *and* every
   location that has a pointer in the generation it would replace, so that the new generation can
   serve everything the old one does; an empty ``locations`` list then means "exactly those".
+- **algorithm changed**: the generation it would reuse was trained with another algorithm than the
+  deployment's (its ``complete.json``'s ``algorithm`` against ``ALGORITHM``). Its models cannot be
+  served by this deployment's container, nor may new ones be mixed into it, so the run is a refit.
 
 Result (small and of fixed size, whatever the number of locations)::
 
@@ -34,9 +37,9 @@ Result (small and of fixed size, whatever the number of locations)::
      "preprocessed_validation_prefix_uri", "transform_train_job_name",
      "transform_validation_job_name", "training_output_uri"}
 
-``refit_reason`` is ``requested``, ``first generation`` or null; ``replaces_generation`` the
-generation a refit would replace (null otherwise); ``added_locations`` how many locations a refit
-added from it.
+``refit_reason`` is ``requested``, ``first generation``, ``algorithm changed`` or null;
+``replaces_generation`` the generation a refit would replace (null otherwise); ``added_locations``
+how many locations a refit added from it.
 
 Idempotent: the plan's bytes depend only on the bucket, the run id, the location list and the
 generation. It is written with ``If-None-Match: *``, so an existing plan is never overwritten: a
@@ -46,11 +49,11 @@ runs before the write, so a rejected request writes nothing. Objects are encrypt
 default (SSE-KMS with the project key); no key is passed.
 
 Permissions it needs: ``s3:GetObject`` on ``location-manifests/*``, ``pipeline-runs/*/plan.json``
-(comparing an existing plan on retry), ``preprocessor/newest.json`` and ``preprocessor/serving.json``;
-``s3:PutObject`` on ``pipeline-runs/*/plan.json``; ``s3:ListBucket`` on the bucket (a refit lists
-``model-pointers/<generation>/``, and without it S3 answers a missing ``newest.json`` with 403 instead
-of 404, so the first run could not tell "no generation yet" from "forbidden"); ``kms:Decrypt`` and
-``kms:GenerateDataKey`` on the project key.
+(comparing an existing plan on retry), ``preprocessor/newest.json``, ``preprocessor/serving.json``
+and ``preprocessor/*/complete.json``; ``s3:PutObject`` on ``pipeline-runs/*/plan.json``;
+``s3:ListBucket`` on the bucket (a refit lists ``model-pointers/<generation>/``, and without it S3
+answers a missing ``newest.json`` with 403 instead of 404, so the first run could not tell "no
+generation yet" from "forbidden"); ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the project key.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import generation, naming, s3_layout
-from mme_shared.handler_input import environment_bucket
+from mme_shared.handler_input import environment_algorithm, environment_bucket
 from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
@@ -89,6 +92,7 @@ _EXPECTED_EVENT: Final = (
 )
 REFIT_REQUESTED: Final = "requested"
 REFIT_FIRST_GENERATION: Final = "first generation"
+REFIT_ALGORITHM_CHANGED: Final = "algorithm changed"
 _INTEGER_RE: Final = re.compile(r"[0-9]+")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _FORBIDDEN_CODES: Final = frozenset({"403", "AccessDenied"})
@@ -142,6 +146,8 @@ class PlanSettings:
     max_locations: int
     training_step: str
     """The deployment's algorithm's training-job step (``ll``: ``ll-<location>-<run>``)."""
+    algorithm: str
+    """The deployment's ``training.algorithm``: a generation of another one is refitted, not reused."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,7 +240,11 @@ def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
         naming.validate_training_step(step)
     except ValueError as error:
         raise InvalidEnvironment(f"Environment variable {naming.TRAINING_STEP_ENV}: {error}.") from None
-    return PlanSettings(bucket=bucket, max_locations=int(text), training_step=step)
+    try:
+        algorithm = environment_algorithm(environ)
+    except ValueError as error:
+        raise InvalidEnvironment(str(error)) from None
+    return PlanSettings(bucket=bucket, max_locations=int(text), training_step=step, algorithm=algorithm)
 
 
 def location_list_problem(
@@ -289,20 +299,42 @@ class GenerationChoice:
     """The generation whose locations a refit must also cover (the served or newest one)."""
 
 
-def choose_generation(s3: S3Client, bucket: str, request: RunRequest) -> GenerationChoice:
+def choose_generation(s3: S3Client, bucket: str, request: RunRequest, algorithm: str) -> GenerationChoice:
     """Reuse the served (else the newest complete) generation, or fit ``pp-<run id>`` (see module doc)."""
     current = _read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY) or _read_ref(
         s3, bucket, s3_layout.NEWEST_GENERATION_KEY
     )
     replaces = None if current is None else current.generation
-    if request.refit or current is None:
+    reason = REFIT_REQUESTED if request.refit else REFIT_FIRST_GENERATION if current is None else None
+    if reason is None and current is not None and _algorithm_of(s3, bucket, current.generation) != algorithm:
+        reason = REFIT_ALGORITHM_CHANGED
+    if reason is not None:
         return GenerationChoice(
             generation=naming.preprocessor_job_name(request.run_id),
             refit=True,
-            refit_reason=REFIT_REQUESTED if request.refit else REFIT_FIRST_GENERATION,
+            refit_reason=reason,
             replaces=replaces,
         )
+    assert current is not None
     return GenerationChoice(generation=current.generation, refit=False, refit_reason=None, replaces=None)
+
+
+def _algorithm_of(s3: S3Client, bucket: str, generation_id: str) -> str:
+    """The algorithm a complete generation's models were trained with (its complete.json)."""
+    try:
+        record = generation.read_complete(s3, bucket, generation_id)
+    except generation.GenerationRecordError as error:
+        raise GenerationUnreadable(
+            f"{s3_layout.s3_uri(bucket, s3_layout.generation_record_key(generation_id))} is unreadable "
+            f"({error}); restore it from its previous version."
+        ) from None
+    if record is None:
+        raise GenerationUnreadable(
+            f"Generation {generation_id} is named served or newest but has no "
+            f"{s3_layout.s3_uri(bucket, s3_layout.generation_record_key(generation_id))}; restore it "
+            'from its previous version or start the run with "refit": true.'
+        )
+    return record.algorithm
 
 
 def _read_ref(s3: S3Client, bucket: str, key: str) -> generation.GenerationRef | None:
@@ -376,7 +408,7 @@ def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> di
         raise error_class(problem)
     locations = [str(name) for name in names]
 
-    choice = choose_generation(s3, settings.bucket, request)
+    choice = choose_generation(s3, settings.bucket, request, settings.algorithm)
     added: list[str] = []
     if choice.refit and choice.replaces is not None:
         requested = {naming.location_collision_key(name) for name in locations}
@@ -401,7 +433,9 @@ def plan_run(request: RunRequest, *, s3: S3Client, settings: PlanSettings) -> di
     run_id = request.run_id
     plan_key = s3_layout.run_plan_key(run_id)
     body = encode_plan(
-        plan_items(settings.bucket, run_id, choice.generation, locations, training_step=settings.training_step)
+        plan_items(
+            settings.bucket, run_id, choice.generation, locations, training_step=settings.training_step
+        )
     )
     _write_plan_once(s3, settings.bucket, plan_key, body, run_id=run_id)
     preprocessor = naming.preprocessor_job_name(run_id)

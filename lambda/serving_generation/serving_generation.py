@@ -9,7 +9,9 @@ their ``Action`` property:
 a pinned id or ``newest`` (the generation ``preprocessor/newest.json`` names), into the id the Model
 is built from, after checking that the endpoint could really serve it. It fails, with one sentence
 saying what to run, when no complete generation exists yet, when the generation has no
-``complete.json``, when its artifact is missing, or when the endpoint serves another generation S
+``complete.json``, when its models were trained with another algorithm than the endpoint's
+MultiModel container (``complete.json``'s ``algorithm`` against the function's ``ALGORITHM``), when
+its artifact is missing, or when the endpoint serves another generation S
 (``preprocessor/serving.json``) and some location with a pointer under ``model-pointers/<S>/`` has
 none under ``model-pointers/<generation>/``: switching would silently stop serving it. Failing here
 takes seconds; without it a premature deploy would spend about 20 minutes failing to start the
@@ -120,7 +122,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import generation, s3_layout
-from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
+from mme_shared.handler_input import environment_algorithm, environment_bucket, environment_kms_key_arn
 from mme_shared.naming import generation_problem, location_name_problem
 
 LOGGER = logging.getLogger(__name__)
@@ -197,6 +199,8 @@ class Settings:
 
     bucket: str
     kms_key_arn: str
+    algorithm: str
+    """The endpoint's MultiModel algorithm: a generation of another one cannot be served."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,6 +265,16 @@ def missing_artifact_reason(bucket: str, generation_id: str) -> str:
     )
 
 
+def algorithm_reason(generation_id: str, trained_with: str, served_by: str) -> str:
+    return (
+        f"Preprocessor generation {generation_id} holds {trained_with} models, but the endpoint's "
+        f"MultiModel container is {served_by} (training.algorithm), which cannot load them: train a "
+        f"{served_by} generation first (`mme deploy` does, or a training run: a run after the algorithm "
+        "changed fits a new generation for every location), or set training.algorithm back to "
+        f"{trained_with}."
+    )
+
+
 def switch_reason(serving: str, target: str, missing: list[str]) -> str:
     shown = ", ".join(missing[:SHOWN_MISSING_LOCATIONS])
     more = len(missing) - SHOWN_MISSING_LOCATIONS
@@ -293,6 +307,8 @@ def resolve(s3: S3Client, settings: Settings, requested: str, now: datetime) -> 
     complete = object_exists(s3, bucket, record_key) and generation.read_complete(s3, bucket, generation_id)
     if not complete:
         return Outcome("FAILED", "", incomplete_reason(bucket, generation_id))
+    if complete.algorithm != settings.algorithm:
+        return Outcome("FAILED", "", algorithm_reason(generation_id, complete.algorithm, settings.algorithm))
     artifact_key = s3_layout.preprocessor_artifact_key(generation_id)
     if not object_exists(s3, bucket, artifact_key):
         return Outcome("FAILED", "", missing_artifact_reason(bucket, generation_id))
@@ -420,13 +436,15 @@ def remove_serving(s3: S3Client, bucket: str, endpoint_name: str, physical_id: s
 
 
 def load_settings(environ: Mapping[str, str], *, need_key: bool) -> Settings:
-    """BUCKET_NAME (and, to write, KMS_KEY_ARN), validated; InvalidRequest naming the variable otherwise."""
+    """BUCKET_NAME, ALGORITHM (and, to write, KMS_KEY_ARN), validated; InvalidRequest naming the
+    variable otherwise."""
     try:
         bucket = environment_bucket(environ)
         kms_key_arn = environment_kms_key_arn(environ) if need_key else environ.get("KMS_KEY_ARN", "")
+        algorithm = environment_algorithm(environ)
     except ValueError as error:
         raise InvalidRequest(str(error)) from None
-    return Settings(bucket=bucket, kms_key_arn=kms_key_arn)
+    return Settings(bucket=bucket, kms_key_arn=kms_key_arn, algorithm=algorithm)
 
 
 def parse_properties(properties: object) -> Request:

@@ -23,8 +23,9 @@ How a record becomes a location's outcome:
 
 - SUCCEEDED record: its ``Output`` is the per-location iterator's result, either
   ``{"location", "status": "SUCCEEDED", "training_job_name", "target_model", "model_version",
-  "validation_metrics": {"validation:<name>": number, ...}}`` (what the promotion Lambda read from
-  the training job; may be empty) or, for a failure the iterator caught,
+  "validation_metrics": {"validation:<name>" or "test:<name>": number, ...}}`` (the held-out
+  metrics the promotion Lambda read from the training job, ``test:*`` for k-NN; may be empty) or,
+  for a failure the iterator caught,
   ``{"location", "status": "FAILED", "failed_step", "error", "cause"}``. An output that does not
   have that shape still counts, as a failure with error ``MalformedLocationResult`` saying what is
   wrong with it, so one odd record cannot hide the other locations' outcomes.
@@ -93,7 +94,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import generation, naming, s3_layout
-from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
+from mme_shared.handler_input import environment_algorithm, environment_bucket, environment_kms_key_arn
 from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
@@ -170,6 +171,8 @@ class SummarySettings:
 
     bucket: str
     kms_key_arn: str
+    algorithm: str
+    """The deployment's ``training.algorithm``, recorded in a completed generation's complete.json."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,8 @@ class Succeeded:
     target_model: str
     model_version: str
     validation_metrics: dict[str, float]
-    """The job's final ``validation:*`` metrics by name; empty when it reported none."""
+    """The job's final held-out (``validation:*``, k-NN's ``test:*``) metrics by name; empty when it
+    reported none."""
 
 
 @dataclass(frozen=True)
@@ -266,12 +270,14 @@ def parse_summary_event(event: object) -> SummaryRequest:
 
 
 def load_summary_settings(environ: Mapping[str, str]) -> SummarySettings:
-    """Read BUCKET_NAME and KMS_KEY_ARN; raise InvalidEnvironment naming a missing or malformed one."""
+    """Read BUCKET_NAME, KMS_KEY_ARN and ALGORITHM; raise InvalidEnvironment naming a missing or
+    malformed one."""
     try:
         bucket, kms_key_arn = environment_bucket(environ), environment_kms_key_arn(environ)
+        algorithm = environment_algorithm(environ)
     except ValueError as error:
         raise InvalidEnvironment(str(error)) from None
-    return SummarySettings(bucket=bucket, kms_key_arn=kms_key_arn)
+    return SummarySettings(bucket=bucket, kms_key_arn=kms_key_arn, algorithm=algorithm)
 
 
 def _preview(value: object, limit: int = 200) -> str:
@@ -394,6 +400,7 @@ def _record_complete_generation(s3: S3Client, settings: SummarySettings, request
         run_id=request.run_id,
         location_count=request.location_count,
         completed_at=datetime.now(UTC),
+        algorithm=settings.algorithm,
     )
     if existing is None:
         generation.write_complete(s3, settings.bucket, record, kms_key_arn=settings.kms_key_arn)
