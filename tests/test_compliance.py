@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 
 from app import add_compliance_checks
+from mme_constructs.algorithms import ALGORITHMS
 from tests.conftest import REPO_ROOT, SynthesizedApp
 
 PACKS = ("AwsSolutions", "NIST.800.53.R5")
@@ -116,3 +118,24 @@ def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
     result = _cfn_lint(str(broken))
     assert result.returncode != 0
     assert "E3002" in result.stdout
+
+
+OTHER_ALGORITHMS = [name for name in ALGORITHMS if name != "linear-learner"]
+
+
+@pytest.mark.parametrize("name", OTHER_ALGORITHMS)
+def test_every_algorithm_passes_both_nag_packs_and_cfn_lint(
+    name: str, synthesized_for_algorithm: Callable[[str], SynthesizedApp]
+) -> None:
+    """The default app (linear learner) is checked above; each other algorithm's app the same way."""
+    app = synthesized_for_algorithm(name)
+    assert app.config.training.algorithm == name
+    plugins = _report(app)["pluginReports"]
+    assert sorted(plugin["pluginName"] for plugin in plugins) == sorted(PACKS)
+    for plugin in plugins:
+        assert plugin["violations"] == [], plugin["violations"]
+        assert plugin["conclusion"] == "success"
+    templates = [str(p) for p in sorted(app.outdir.glob("*.template.json"))]
+    assert len(templates) == len(app.templates)
+    result = _cfn_lint(*templates)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mme_constructs.algorithms import ALGORITHMS
 from project_config import ProjectConfig
 from tests.conftest import REPO_ROOT
 
@@ -59,3 +60,16 @@ def test_readme_names_the_two_commands_ci_runs() -> None:
     for command in ("make synth", "make test"):
         assert command in readme
         assert command in ci
+
+
+def test_every_algorithm_and_its_hyperparameters_are_in_the_readme() -> None:
+    """The "Algorithms" section: a row per algorithm, per hyperparameter (with its default), per answer."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name, algorithm in ALGORITHMS.items():
+        assert f"| `{name}`" in readme
+        assert f"{algorithm.job_step}-<location>-<run>" in readme
+        assert f"| `{name}` | `{algorithm.response.accept}` |" in readme
+        for field, info in algorithm.hyperparameters.model_fields.items():
+            default = "unset" if info.default is None else info.default
+            shown = f"`{default}`" if isinstance(default, str) and default != "unset" else str(default)
+            assert f"| `{name}` | `{field}` | {shown} |" in readme, (name, field)
