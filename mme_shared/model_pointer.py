@@ -34,6 +34,10 @@ this package, and :func:`ModelPointer.from_json` rejects a document in which the
 layout (a hand-edited pointer must not send clients to a key the layout would never produce).
 ``checksum`` is the artifact's full-object S3 checksum as stored on the versioned key (``null``
 when S3 holds none), so a reader can confirm it fetched the promoted bytes.
+``validation_metrics`` are the training job's final metrics on its held-out channel, measured on
+the location's validation split (see :func:`validation_metrics`): ``validation:<name>``, or
+``test:<name>`` for k-NN, whose held-out channel is called ``test``; empty when the job reported
+none (Random Cut Forest trains without one).
 
 Unknown or missing fields are errors rather than being ignored: a reader that silently skipped a
 field written by a newer writer could act on half of the information. A future format bumps
@@ -251,15 +255,22 @@ def preferred_checksum(checksums: Mapping[str, str]) -> ArtifactChecksum | None:
     return None
 
 
+HELD_OUT_METRIC_PREFIXES: Final = ("validation:", "test:")
+"""A built-in algorithm names its metrics after the channel they were measured on. Our held-out
+channel is ``validation`` (linear learner, XGBoost) or ``test`` (k-NN has no validation channel);
+both are fed by the location's validation split. ``train:*`` metrics are not held out."""
+
+
 def validation_metrics(final_metrics: object) -> dict[str, float]:
-    """A training job's final ``validation:*`` metrics (DescribeTrainingJob FinalMetricDataList),
-    sorted by name; non-finite values are dropped (JSON cannot hold them)."""
+    """A training job's final held-out metrics (DescribeTrainingJob FinalMetricDataList), the
+    ``validation:*`` and ``test:*`` ones, sorted by name; non-finite values are dropped (JSON cannot
+    hold them)."""
     metrics = {}
     for metric in final_metrics if isinstance(final_metrics, list) else []:
         name, value = metric.get("MetricName"), metric.get("Value")
         if (
             isinstance(name, str)
-            and name.startswith("validation:")
+            and name.startswith(HELD_OUT_METRIC_PREFIXES)
             and isinstance(value, int | float)
             and math.isfinite(value)
         ):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mme_shared.model_pointer import ArtifactChecksum, ModelPointer, ModelPointerError
+from mme_shared.model_pointer import ArtifactChecksum, ModelPointer, ModelPointerError, validation_metrics
 
 POINTER = ModelPointer(
     preprocessor_generation="pp-run-1",
@@ -109,3 +109,55 @@ def test_a_pointer_cannot_be_built_with_a_naive_timestamp() -> None:
             training_job_name="v1",
             promoted_at=datetime(2025, 5, 1),  # naive on purpose
         )
+
+
+def _final(*metrics: tuple[str, float]) -> list[dict[str, Any]]:
+    """A DescribeTrainingJob FinalMetricDataList."""
+    at = datetime(2025, 5, 1, tzinfo=UTC)
+    return [{"MetricName": name, "Value": value, "Timestamp": at} for name, value in metrics]
+
+
+@pytest.mark.parametrize(
+    ("final_metrics", "expected"),
+    [
+        pytest.param(
+            _final(("train:progress", 100.0), ("validation:absolute_loss", 15.5), ("validation:mse", 300.0)),
+            {"validation:absolute_loss": 15.5, "validation:mse": 300.0},
+            id="linear-learner",
+        ),
+        pytest.param(
+            _final(("train:rmse", 1.5), ("validation:rmse", 2.5)), {"validation:rmse": 2.5}, id="xgboost"
+        ),
+        # k-NN has no validation channel: its held-out channel "test" is fed by the validation split.
+        pytest.param(_final(("test:mse", 42.0)), {"test:mse": 42.0}, id="knn"),
+        pytest.param(_final(("train:progress", 100.0)), {}, id="randomcutforest"),
+        pytest.param(
+            _final(("test:mse", float("nan")), ("validation:rmse", float("inf")), ("validation:x", 1)),
+            {"validation:x": 1.0},
+            id="non-finite-dropped",
+        ),
+        pytest.param(
+            _final(
+                ("testing:mse", 1.0), ("validation", 2.0), ("Validation:rmse", 3.0), ("train:test:x", 4.0)
+            ),
+            {},
+            id="only-the-two-prefixes",
+        ),
+        pytest.param(None, {}, id="no-list"),
+        pytest.param(
+            [{"MetricName": 7, "Value": 1.0}, {"MetricName": "test:mse", "Value": "1"}], {}, id="odd"
+        ),
+    ],
+)
+def test_the_held_out_metrics_are_the_validation_and_test_ones(
+    final_metrics: object, expected: object
+) -> None:
+    metrics = validation_metrics(final_metrics)
+    assert metrics == expected
+    assert list(metrics) == sorted(metrics)
+
+
+def test_a_pointer_holds_k_nn_test_metrics() -> None:
+    knn = ModelPointer.from_json(json.dumps(document(validation_metrics={"test:mse": 42.0})))
+    assert knn.validation_metrics == {"test:mse": 42.0}
+    assert ModelPointer.from_json(knn.to_json()) == knn

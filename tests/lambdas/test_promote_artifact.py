@@ -203,6 +203,43 @@ def test_a_newer_version_gets_its_own_key_and_the_old_one_is_untouched(
     assert result["validation_metrics"] == {}  # moto's job reports only train:progress
 
 
+@pytest.mark.parametrize(
+    ("job", "final_metrics", "expected"),
+    [
+        pytest.param(
+            "xg-Chicago-IL-run-20250501-a1b2c3",
+            [("train:rmse", 1.5), ("validation:rmse", 2.5)],
+            {"validation:rmse": 2.5},
+            id="xgboost",
+        ),
+        # k-NN's held-out channel is "test" (fed by the validation split): its metric is test:mse.
+        pytest.param(
+            "kn-Chicago-IL-run-20250501-a1b2c3", [("test:mse", 4.1e8)], {"test:mse": 4.1e8}, id="knn"
+        ),
+        pytest.param(
+            "rc-Chicago-IL-run-20250501-a1b2c3", [("train:progress", 100.0)], {}, id="randomcutforest"
+        ),
+    ],
+)
+def test_each_algorithms_held_out_metrics_reach_the_pointer(
+    aws: MotoAccount,
+    training_job: TrainingJobFactory,
+    job: str,
+    final_metrics: list[tuple[str, float]],
+    expected: dict[str, float],
+) -> None:
+    metrics = [
+        {"MetricName": name, "Value": value, "Timestamp": PROMOTED_AT} for name, value in final_metrics
+    ]
+    training_job(job, location=LOCATION, final_metric_data_list=metrics)
+
+    result = promote(aws, {"training_job_name": job, "location": LOCATION})
+
+    assert result["validation_metrics"] == expected
+    pointer = ModelPointer.from_json(aws.read(POINTER_KEY))
+    assert (pointer.version, pointer.validation_metrics) == (job, expected)
+
+
 def test_above_the_threshold_the_copy_is_a_managed_multipart_upload_part_copy(
     aws: MotoAccount, training_job: TrainingJobFactory
 ) -> None:
