@@ -44,6 +44,8 @@ GENERATION = f"pp-{RUN_ID}"
 ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker-execution"
 KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{DEFAULT_ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LINEAR_LEARNER_IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
+ALGORITHM = "linear-learner"
+"""The deployment's ``training.algorithm`` (the functions' ALGORITHM) unless a test says otherwise."""
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +125,7 @@ class MotoAccount:
     recorder: S3CallRecorder
 
     def environment(self) -> dict[str, str]:
-        return {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": self.kms_key_arn}
+        return {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": self.kms_key_arn, "ALGORITHM": ALGORITHM}
 
     def bucket_state(self) -> tuple[list[tuple[str, str, str]], list[str]]:
         """Every object version and delete marker, plus unfinished multipart uploads.
@@ -261,6 +263,7 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, s
     names = (
         "BUCKET_NAME",
         "KMS_KEY_ARN",
+        "ALGORITHM",
         "HOUSES_PER_LOCATION",
         "SEED",
         "VALIDATION_FRACTION",

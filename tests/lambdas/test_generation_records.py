@@ -29,6 +29,7 @@ def test_the_documents_have_the_documented_fields() -> None:
         "run_id": "refit-1",
         "location_count": 4,
         "completed_at": "2026-12-01T12:00:00Z",
+        "algorithm": "linear-learner",
     }
     assert COMPLETE.key == "preprocessor/pp-refit-1/complete.json"
     assert json.loads(SERVING.to_json()) == {
@@ -80,12 +81,31 @@ def test_a_wrong_reference_is_rejected_with_a_reason(body: bytes, message: str) 
         ({"location_count": True}, "location_count must be a positive integer"),
         ({"run_id": "run_1"}, "run id 'run_1' is not allowed"),
         ({"completed_at": "2026-12-01"}, "has no time zone"),
+        (
+            {"algorithm": "XGBoost"},
+            "a generation's complete.json algorithm 'XGBoost' is not an algorithm name",
+        ),
+        ({"algorithm": None}, "a generation's complete.json algorithm None is not an algorithm name"),
+        ({"algorithm": ""}, "algorithm '' is not an algorithm name"),
     ],
 )
 def test_a_wrong_complete_record_is_rejected_with_a_reason(changes: dict[str, Any], message: str) -> None:
     body = json.dumps({**json.loads(COMPLETE.to_json()), **changes}).encode()
     with pytest.raises(generation.GenerationRecordError, match=message):
         generation.CompleteGeneration.from_json(body)
+
+
+def test_a_complete_record_without_an_algorithm_holds_linear_learner_models() -> None:
+    """Records written before there was a choice of algorithm have no ``algorithm`` field."""
+    document = json.loads(COMPLETE.to_json())
+    del document["algorithm"]
+    assert generation.CompleteGeneration.from_json(json.dumps(document).encode()) == COMPLETE
+    knn = generation.CompleteGeneration(
+        generation="pp-refit-1", run_id="refit-1", location_count=4, completed_at=COMPLETE.completed_at,
+        algorithm="knn",
+    )  # fmt: skip
+    assert json.loads(knn.to_json())["algorithm"] == "knn"
+    assert generation.CompleteGeneration.from_json(knn.to_json()) == knn
 
 
 def test_records_are_written_encrypted_and_read_back(aws: MotoAccount) -> None:

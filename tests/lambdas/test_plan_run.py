@@ -11,14 +11,14 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
 from mme_constructs.algorithms import ALGORITHMS
-from tests.lambdas.conftest import BUCKET, REGION, RUN_ID, MotoAccount
+from tests.lambdas.conftest import ALGORITHM, BUCKET, REGION, RUN_ID, MotoAccount
 
 _HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "plan_run"
 if str(_HANDLER_DIR) not in sys.path:
@@ -42,14 +42,19 @@ def _fresh_client() -> Iterator[None]:
 
 
 def run(
-    aws: MotoAccount, event: object, *, max_locations: int = 10_000, training_step: str = STEP
+    aws: MotoAccount,
+    event: object,
+    *,
+    max_locations: int = 10_000,
+    training_step: str = STEP,
+    algorithm: str = ALGORITHM,
 ) -> dict[str, Any]:
     """Run the pure function the handler runs, with the recorded moto S3 client."""
     result: dict[str, Any] = plan_run.plan_run(
         plan_run.parse_run_event(event),
         s3=aws.s3,
         settings=plan_run.PlanSettings(
-            bucket=BUCKET, max_locations=max_locations, training_step=training_step
+            bucket=BUCKET, max_locations=max_locations, training_step=training_step, algorithm=algorithm
         ),
     )
     return result
@@ -217,6 +222,7 @@ def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
     monkeypatch.setenv("MAX_LOCATIONS", "2")
     monkeypatch.setenv("TRAINING_JOB_STEP", "xg")
+    monkeypatch.setenv("ALGORITHM", "xgboost")
 
     with pytest.raises(plan_run.InvalidRunRequest, match="more than MAX_LOCATIONS=2"):
         plan_run.handler({"run_id": RUN_ID, "request": {"locations": LOCATIONS}}, None)
@@ -426,7 +432,9 @@ def test_an_unreadable_manifest_says_it_may_be_missing() -> None:
                     {"run_id": RUN_ID, "request": {"locations_manifest_key": MANIFEST_KEY}}
                 ),
                 s3=s3,
-                settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=10, training_step=STEP),
+                settings=plan_run.PlanSettings(
+                    bucket=BUCKET, max_locations=10, training_step=STEP, algorithm=ALGORITHM
+                ),
             )
         stubber.assert_no_pending_responses()  # and no further call (a Stubber fails unexpected ones)
     assert str(raised.value) == (
@@ -435,7 +443,12 @@ def test_an_unreadable_manifest_says_it_may_be_missing() -> None:
     )
 
 
-GOOD_ENVIRONMENT = {"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": "10", "TRAINING_JOB_STEP": "kn"}
+GOOD_ENVIRONMENT = {
+    "BUCKET_NAME": BUCKET,
+    "MAX_LOCATIONS": "10",
+    "TRAINING_JOB_STEP": "kn",
+    "ALGORITHM": "knn",
+}
 
 
 def _without(name: str) -> dict[str, str]:
@@ -471,31 +484,56 @@ def _step_refused(step: str) -> str:
             ({**GOOD_ENVIRONMENT, "TRAINING_JOB_STEP": step}, _step_refused(step))
             for step in ("LL", "l", "lll", "l1", "ll-", " ll")
         ),
+        (
+            _without("ALGORITHM"),
+            "Environment variable ALGORITHM '' is not an algorithm name (1 to 32 characters from a-z, 0-9 "
+            "and '-', starting with a letter); the stack must set it to training.algorithm.",
+        ),
+        (
+            {**GOOD_ENVIRONMENT, "ALGORITHM": "k-NN"},
+            "Environment variable ALGORITHM 'k-NN' is not an algorithm",
+        ),
     ],
 )
 def test_a_bad_environment_names_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(plan_run.InvalidEnvironment) as raised:
         plan_run.load_plan_settings(environ)
     assert message in str(raised.value)
-    if "TRAINING_JOB_STEP" in message:
+    if "TRAINING_JOB_STEP" in message or "'' is not an algorithm" in message:
         assert str(raised.value) == message  # one plain sentence
 
 
-@pytest.mark.parametrize("step", ALGORITHM_STEPS)
-def test_the_environment_is_parsed(step: str) -> None:
+@pytest.mark.parametrize(("algorithm", "step"), [(name, a.job_step) for name, a in ALGORITHMS.items()])
+def test_the_environment_is_parsed(algorithm: str, step: str) -> None:
     settings = plan_run.load_plan_settings(
-        {"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": " 10000 ", "TRAINING_JOB_STEP": step}
+        {"BUCKET_NAME": BUCKET, "MAX_LOCATIONS": " 10000 ", "TRAINING_JOB_STEP": step, "ALGORITHM": algorithm}
     )
-    assert settings == plan_run.PlanSettings(bucket=BUCKET, max_locations=10_000, training_step=step)
+    assert settings == plan_run.PlanSettings(
+        bucket=BUCKET, max_locations=10_000, training_step=step, algorithm=algorithm
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # The generation a run trains into
 
 
-def _refer(aws: MotoAccount, key: str, generation: str) -> None:
+_LEGACY: Final = object()
+"""A complete.json from before there was a choice of algorithm: no ``algorithm`` field."""
+
+
+def _refer(
+    aws: MotoAccount, key: str, generation: str, *, algorithm: object = ALGORITHM, complete: bool = True
+) -> None:
+    """newest.json or serving.json naming ``generation``, and (``complete``) the generation's
+    complete.json as the summary Lambda wrote it, recording ``algorithm``."""
     aws.put(key, json.dumps({"format_version": 1, "generation": generation, "endpoint_name": None,
                              "updated_at": "2026-12-01T10:00:00Z"}).encode("utf-8"))  # fmt: skip
+    if complete:
+        record = {"format_version": 1, "generation": generation, "run_id": generation.removeprefix("pp-"),
+                  "location_count": 1, "completed_at": "2026-12-01T10:00:00Z"}  # fmt: skip
+        if algorithm is not _LEGACY:
+            record["algorithm"] = algorithm
+        aws.put(f"preprocessor/{generation}/complete.json", json.dumps(record).encode("utf-8"))
 
 
 def _point(aws: MotoAccount, generation: str, *locations: str) -> None:
@@ -515,6 +553,10 @@ def test_a_partial_run_reuses_the_served_generation_and_never_refits(aws: MotoAc
         expected_item("Chicago_IL", "Chicago-IL", generation="pp-served")
     ]
     assert "ListObjectsV2" not in aws.recorder.operations()  # only a refit takes over locations
+    # The served generation's record says its models are the deployment's algorithm's.
+    assert ("GetObject", "preprocessor/pp-served/complete.json") in [
+        (call.operation, call.key) for call in aws.recorder.calls
+    ]
 
 
 def test_before_anything_is_served_a_run_reuses_the_newest_complete_generation(aws: MotoAccount) -> None:
@@ -573,6 +615,84 @@ def test_an_empty_refit_with_nothing_to_retrain_is_refused(aws: MotoAccount) -> 
     with pytest.raises(plan_run.InvalidRunRequest, match="no served generation whose locations a refit"):
         run(aws, {"run_id": RUN_ID, "request": {"locations": [], "refit": True}})
     assert aws.object_keys() == []
+
+
+@pytest.mark.parametrize("served_by", ["serving", "newest"])
+def test_after_the_algorithm_changed_a_run_refits_every_location_of_the_old_generation(
+    aws: MotoAccount, served_by: str
+) -> None:
+    """Models of another algorithm cannot be served by this deployment's container, nor may new ones
+    join the old generation: the run fits a new generation and retrains the old one's locations."""
+    _refer(aws, f"preprocessor/{served_by}.json", "pp-served", algorithm="linear-learner")
+    _point(aws, "pp-served", "Boston_MA", "Chicago_IL")
+
+    result = run(
+        aws,
+        {"run_id": RUN_ID, "request": {"locations": ["Chicago_IL"]}},
+        algorithm="xgboost",
+        training_step="xg",
+    )
+
+    assert result == expected_result(
+        RUN_ID, 2, refit_reason="algorithm changed", replaces_generation="pp-served", added_locations=1
+    )
+    assert json.loads(aws.read(PLAN_KEY)) == [
+        expected_item("Chicago_IL", "Chicago-IL", step="xg"),
+        expected_item("Boston_MA", "Boston-MA", step="xg"),
+    ]
+
+
+@pytest.mark.parametrize(("algorithm", "refit"), [("linear-learner", False), ("knn", True)])
+def test_a_generation_recorded_without_an_algorithm_holds_linear_learner_models(
+    aws: MotoAccount, algorithm: str, refit: bool
+) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served", algorithm=_LEGACY)
+    _point(aws, "pp-served", "Chicago_IL")
+
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": ["Chicago_IL"]}}, algorithm=algorithm)
+
+    assert (result["refit"], result["refit_reason"]) == (refit, "algorithm changed" if refit else None)
+    assert result["generation"] == (f"pp-{RUN_ID}" if refit else "pp-served")
+
+
+def test_a_requested_refit_does_not_read_the_old_generations_record(aws: MotoAccount) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served", complete=False)
+    _point(aws, "pp-served", "Chicago_IL")
+
+    result = run(aws, {"run_id": RUN_ID, "request": {"locations": [], "refit": True}}, algorithm="knn")
+
+    assert (result["refit_reason"], result["location_count"]) == ("requested", 1)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        pytest.param(
+            None,
+            f"Generation pp-served is named served or newest but has no s3://{BUCKET}/preprocessor/pp-served/"
+            'complete.json; restore it from its previous version or start the run with "refit": true.',
+            id="missing",
+        ),
+        pytest.param(
+            b'{"generation": "pp-served"}',
+            f"s3://{BUCKET}/preprocessor/pp-served/complete.json is unreadable (",
+            id="unreadable",
+        ),
+    ],
+)
+def test_a_reused_generation_without_a_readable_record_stops_the_run(
+    aws: MotoAccount, record: bytes | None, message: str
+) -> None:
+    _refer(aws, "preprocessor/serving.json", "pp-served", complete=False)
+    if record is not None:
+        aws.put("preprocessor/pp-served/complete.json", record)
+    state = aws.bucket_state()
+
+    with pytest.raises(plan_run.GenerationUnreadable) as raised:
+        run(aws, {"run_id": RUN_ID, "request": {"locations": ["Chicago_IL"]}})
+
+    assert message in str(raised.value)
+    assert aws.bucket_state() == state
 
 
 def test_an_unreadable_generation_reference_stops_the_run(aws: MotoAccount) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from mme_shared import generation, s3_layout
-from tests.lambdas.conftest import BUCKET, KMS_KEY_ARN, MotoAccount
+from tests.lambdas.conftest import ALGORITHM, BUCKET, KMS_KEY_ARN, MotoAccount
 
 _HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "serving_generation"
 if str(_HANDLER_DIR) not in sys.path:
@@ -68,8 +68,10 @@ def seed(
     locations: Sequence[str] = (),
     complete: bool = True,
     artifact: bool = True,
+    algorithm: str | None = ALGORITHM,
 ) -> None:
-    """A generation as the training state machine leaves it: artifact, pointers, complete.json."""
+    """A generation as the training state machine leaves it: artifact, pointers, complete.json
+    (recording ``algorithm``; None: a record from before there was a choice, without the field)."""
     run_id = generation_id.removeprefix("pp-")
     if artifact:
         aws.put(s3_layout.preprocessor_artifact_key(generation_id), b"preprocessor " + run_id.encode())
@@ -77,9 +79,16 @@ def seed(
         aws.put(s3_layout.current_pointer_key(generation_id, location), b"{}")  # only the key is read
     if complete:
         record = generation.CompleteGeneration(
-            generation=generation_id, run_id=run_id, location_count=max(len(locations), 1), completed_at=NOW
+            generation=generation_id,
+            run_id=run_id,
+            location_count=max(len(locations), 1),
+            completed_at=NOW,
+            algorithm=algorithm or generation.LEGACY_ALGORITHM,
         )
-        aws.put(record.key, record.to_json())
+        document = json.loads(record.to_json())
+        if algorithm is None:
+            del document["algorithm"]
+        aws.put(record.key, json.dumps(document).encode())
 
 
 def point(aws: MotoAccount, key: str, generation_id: str, endpoint_name: str | None = None) -> None:
@@ -168,7 +177,11 @@ def run(
     returned = serving_generation.process_request(
         event,
         get_s3=lambda: s3,
-        environ=({"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN} if environ is None else environ),
+        environ=(
+            {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN, "ALGORITHM": ALGORITHM}
+            if environ is None
+            else environ
+        ),
         send=sender,
         log_stream=log_stream,
         now=lambda: NOW,
@@ -488,6 +501,57 @@ def test_a_missing_artifact_fails(aws: MotoAccount) -> None:
     assert body["PhysicalResourceId"] == "existing-id"  # an Update keeps its id, even when it fails
 
 
+@pytest.mark.parametrize("named_by", ["pinned", "newest"])
+def test_a_generation_of_another_algorithm_fails_and_writes_nothing(aws: MotoAccount, named_by: str) -> None:
+    """Its models cannot be loaded by the endpoint's MultiModel container."""
+    seed(aws, GEN_A, locations=["Chicago_IL"])
+    seed(aws, GEN_B, locations=["Chicago_IL"], algorithm="xgboost")
+    serving(aws, GEN_A)
+    newest(aws, GEN_B)
+    before = aws.bucket_state()
+    event = resolve_request("Update", GEN_B if named_by == "pinned" else "newest")
+
+    body = run(event, aws.s3).only
+
+    assert body == failed(
+        event,
+        f"Preprocessor generation {GEN_B} holds xgboost models, but the endpoint's MultiModel container is "
+        "linear-learner (training.algorithm), which cannot load them: train a linear-learner generation "
+        "first (`mme deploy` does, or a training run: a run after the algorithm changed fits a new "
+        "generation for every location), or set training.algorithm back to xgboost.",
+    )
+    assert aws.bucket_state() == before
+
+
+@pytest.mark.parametrize(("endpoint_algorithm", "status"), [("linear-learner", "SUCCESS"), ("knn", "FAILED")])
+def test_a_record_without_an_algorithm_holds_linear_learner_models(
+    aws: MotoAccount, endpoint_algorithm: str, status: str
+) -> None:
+    """complete.json from before there was a choice of algorithm has no ``algorithm`` field."""
+    seed(aws, GEN_A, algorithm=None)
+    assert "algorithm" not in json.loads(aws.read(f"preprocessor/{GEN_A}/complete.json"))
+
+    body = run(resolve_request("Create", GEN_A), aws.s3, environ={**aws.environment(),
+               "ALGORITHM": endpoint_algorithm}).only  # fmt: skip
+
+    assert body["Status"] == status, body["Reason"]
+    if status == "FAILED":
+        assert body["Reason"].startswith(f"Preprocessor generation {GEN_A} holds linear-learner models, but")
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "knn", "randomcutforest"])
+def test_an_endpoint_of_another_algorithm_serves_a_generation_of_its_own(
+    aws: MotoAccount, algorithm: str
+) -> None:
+    seed(aws, GEN_A, algorithm=algorithm)
+
+    body = run(
+        resolve_request("Create", GEN_A), aws.s3, environ={**aws.environment(), "ALGORITHM": algorithm}
+    ).only
+
+    assert (body["Status"], body["Data"]["Generation"]) == ("SUCCESS", GEN_A)
+
+
 def test_switching_to_a_generation_that_lacks_served_locations_fails_listing_them(aws: MotoAccount) -> None:
     served = [f"City{index:02d}_ST" for index in range(13)]
     seed(aws, GEN_A, locations=served)
@@ -707,7 +771,7 @@ def test_client_creation_failure_is_answered() -> None:
     serving_generation.process_request(
         resolve_request("Create", GEN_A),
         get_s3=broken_factory,
-        environ={"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN},
+        environ={"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN, "ALGORITHM": ALGORITHM},
         send=sender,
     )
 
@@ -730,6 +794,13 @@ RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
          "not a KMS key ARN; the stack must set it to the project key's ARN."),
         (resolve_request("Create", GEN_A), {"BUCKET_NAME": BUCKET}, "Environment variable KMS_KEY_ARN '' is "
          "not a KMS key ARN; the stack must set it to the project key's ARN."),
+        (resolve_request("Create", GEN_A), {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN},
+         "Environment variable ALGORITHM '' is not an algorithm name (1 to 32 characters from a-z, 0-9 and "
+         "'-', starting with a letter); the stack must set it to training.algorithm."),
+        (record_request("Create", GEN_A),
+         {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN, "ALGORITHM": "Linear Learner"},
+         "Environment variable ALGORITHM 'Linear Learner' is not an algorithm name (1 to 32 characters from "
+         "a-z, 0-9 and '-', starting with a letter); the stack must set it to training.algorithm."),
         (request("Create", {"Generation": GEN_A}), None,
          "The Action property must be one of resolve, record-serving, got None."),
         (request("Create", {"Action": "check", "Generation": GEN_A}), None,
@@ -754,7 +825,8 @@ RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
         (request("Create", {}, ResourceProperties=["x"]), None, "ResourceProperties must be an object."),
     ],
     ids=[
-        "no-bucket-env", "no-key-env", "no-key-env-on-resolve", "no-action", "unknown-action",
+        "no-bucket-env", "no-key-env", "no-key-env-on-resolve", "no-algorithm-env", "bad-algorithm-env",
+        "no-action", "unknown-action",
         "unknown-properties",
         "endpoint-name-on-resolve", "bad-generation", "newest-is-not-recordable", "empty-endpoint-name",
         "unknown-request-type", "properties-not-an-object",
@@ -817,6 +889,7 @@ def test_handler_wires_environment_client_and_sender(
     monkeypatch.setattr(serving_generation, "send_response", sender)
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
     monkeypatch.setenv("KMS_KEY_ARN", aws.kms_key_arn)
+    monkeypatch.setenv("ALGORITHM", ALGORITHM)
 
     returned = serving_generation.handler(
         resolve_request("Create", GEN_A), SimpleNamespace(log_stream_name="s")

@@ -24,7 +24,7 @@ import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from mme_shared import generation
-from tests.lambdas.conftest import BUCKET, REGION, RUN_ID, MotoAccount
+from tests.lambdas.conftest import ALGORITHM, BUCKET, REGION, RUN_ID, MotoAccount
 
 _HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "summarize_run"
 if str(_HANDLER_DIR) not in sys.path:
@@ -305,6 +305,7 @@ def test_the_handler_reads_its_environment(aws: MotoAccount, monkeypatch: pytest
     map_result = realistic_export(aws)
     monkeypatch.setenv("BUCKET_NAME", "another-bucket")
     monkeypatch.setenv("KMS_KEY_ARN", aws.kms_key_arn)
+    monkeypatch.setenv("ALGORITHM", ALGORITHM)
     with pytest.raises(summarize_run.ResultsOutsideRun, match="only reads s3://another-bucket/"):
         summarize_run.handler(event(map_result), None)
 
@@ -745,6 +746,19 @@ def test_a_bad_environment_names_the_variable(bucket: str) -> None:
         summarize_run.load_summary_settings({"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": "alias"})
 
 
+@pytest.mark.parametrize("algorithm", ["", "XGBoost", "linear learner", "-knn"])
+def test_a_bad_algorithm_in_the_environment_is_one_sentence(aws: MotoAccount, algorithm: str) -> None:
+    environ = {**aws.environment(), "ALGORITHM": algorithm}
+    if not algorithm:
+        del environ["ALGORITHM"]
+    with pytest.raises(summarize_run.InvalidEnvironment) as raised:
+        summarize_run.load_summary_settings(environ)
+    assert str(raised.value) == (
+        f"Environment variable ALGORITHM {algorithm!r} is not an algorithm name (1 to 32 characters from "
+        "a-z, 0-9 and '-', starting with a letter); the stack must set it to training.algorithm."
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # A refit completes its generation only when every location was promoted
 
@@ -770,6 +784,7 @@ def test_a_refit_that_promoted_every_location_completes_its_generation(aws: Moto
         aws.read(f"preprocessor/{generation_id}/complete.json")
     )
     assert (complete.generation, complete.run_id, complete.location_count) == (generation_id, RUN_ID, 2)
+    assert complete.algorithm == ALGORITHM
     newest = generation.GenerationRef.from_json(aws.read("preprocessor/newest.json"))
     assert (newest.generation, newest.endpoint_name, newest.updated_at) == (
         generation_id,
@@ -814,6 +829,22 @@ def test_a_refit_with_a_failed_location_records_no_generation(aws: MotoAccount) 
 
     assert (result["succeeded_count"], result["failed_count"], result["generation_complete"]) == (3, 3, False)
     assert [key for key in aws.object_keys() if key.startswith("preprocessor/")] == []
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "knn", "randomcutforest"])
+def test_a_completed_generation_records_the_deployments_algorithm(aws: MotoAccount, algorithm: str) -> None:
+    """The endpoint and the next run read it to tell which container can serve the models."""
+    generation_id = f"pp-{RUN_ID}"
+    request = summarize_run.parse_summary_event(
+        event(two_trained(aws), generation=generation_id, refit=True, location_count=2)
+    )
+    settings = summarize_run.load_summary_settings({**aws.environment(), "ALGORITHM": algorithm})
+
+    assert summarize_run.summarize_run(request, s3=aws.s3, settings=settings)["generation_complete"] is True
+
+    document = json.loads(aws.read(f"preprocessor/{generation_id}/complete.json"))
+    assert document["algorithm"] == algorithm
+    assert generation.CompleteGeneration.from_json(json.dumps(document).encode()).algorithm == algorithm
 
 
 def test_a_generation_completed_by_another_run_is_not_completed_again(aws: MotoAccount) -> None:
