@@ -1,4 +1,4 @@
-"""Session fixtures: the app is synthesized once per test session (per configuration)."""
+"""Session fixtures: the app is synthesized once per test session (per configuration and algorithm)."""
 
 from __future__ import annotations
 
@@ -125,15 +125,55 @@ STORAGE_EXPORTS = {
 """Realistic values for the storage stack's exports, to render the training template."""
 
 
-@pytest.fixture(scope="session")
-def training_definition(synthesized: SynthesizedApp) -> dict[str, Any]:
-    """The training state machine's definition as Step Functions would receive it (us-east-1)."""
+def training_definition_of(app: SynthesizedApp) -> dict[str, Any]:
+    """An app's training state machine definition as Step Functions would receive it (us-east-1)."""
     from tests.cfn_render import TemplateRenderer
 
-    template = synthesized.template("training")
+    template = app.template("training")
     (machine,) = [
         r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
     ]
     rendered = TemplateRenderer(template, STORAGE_EXPORTS).render(machine["Properties"]["DefinitionString"])
     definition: dict[str, Any] = json.loads(rendered)
     return definition
+
+
+@pytest.fixture(scope="session")
+def training_definition(synthesized: SynthesizedApp) -> dict[str, Any]:
+    """The default app's training state machine definition (see :func:`training_definition_of`)."""
+    return training_definition_of(synthesized)
+
+
+@pytest.fixture(scope="session")
+def synthesized_for_algorithm(
+    cdk_context: dict[str, Any], synthesized: SynthesizedApp, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], SynthesizedApp]:
+    """``name -> SynthesizedApp``: the default settings with ``training.algorithm`` set to ``name`` (a
+    key of ``mme_constructs.algorithms.ALGORITHMS``), synthesized once per session and name; the
+    default algorithm's is :func:`synthesized` itself."""
+    apps = {synthesized.config.training.algorithm: synthesized}
+
+    def synthesized_with(name: str) -> SynthesizedApp:
+        if name not in apps:
+            apps[name] = _synthesize(
+                cdk_context, {"training": {"algorithm": name}}, tmp_path_factory.mktemp(f"cdk.out.{name}")
+            )
+        return apps[name]
+
+    return synthesized_with
+
+
+@pytest.fixture(scope="session")
+def training_definition_for_algorithm(
+    synthesized_for_algorithm: Callable[[str], SynthesizedApp],
+) -> Callable[[str], dict[str, Any]]:
+    """``name -> definition``: the training definition of :func:`synthesized_for_algorithm`'s app for
+    that algorithm, rendered once per name; each call returns a private copy."""
+    definitions: dict[str, dict[str, Any]] = {}
+
+    def definition_for(name: str) -> dict[str, Any]:
+        if name not in definitions:
+            definitions[name] = training_definition_of(synthesized_for_algorithm(name))
+        return copy.deepcopy(definitions[name])
+
+    return definition_for

@@ -5,15 +5,16 @@ first, see the README). botocore's client-side validation checks required member
 not the constraints that name rules live in: ``pattern``, ``min``/``max`` length and enums. So
 this module checks them itself, on the requests the definition really produces:
 
-1. :class:`Execution` walks the rendered definition (the ``training_definition`` fixture: the
-   synthesized state machine with realistic ARNs) along its success path, the way Step Functions
-   moves data: ``Parameters`` with their JSONPaths, ``ResultSelector``, ``ResultPath``, Choice
-   rules, both Distributed Maps (S3 ItemReader and ItemSelector) and the Parallel state. Anything
+1. :class:`Execution` walks the rendered definition (``training_definition_for_algorithm``: each
+   algorithm's synthesized state machine with realistic ARNs) along its success path, the way Step
+   Functions moves data: ``Parameters`` with their JSONPaths, ``ResultSelector``, ``ResultPath``,
+   Choice rules, both Distributed Maps (S3 ItemReader and ItemSelector) and the Parallel state. Anything
    it does not implement (another JSONPath form, an intrinsic function, an ASL field that changes
    data) raises :class:`UnsupportedDefinitionError`, so a new construct in the definition fails
    here loudly instead of being skipped.
 2. The plan step runs the real ``plan_run`` function of the Lambda (with a fake S3 holding the plan
-   it writes, which the Maps then read), so the job names and URIs are the ones a run would get.
+   it writes, which the Maps then read) with the settings it reads from the environment the template
+   gives it, so the job names and URIs are the ones a run of that deployment would get.
    The other Lambdas are stand-ins returning the fields the definition reads from their results.
 3. Each ``arn:aws:states:::sagemaker:<action>[.sync]`` task's resolved Parameters are the API
    request (Step Functions passes them as the action's request members): they are validated with
@@ -24,6 +25,11 @@ The names come from the edges of what the rules accept: the longest run id, the 
 with ``_``, ``-`` and digits, a location that is only digits, locations ending in ``_`` or ``-``,
 plus hypothesis examples drawn from the rules' own regular expressions. A name the rules refuse
 must be refused by the plan step (the run then fails before any SageMaker request).
+
+The runs are walked for each algorithm of :data:`~mme_constructs.algorithms.ALGORITHMS` (the
+``deployment`` fixture): their training jobs differ in image, hyperparameters, channels and content
+types, and their transforms in the preprocessor's mode. The checks of the checker itself (that it
+catches bad requests and unsupported constructs) run once, on the default deployment.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import botocore.session  # type: ignore[import-untyped]
@@ -46,8 +54,18 @@ from botocore.validate import validate_parameters  # type: ignore[import-untyped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mme_shared import naming, s3_layout
-from tests.conftest import REPO_ROOT, STORAGE_EXPORTS
+from mme_constructs.algorithms import ALGORITHMS, Algorithm
+from mme_shared import generation, naming, s3_layout
+from project_config import ProjectConfig
+from tests.cfn_render import TemplateRenderer
+from tests.conftest import (
+    REPO_ROOT,
+    STORAGE_EXPORTS,
+    SynthesizedApp,
+    _synthesize,
+    resources_of_type,
+    training_definition_of,
+)
 
 _PLAN_RUN_DIR = REPO_ROOT / "lambda" / "plan_run"
 if str(_PLAN_RUN_DIR) not in sys.path:
@@ -55,7 +73,6 @@ if str(_PLAN_RUN_DIR) not in sys.path:
 plan_run = importlib.import_module("plan_run")
 
 BUCKET: Final = STORAGE_EXPORTS["MmeStorage-ArtifactBucketName"]
-MAX_LOCATIONS: Final = 10_000
 SAGEMAKER_RESOURCE_RE: Final = re.compile(
     r"arn:aws:states:::sagemaker:([a-zA-Z]+)(\.sync|\.waitForTaskToken)?"
 )
@@ -370,6 +387,8 @@ class Execution:
 
     definition: Mapping[str, Any]
     name: str
+    plan_settings: Any
+    """The plan Lambda's ``PlanSettings``, as it reads them from its environment."""
     s3: FakeS3 = field(default_factory=FakeS3)
     requests: list[SageMakerRequest] = field(default_factory=list)
 
@@ -409,11 +428,7 @@ class Execution:
         """The real plan function (what the Lambda handler runs), against the fake bucket."""
         try:
             request = plan_run.parse_run_event(event)
-            return plan_run.plan_run(
-                request,
-                s3=self.s3,
-                settings=plan_run.PlanSettings(bucket=BUCKET, max_locations=MAX_LOCATIONS),
-            )
+            return plan_run.plan_run(request, s3=self.s3, settings=self.plan_settings)
         except plan_run.PlanRunError as error:
             raise LambdaError(type(error).__name__, str(error)) from None
 
@@ -589,15 +604,86 @@ SERVED_GENERATION: Final = "pp-" + "s" * naming.RUN_ID_MAX_LENGTH
 """The generation a partial run reuses: the longest name the generation rule accepts."""
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """One algorithm's deployment: its settings, training definition and plan Lambda settings."""
+
+    algorithm: Algorithm
+    config: ProjectConfig
+    definition: dict[str, Any]
+    plan_settings: Any
+    """``plan_run.load_plan_settings`` of the PlanRun function's environment in the template."""
+
+
+def plan_environment(app: SynthesizedApp) -> dict[str, str]:
+    """The environment the training template gives the PlanRun function, rendered to literals."""
+    template = app.template("training")
+    (function,) = [
+        f
+        for f in resources_of_type(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "plan_run.handler"
+    ]
+    variables = TemplateRenderer(template, STORAGE_EXPORTS).render(
+        function["Properties"]["Environment"]["Variables"]
+    )
+    return {str(name): str(value) for name, value in variables.items()}
+
+
+DEFAULT_ALGORITHM: Final = "linear-learner"
+
+
+@pytest.fixture(scope="module")
+def deployment_for(
+    synthesized_for_algorithm: Callable[[str], SynthesizedApp],
+    training_definition_for_algorithm: Callable[[str], dict[str, Any]],
+) -> Callable[[str], Deployment]:
+    def deployment_of(name: str) -> Deployment:
+        app = synthesized_for_algorithm(name)
+        return Deployment(
+            algorithm=ALGORITHMS[name],
+            config=app.config,
+            definition=training_definition_for_algorithm(name),
+            plan_settings=plan_run.load_plan_settings(plan_environment(app)),
+        )
+
+    return deployment_of
+
+
+@pytest.fixture(scope="module", params=list(ALGORITHMS))
+def deployment(request: pytest.FixtureRequest, deployment_for: Callable[[str], Deployment]) -> Deployment:
+    """Each algorithm's deployment in turn (tests using it run once per algorithm)."""
+    return deployment_for(str(request.param))
+
+
+@pytest.fixture(scope="module")
+def default_deployment(deployment_for: Callable[[str], Deployment]) -> Deployment:
+    return deployment_for(DEFAULT_ALGORITHM)
+
+
 def execute(
-    definition: Mapping[str, Any], run_id: str, locations: list[str], *, manifest: bool, partial: bool = False
+    deployment: Deployment,
+    run_id: str,
+    locations: list[str],
+    *,
+    manifest: bool,
+    partial: bool = False,
+    definition: Mapping[str, Any] | None = None,
 ) -> Execution:
-    """Walk one run: the first run (it fits a generation), or with ``partial`` a run reusing one."""
-    execution = Execution(definition, run_id)
+    """Walk one run: the first run (it fits a generation), or with ``partial`` a run reusing one
+    (the served generation, trained with the deployment's algorithm)."""
+    execution = Execution(definition or deployment.definition, run_id, deployment.plan_settings)
     if partial:
         ref = json.dumps({"format_version": 1, "generation": SERVED_GENERATION, "endpoint_name": "e",
                           "updated_at": "2026-12-01T00:00:00Z"})  # fmt: skip
         execution.s3.objects[(BUCKET, s3_layout.SERVING_GENERATION_KEY)] = ref.encode()
+        record = generation.CompleteGeneration(
+            generation=SERVED_GENERATION,
+            run_id=SERVED_GENERATION.removeprefix("pp-"),
+            location_count=len(locations),
+            completed_at=datetime(2026, 12, 1, tzinfo=UTC),
+            algorithm=deployment.config.training.algorithm,
+        )
+        execution.s3.objects[(BUCKET, record.key)] = record.to_json()
     if manifest:
         execution.s3.objects[(BUCKET, MANIFEST_KEY)] = json.dumps(locations).encode()
         execution.run({"locations_manifest_key": MANIFEST_KEY})
@@ -629,26 +715,24 @@ def accepted_run_id(run_id: str) -> bool:
 @pytest.mark.parametrize("manifest", [False, True], ids=["inline", "manifest"])
 @pytest.mark.parametrize("run_id", RUN_ID_CANDIDATES)
 def test_every_request_of_a_run_is_valid_or_the_run_is_refused_first(
-    training_definition: dict[str, Any], run_id: str, manifest: bool
+    deployment: Deployment, run_id: str, manifest: bool
 ) -> None:
     if not accepted_run_id(run_id):
         with pytest.raises(ExecutionFailedError) as failed:
-            execute(training_definition, run_id, EDGE_LOCATIONS, manifest=manifest)
+            execute(deployment, run_id, EDGE_LOCATIONS, manifest=manifest)
         assert failed.value.error == "InvalidRunRequest", failed.value
         assert failed.value.state == "RunFailed"
         return
 
-    execution = execute(training_definition, run_id, EDGE_LOCATIONS, manifest=manifest)
+    execution = execute(deployment, run_id, EDGE_LOCATIONS, manifest=manifest)
 
     # N + O(1): the fit, its model, one transform per split, one training job per location.
     assert len(execution.requests) == 4 + len(EDGE_LOCATIONS)
     assert all_problems(execution) == []
 
 
-def test_a_partial_run_with_the_edge_names_makes_only_valid_requests(
-    training_definition: dict[str, Any],
-) -> None:
-    execution = execute(training_definition, "r" * naming.RUN_ID_MAX_LENGTH, EDGE_LOCATIONS, manifest=False,
+def test_a_partial_run_with_the_edge_names_makes_only_valid_requests(deployment: Deployment) -> None:
+    execution = execute(deployment, "r" * naming.RUN_ID_MAX_LENGTH, EDGE_LOCATIONS, manifest=False,
                         partial=True)  # fmt: skip
 
     assert len(execution.requests) == 3 + len(EDGE_LOCATIONS)  # no fit: the served one is reused
@@ -686,17 +770,17 @@ _PROPERTY_SETTINGS: Final = settings(
     ),
 )
 def test_whatever_the_rules_accept_gives_valid_requests(
-    training_definition: dict[str, Any], run_id: str, locations: list[str]
+    deployment: Deployment, run_id: str, locations: list[str]
 ) -> None:
     if not accepted_run_id(run_id):  # RUN_ID_RE is the character rule; validate_run_id may add more
         return
-    execution = execute(training_definition, run_id, locations, manifest=False)
+    execution = execute(deployment, run_id, locations, manifest=False)
     assert all_problems(execution) == []
 
 
-def test_every_sagemaker_task_of_the_definition_is_checked(training_definition: dict[str, Any]) -> None:
-    tasks = sorted(sagemaker_tasks(training_definition))
-    execution = execute(training_definition, "run-1", ["Chicago_IL"], manifest=False)
+def test_every_sagemaker_task_of_the_definition_is_checked(deployment: Deployment) -> None:
+    tasks = sorted(sagemaker_tasks(deployment.definition))
+    execution = execute(deployment, "run-1", ["Chicago_IL"], manifest=False)
 
     checked = sorted((request.state, request.action) for request in execution.requests)
     assert checked == tasks  # one location: every task made exactly one request, none was skipped
@@ -708,16 +792,16 @@ def test_every_sagemaker_task_of_the_definition_is_checked(training_definition: 
         ("TransformSplits[1]/TransformValidation", "createTransformJob"),
     ]
     # A partial run makes every request but the fit, and they are valid as well.
-    partial = execute(training_definition, "run-1", ["Chicago_IL"], manifest=False, partial=True)
+    partial = execute(deployment, "run-1", ["Chicago_IL"], manifest=False, partial=True)
     assert sorted((request.state, request.action) for request in partial.requests) == [
         task for task in tasks if task[0] != "FitPreprocessor"
     ]
     assert all_problems(partial) == []
 
 
-def test_the_constraint_check_catches_bad_requests(training_definition: dict[str, Any]) -> None:
+def test_the_constraint_check_catches_bad_requests(default_deployment: Deployment) -> None:
     """The checks above could pass vacuously if the shape walk missed constraints: it does not."""
-    execution = execute(training_definition, "run-1", ["Chicago_IL"], manifest=False)
+    execution = execute(default_deployment, "run-1", ["Chicago_IL"], manifest=False)
     by_action = {request.action: request.parameters for request in execution.requests}
     good = by_action["createTrainingJob"]
     assert request_problems("CreateTrainingJob", good) == []
@@ -765,30 +849,30 @@ def test_the_constraint_check_catches_bad_requests(training_definition: dict[str
     ]
 
 
-def test_unsupported_definitions_fail_loudly(training_definition: dict[str, Any]) -> None:
+def test_unsupported_definitions_fail_loudly(default_deployment: Deployment) -> None:
     """A construct the walk does not implement raises instead of passing a state unchecked."""
-    changed = copy.deepcopy(training_definition)
+    changed = copy.deepcopy(default_deployment.definition)
     parameters = changed["States"]["FitPreprocessor"]["Parameters"]
     parameters["TrainingJobName.$"] = "States.Format('pp-{}', $.plan.run_id)"
     with pytest.raises(UnsupportedDefinitionError, match="intrinsic function"):
-        execute(changed, "run-1", ["Chicago_IL"], manifest=False)
+        execute(default_deployment, "run-1", ["Chicago_IL"], manifest=False, definition=changed)
 
-    changed = copy.deepcopy(training_definition)
+    changed = copy.deepcopy(default_deployment.definition)
     changed["States"]["FitPreprocessor"]["InputPath"] = "$.plan"
     with pytest.raises(UnsupportedDefinitionError, match=r"FitPreprocessor: Task state with \['InputPath'\]"):
-        execute(changed, "run-1", ["Chicago_IL"], manifest=False)
+        execute(default_deployment, "run-1", ["Chicago_IL"], manifest=False, definition=changed)
 
-    changed = copy.deepcopy(training_definition)
+    changed = copy.deepcopy(default_deployment.definition)
     changed["States"]["FitPreprocessor"]["Parameters"]["TrainingJobName.$"] = (
         "$.plan['preprocessor_job_name']"
     )
     with pytest.raises(UnsupportedDefinitionError, match="JSONPath"):
-        execute(changed, "run-1", ["Chicago_IL"], manifest=False)
+        execute(default_deployment, "run-1", ["Chicago_IL"], manifest=False, definition=changed)
 
 
-def test_the_walk_reads_what_the_plan_lambda_wrote(training_definition: dict[str, Any]) -> None:
+def test_the_walk_reads_what_the_plan_lambda_wrote(deployment: Deployment) -> None:
     """The requests carry the plan's names and URIs (so the walk really follows the data)."""
-    execution = execute(training_definition, "run-1", ["NewYork_NY"], manifest=False)
+    execution = execute(deployment, "run-1", ["NewYork_NY"], manifest=False)
     plan = json.loads(execution.s3.objects[(BUCKET, s3_layout.run_plan_key("run-1"))])
     (item,) = plan
     names = {
@@ -809,10 +893,112 @@ def test_the_walk_reads_what_the_plan_lambda_wrote(training_definition: dict[str
     train = next(r for r in execution.requests if r.state.endswith("TrainModel")).parameters
     assert {"Key": "mme:preprocessor-generation", "Value": "pp-run-1"} in train["Tags"]
 
-    partial = execute(training_definition, "run-1", ["NewYork_NY"], manifest=False, partial=True)
+    partial = execute(deployment, "run-1", ["NewYork_NY"], manifest=False, partial=True)
     model = next(r for r in partial.requests if r.action == "createModel").parameters
     assert model["PrimaryContainer"]["ModelDataUrl"] == (
         f"s3://{BUCKET}/preprocessor/{SERVED_GENERATION}/model.tar.gz"
     )
     train = next(r for r in partial.requests if r.state.endswith("TrainModel")).parameters
     assert {"Key": "mme:preprocessor-generation", "Value": SERVED_GENERATION} in train["Tags"]
+
+
+# --------------------------------------------------------------------------------------------------
+# What differs between the algorithms, as the requests carry it
+
+EXPECTED_TRAINING: Final = {
+    # algorithm: (image in us-east-1, {channel: split that feeds it}, ContentType, transform mode)
+    "linear-learner": (
+        "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1",
+        {"train": "train", "validation": "validation"},
+        "text/csv;label_size=1",
+        "labelled-transform",
+    ),
+    "xgboost": (
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+        {"train": "train", "validation": "validation"},
+        "text/csv",
+        "labelled-transform",
+    ),
+    # k-NN has no validation channel: its held-out "test" channel gets the validation split.
+    "knn": (
+        "382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1",
+        {"train": "train", "test": "validation"},
+        "text/csv;label_size=1",
+        "labelled-transform",
+    ),
+    # Random Cut Forest trains on the features alone, from one channel.
+    "randomcutforest": (
+        "382416733822.dkr.ecr.us-east-1.amazonaws.com/randomcutforest:1",
+        {"train": "train"},
+        "text/csv;label_size=0",
+        "unlabelled-transform",
+    ),
+}
+"""Spelled out here rather than read from ``ALGORITHMS``, so a changed description fails a test."""
+
+
+def test_every_algorithm_is_expected() -> None:
+    assert sorted(EXPECTED_TRAINING) == sorted(ALGORITHMS)
+
+
+def test_each_algorithms_training_job_and_transforms(deployment: Deployment) -> None:
+    name = deployment.config.training.algorithm
+    image, channels, content_type, mode = EXPECTED_TRAINING[name]
+    execution = execute(deployment, "run-1", ["Chicago_IL"], manifest=False)
+    (item,) = json.loads(execution.s3.objects[(BUCKET, s3_layout.run_plan_key("run-1"))])
+    (train,) = [r.parameters for r in execution.requests if r.state.endswith("/TrainModel")]
+
+    assert train["TrainingJobName"] == f"{deployment.algorithm.job_step}-Chicago-IL-run-1"
+    assert train["AlgorithmSpecification"] == {"TrainingImage": image, "TrainingInputMode": "File"}
+    assert train["HyperParameters"] == deployment.config.training.training_hyperparameters
+    assert all(isinstance(value, str) for value in train["HyperParameters"].values())
+    assert [c["ChannelName"] for c in train["InputDataConfig"]] == list(channels)
+    for channel in train["InputDataConfig"]:
+        source = channel["DataSource"]["S3DataSource"]
+        split = channels[channel["ChannelName"]]
+        assert channel["ContentType"] == content_type
+        assert (source["S3DataType"], source["S3Uri"]) == ("S3Prefix", item[f"preprocessed_{split}_uri"])
+        # Random Cut Forest accepts only ShardedByS3Key on its train channel (one instance: same bytes).
+        assert source["S3DataDistributionType"] == (
+            "ShardedByS3Key" if name == "randomcutforest" else "FullyReplicated"
+        )
+    assert request_problems("CreateTrainingJob", train) == []
+
+    transforms = [r.parameters for r in execution.requests if r.action == "createTransformJob"]
+    assert [t["Environment"] for t in transforms] == [{"MME_PREPROCESSOR_MODE": mode}] * 2
+    # The fit does not depend on the algorithm: the preprocessor always learns from the labelled rows.
+    (fit,) = [r.parameters for r in execution.requests if r.state == "FitPreprocessor"]
+    assert fit["HyperParameters"]["feature_dim"] == "10"
+
+
+def test_hyperparameters_set_in_the_config_reach_the_request(
+    cdk_context: dict[str, Any], tmp_path: Path
+) -> None:
+    """Overrides of an algorithm's defaults (here XGBoost's) are what CreateTrainingJob gets."""
+    app = _synthesize(
+        cdk_context,
+        {"training": {"algorithm": "xgboost", "hyperparameters": {"num_round": 40, "early_stopping_rounds": 5,
+                                                                    "eta": 0.05}}},
+        tmp_path,
+    )  # fmt: skip
+    deployment = Deployment(
+        algorithm=ALGORITHMS["xgboost"],
+        config=app.config,
+        definition=training_definition_of(app),
+        plan_settings=plan_run.load_plan_settings(plan_environment(app)),
+    )
+    execution = execute(deployment, "run-1", ["Chicago_IL"], manifest=False)
+    (train,) = [r.parameters for r in execution.requests if r.state.endswith("/TrainModel")]
+
+    assert train["HyperParameters"] == {
+        "num_round": "40",
+        "objective": "reg:squarederror",
+        "eta": "0.05",
+        "max_depth": "5",
+        "min_child_weight": "1.0",
+        "subsample": "0.8",
+        "gamma": "0.0",
+        "eval_metric": "rmse",
+        "early_stopping_rounds": "5",
+    }
+    assert all_problems(execution) == []
