@@ -1,12 +1,14 @@
-"""``mme models add``: serve a linear-learner artifact trained elsewhere as a location's new version.
+"""``mme models add``: serve an artifact trained elsewhere as a location's new version.
 
 The multi-model endpoint loads whatever is under its prefix (SageMaker's ``MultiDataModel.add_model``
 does nothing more than copy the artifact there, and AWS documents adding a model to a running
 multi-model endpoint as copying it under the prefix), so adding a model is: check it, upload it to a
 new version key of a generation, point the location at it. Nothing touches the endpoint.
 
-Everything that can be refused is checked before the first write: the artifact (a gzip tar that
-the built-in linear learner can load, :mod:`mme_cli.linear_learner_artifact`), its size, the
+Everything that can be refused is checked before the first write: the artifact (a gzip tar holding
+the one file the deployed endpoint's algorithm loads, the endpoint stack's ``Algorithm`` output; for
+linear learner also what is inside it; :mod:`mme_cli.model_artifact` says what is and is not
+verified for each algorithm), its size, the
 generation (``--generation`` is required: only the operator knows which preprocessor statistics
 the model was trained on, and it must be a complete generation), the version name and that its key
 is free. Then the upload (SSE-KMS under the project key, ``IfNoneMatch: *`` so an existing version is
@@ -29,9 +31,10 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from mme_cli import generations
-from mme_cli import linear_learner_artifact as artifact_format
+from mme_cli import model_artifact as artifact_format
 from mme_cli.commands import status_models as sm
 from mme_cli.deployment import CliError
+from mme_constructs.algorithms import JOB_STEPS, Algorithm
 from mme_shared import s3_layout
 from mme_shared.model_pointer import (
     ModelPointer,
@@ -39,13 +42,15 @@ from mme_shared.model_pointer import (
     full_object_checksums,
     preferred_checksum,
 )
-from mme_shared.naming import PREPROCESSOR_STEP, TRAINING_STEP
+from mme_shared.naming import PREPROCESSOR_STEP
 from mme_shared.pointer_store import PointerChanged, write_pointer
 
 VERSION_PREFIX: Final = "add-"
-RESERVED_VERSION_PREFIXES: Final = (f"{TRAINING_STEP}-", f"{PREPROCESSOR_STEP}-")
-"""Versions the pipeline promotes are named after their training jobs (``ll-...``); an added
-version must not look like one, so a version's name always says where it came from."""
+RESERVED_VERSION_PREFIXES: Final = (*(f"{step}-" for step in JOB_STEPS), f"{PREPROCESSOR_STEP}-")
+"""Versions the pipeline promotes are named after their training jobs (``<step>-...``: ``ll-`` for
+linear learner, ``xg-`` for XGBoost...) and generations after theirs (``pp-``); an added version must
+not look like one, whichever algorithm the deployment serves now or served before, so a version's
+name always says where it came from."""
 UPLOAD_CHECKSUM: Final = "CRC32"
 """The upload's S3 checksum (stored full-object, recorded in the pointer). CRC32 because botocore
 computes it without the optional CRT dependency that CRC64NVME needs."""
@@ -82,11 +87,14 @@ def _parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _refused(source: str, problem: str) -> CliError:
-    return CliError(f"{source} is not a linear-learner model.tar.gz: {problem}; nothing was written.")
+def _refused(source: str, algorithm: Algorithm, problem: str) -> CliError:
+    return CliError(
+        f"{source} is not a model.tar.gz for {algorithm.title}, the algorithm the endpoint serves: "
+        f"{problem}; nothing was written."
+    )
 
 
-def _read_artifact(s3: Any, source: str) -> Artifact:
+def _read_artifact(s3: Any, source: str, algorithm: Algorithm) -> Artifact:
     """The artifact's bytes, its size checked before they are read."""
     if source.startswith("s3://"):
         bucket, key = _parse_s3_uri(source)
@@ -97,25 +105,25 @@ def _read_artifact(s3: Any, source: str) -> Artifact:
             if code in {"404", "NoSuchKey", "NotFound"}:
                 raise CliError(f"ARTIFACT {source} does not exist.") from None
             raise
-        _checked_size(source, int(head["ContentLength"]))
+        _checked_size(source, algorithm, int(head["ContentLength"]))
         # IfMatch: exactly the object whose size was just checked.
         data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
         return Artifact(bytes(data), source)
     path = Path(source)
     if not path.is_file():
         raise CliError(f"ARTIFACT {source} is not a file (give a local model.tar.gz or an s3:// URI).")
-    _checked_size(source, path.stat().st_size)
+    _checked_size(source, algorithm, path.stat().st_size)
     try:
         return Artifact(path.read_bytes(), str(path.resolve()))
     except OSError as error:
         raise CliError(f"Cannot read ARTIFACT {source}: {error.strerror}.") from None
 
 
-def _checked_size(source: str, size: int) -> None:
+def _checked_size(source: str, algorithm: Algorithm, size: int) -> None:
     try:
         artifact_format.check_size(size)
     except artifact_format.ArtifactInvalid as error:
-        raise _refused(source, str(error)) from None
+        raise _refused(source, algorithm, str(error)) from None
 
 
 def _version(option: str | None, location: str, generation: str) -> str:
@@ -128,8 +136,8 @@ def _version(option: str | None, location: str, generation: str) -> str:
         raise CliError(f"Invalid --version: {error}.") from None
     if version.startswith(RESERVED_VERSION_PREFIXES):
         raise CliError(
-            f"Invalid --version {version!r}: names starting with "
-            f"{' or '.join(RESERVED_VERSION_PREFIXES)} are reserved for what the pipeline trains; "
+            f"Invalid --version {version!r}: names starting with {', '.join(RESERVED_VERSION_PREFIXES[:-1])} "
+            f"or {RESERVED_VERSION_PREFIXES[-1]} are reserved for what the pipeline trains; "
             "use another name (default: add-<UTC yyyymmddHHMMSS>)."
         )
     return version
@@ -142,7 +150,8 @@ def add(
         str,
         typer.Argument(
             metavar="ARTIFACT",
-            help="The linear-learner model.tar.gz: a local path or an s3://BUCKET/KEY URI",
+            help="The model.tar.gz, trained with the algorithm the endpoint serves: a local path or an "
+            "s3://BUCKET/KEY URI",
             show_default=False,
         ),
     ],
@@ -167,10 +176,12 @@ def add(
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Add a linear-learner model trained elsewhere as LOCATION's new current version in a generation.
+    """Add a model trained elsewhere as LOCATION's new current version in a generation.
 
-    The artifact is checked (a gzip tar holding model_algo-1, the MXNet model zip the built-in linear
-    learner loads; at most 100 MiB) before anything is written, then uploaded under
+    The model must be of the algorithm the endpoint serves. The artifact is checked before anything
+    is written: a gzip tar of at most 100 MiB holding exactly that algorithm's one file (xgboost-model
+    for XGBoost, model_algo-1 for the others; for linear learner also the MXNet model zip inside it;
+    the other files' contents are not verified). It is then uploaded under
     models/<GEN>/<LOCATION>/ (SSE-KMS, never over an existing version) and the location's pointer in
     GEN is moved to it. The model is served only while GEN is the served generation.
     """
@@ -180,6 +191,7 @@ def add(
     s3 = cli.client("s3")
     bucket = cli.deployment.bucket
     key_arn = cli.deployment.key_arn  # a missing output fails before anything is read
+    algorithm = cli.deployment.algorithm
     chosen = sm._choose(cli, s3, generation)
     if generations.read_complete(s3, bucket, generation) is None:
         raise CliError(
@@ -193,17 +205,17 @@ def add(
         raise CliError(
             f"Version {name} of {location} already exists (s3://{bucket}/{key}): pass another --version."
         )
-    loaded = _read_artifact(s3, artifact)
+    loaded = _read_artifact(s3, artifact, algorithm)
     try:
-        artifact_format.check_artifact(loaded.data)
+        artifact_format.check_artifact(loaded.data, algorithm)
     except artifact_format.ArtifactInvalid as error:
-        raise _refused(artifact, str(error)) from None
+        raise _refused(artifact, algorithm, str(error)) from None
     read = sm._read_pointer(s3, bucket, generation, location)
     if read.problem is not None:
         raise CliError(f"Cannot add a version of {location}, because {read.problem}; nothing was written.")
 
     old = "none" if read.pointer is None else read.pointer.version
-    _summary(cli, location, chosen, name, key, bucket, loaded, old)
+    _summary(cli, location, chosen, name, key, bucket, loaded, old, algorithm)
     if not yes and not typer.confirm(f"Add {name} and make it {location}'s current version in {generation}?"):
         raise CliError("Nothing was written: adding the model was not confirmed.")
 
@@ -253,12 +265,15 @@ def _summary(
     bucket: str,
     loaded: Artifact,
     old: str,
+    algorithm: Algorithm,
 ) -> None:
     table = Table(title=f"Adding a model for {location}", show_header=False)
     table.add_column("Item", style="bold")
     table.add_column("Value", overflow="fold")
     table.add_row("Artifact", loaded.source)
     table.add_row("Size", decimal(len(loaded.data)))
+    table.add_row("Algorithm", f"{algorithm.title} (the endpoint's)")
+    table.add_row("Checked", artifact_format.verified(algorithm))
     table.add_row("Generation", chosen.describe())
     table.add_row("New version", name)
     table.add_row("Key", s3_layout.s3_uri(bucket, key))

@@ -49,6 +49,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from mme_cli.cdk import CdkFailed, CdkRunner, SubprocessCdk, cdk_args, run_cdk
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
+from mme_constructs.algorithms import JOB_STEPS
 from mme_shared import naming, s3_layout
 
 CDK_FACTORY: Callable[[str], CdkRunner] = SubprocessCdk
@@ -77,10 +78,12 @@ LOG_BUCKET_LOGICAL_ID_PREFIX: Final = "ArtifactStoreAccessLogBucket"
 """Logical ids of the storage stack's buckets (pinned by tests/test_storage_stack.py)."""
 ENDPOINT_LOG_GROUP_PREFIX: Final = "/aws/sagemaker/Endpoints/"
 JOB_LOG_GROUPS: Final = {
-    "/aws/sagemaker/TrainingJobs": (naming.PREPROCESSOR_STEP, naming.TRAINING_STEP),
+    "/aws/sagemaker/TrainingJobs": (naming.PREPROCESSOR_STEP, *JOB_STEPS),
     "/aws/sagemaker/TransformJobs": naming.TRANSFORM_STEPS,
 }
-"""Account-wide groups SageMaker writes job logs to, and the job-name prefixes of ours in each."""
+"""Account-wide groups SageMaker writes job logs to, and the job-name prefixes of ours in each. The
+training jobs' are every algorithm's step, not only the configured one's: a deployment may have
+trained with another algorithm before (only streams of job names in its run plans are deleted)."""
 
 Say = Callable[[str], None]
 

@@ -3,13 +3,17 @@
 ``deployed`` creates the project's stacks in moto CloudFormation with the outputs the real stacks
 have (names only; the resources behind them are created in moto where a test needs them), and
 ``run_cli`` runs the console-script entry point with arguments, returning exit code and output.
+
+The endpoint stack's ``Algorithm`` output is the ``deployed_algorithm`` fixture (linear learner); a
+test parametrizes ``deployed_algorithm`` over :data:`ALGORITHM_NAMES` to run against each one, with
+:func:`answer_body` giving the body that algorithm's container really answers with.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +22,7 @@ import pytest
 from moto import mock_aws
 
 from mme_cli.main import run
+from mme_constructs.algorithms import ALGORITHMS
 from mme_shared import s3_layout
 from mme_shared.generation import CompleteGeneration, GenerationRef
 
@@ -27,6 +32,32 @@ BUCKET = "mme-artifacts-test"
 ENDPOINT = "mme-endpoint-test"
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:mme-training-test"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ALGORITHM_NAMES = tuple(ALGORITHMS)
+"""Every built-in algorithm, for ``@pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)``."""
+
+
+def answer_body(algorithm: str, values: Sequence[float], *, csv_separator: str = "\n") -> tuple[bytes, str]:
+    """The body and content type the algorithm's container answers ``values`` (one per row) with.
+
+    Written from each algorithm's documented inference format, not from the parsers in
+    ``mme_constructs.algorithms``, so that a wrong parser fails these tests. XGBoost answers CSV:
+    one number per row, separated by line breaks (``csv_separator``) or commas.
+    """
+    if algorithm == "xgboost":
+        return csv_separator.join(f"{value}" for value in values).encode(), "text/csv"
+    records: dict[str, tuple[str, str]] = {
+        "linear-learner": ("predictions", "score"),
+        "knn": ("predictions", "predicted_label"),
+        "randomcutforest": ("scores", "score"),
+    }
+    key, field = records[algorithm]
+    return json.dumps({key: [{field: value} for value in values]}).encode(), "application/json"
+
+
+@pytest.fixture
+def deployed_algorithm() -> str:
+    """The endpoint stack's ``Algorithm`` output; parametrize it to deploy another algorithm."""
+    return "linear-learner"
 
 
 @dataclass(frozen=True)
@@ -59,7 +90,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def deployed(aws: None) -> None:
+def deployed(aws: None, deployed_algorithm: str) -> None:
     """The four stacks of the default config (prefix Mme), with the outputs the CLI reads."""
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     create_stack(
@@ -73,6 +104,7 @@ def deployed(aws: None) -> None:
             "EndpointName": ENDPOINT,
             "VariantName": "AllTraffic",
             "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}",
+            "Algorithm": deployed_algorithm,
         },
     )
     create_stack("MmeMonitoring", {"DashboardName": "mme-dashboard", "AlarmTopicArn": "arn:aws:sns:x"})

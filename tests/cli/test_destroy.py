@@ -120,7 +120,11 @@ def _deploy(prefix: str, *, tenants: Sequence[str] = (), leftovers: bool = True)
         },
         {"StateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{prefix}-training"},
     )
-    _stack(f"{prefix}Endpoint", PLACEHOLDER, {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"})
+    _stack(
+        f"{prefix}Endpoint",
+        PLACEHOLDER,
+        {"EndpointName": ENDPOINT, "VariantName": "AllTraffic", "Algorithm": "linear-learner"},
+    )
     _stack(f"{prefix}Monitoring", PLACEHOLDER, {"DashboardName": "dashboard"})
     for tenant_stack in tenants:
         _stack(tenant_stack, PLACEHOLDER, {"TenantRoleCompanyA": "arn:aws:iam::123456789012:role/a"})
@@ -565,3 +569,32 @@ def test_a_reuse_run_claims_no_preprocessor_job(
         logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
     assert run_cli("destroy", "--yes", "--clean-up").exit_code == 0
     assert _streams("/aws/sagemaker/TrainingJobs") == {*OTHER_TRAINING_STREAMS, "pp-run3/algo-1-1"}
+
+
+def test_training_log_streams_are_looked_for_under_every_algorithms_step() -> None:
+    assert destroy.JOB_LOG_GROUPS["/aws/sagemaker/TrainingJobs"] == ("pp", "ll", "xg", "kn", "rc")
+    assert destroy.JOB_LOG_GROUPS["/aws/sagemaker/TransformJobs"] == ("tt", "tv")
+
+
+def test_a_deployment_that_switched_algorithms_leaves_no_job_streams(
+    world: World, cdk: FakeCdk, run_cli: Callable[..., CliResult]
+) -> None:
+    """Runs of XGBoost and Random Cut Forest before the current linear learner: their jobs' streams
+    are this deployment's too; a look-alike of another run stays."""
+    ours = {"run4": "xg-Chicago-IL-run4", "run5": "rc-Chicago-IL-run5", "run6": "kn-Chicago-IL-run6"}
+    s3 = boto3.client("s3", region_name=REGION)
+    logs = boto3.client("logs", region_name=REGION)
+    for run, job in ours.items():
+        plan = [{"run_id": run, "generation": f"pp-{RUN}", "training_job_name": job}]
+        s3.put_object(
+            Bucket=world.bucket, Key=f"pipeline-runs/{run}/plan.json", Body=json.dumps(plan).encode()
+        )
+        logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=f"{job}/algo-1-1")
+    logs.create_log_stream(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="xg-Chicago-IL-run7/algo-1-1"
+    )
+
+    result = run_cli("destroy", "--yes", "--clean-up")
+
+    assert result.exit_code == 0, result.stderr
+    assert _streams("/aws/sagemaker/TrainingJobs") == {*OTHER_TRAINING_STREAMS, "xg-Chicago-IL-run7/algo-1-1"}

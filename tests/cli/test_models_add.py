@@ -1,4 +1,5 @@
-"""``mme models add`` against moto: the artifact checks, the upload, the pointer, and every refusal."""
+"""``mme models add`` against moto: the artifact checks (for the deployed endpoint's algorithm), the
+upload, the pointer, and every refusal."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import pytest
 
-from mme_cli import linear_learner_artifact
+from mme_cli import model_artifact
 from mme_cli.commands import add_model
+from mme_constructs.algorithms import ALGORITHMS
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ArtifactChecksum, ModelPointer
 from tests.cli.conftest import (
@@ -29,6 +31,9 @@ from tests.cli.conftest import (
     CliResult,
     record_complete,
 )
+
+LINEAR_LEARNER = ALGORITHMS["linear-learner"]
+XGBOOST = ALGORITHMS["xgboost"]
 
 RunCli = Callable[..., CliResult]
 NOW = datetime(2025, 6, 1, 8, 30, 15, tzinfo=UTC)
@@ -46,7 +51,7 @@ def s3() -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
-# Artifacts shaped like the built-in linear learner's (see mme_cli/linear_learner_artifact.py)
+# Artifacts shaped like the built-in algorithms' (see mme_cli/model_artifact.py)
 
 SYMBOL = {
     "nodes": [
@@ -98,6 +103,12 @@ def linear_learner_model(**overrides: bytes | None) -> bytes:
     return tar_gz({"model_algo-1": model_zip(**overrides)})
 
 
+def xgboost_model() -> bytes:
+    """What the XGBoost image writes: one file, xgboost-model (a Booster in XGBoost's binary format;
+    its content is not checked, so any bytes stand in for it)."""
+    return tar_gz({"xgboost-model": b"binf\x00\x00\x00?booster bytes"})
+
+
 def bucket_state() -> dict[str, str]:
     """Every key of the artifact bucket with its ETag: what a refused add must leave unchanged."""
     listed = s3().list_objects_v2(Bucket=BUCKET).get("Contents", [])
@@ -121,8 +132,70 @@ def artifact(tmp_path: Path) -> Path:
 
 
 def test_a_linear_learner_artifact_passes() -> None:
-    linear_learner_artifact.check_artifact(linear_learner_model())
-    linear_learner_artifact.check_artifact(tar_gz({"./model_algo-1": model_zip()}))
+    model_artifact.check_artifact(linear_learner_model(), LINEAR_LEARNER)
+    model_artifact.check_artifact(tar_gz({"./model_algo-1": model_zip()}), LINEAR_LEARNER)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "member"),
+    [("xgboost", "xgboost-model"), ("knn", "model_algo-1"), ("randomcutforest", "model_algo-1")],
+)
+def test_the_other_algorithms_artifacts_are_checked_for_their_one_file(algorithm: str, member: str) -> None:
+    """Their file's content has no documented format: any non-empty regular file passes."""
+    chosen = ALGORITHMS[algorithm]
+    assert chosen.artifact_member == member
+    model_artifact.check_artifact(tar_gz({member: b"opaque model bytes"}), chosen)
+    model_artifact.check_artifact(tar_gz({f"./{member}": b"x"}), chosen)
+    assert "not verified" in model_artifact.verified(chosen)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "data", "problem"),
+    [
+        (
+            "xgboost",
+            linear_learner_model(),
+            "its tar archive holds model_algo-1, but XGBoost's model.tar.gz holds exactly one file, "
+            "xgboost-model",
+        ),
+        (
+            "xgboost",
+            tar_gz({"xgboost-model": b"m", "xgboost-model.json": b"{}"}),
+            "its tar archive holds xgboost-model, xgboost-model.json, but XGBoost's model.tar.gz holds "
+            "exactly one file, xgboost-model",
+        ),
+        ("xgboost", tar_gz({"xgboost-model": b""}), "xgboost-model in its tar archive is empty (0 bytes)"),
+        ("xgboost", tar_gz({}), "its tar archive holds nothing, but XGBoost's model.tar.gz holds"),
+        (
+            "knn",
+            tar_gz({"xgboost-model": b"m"}),
+            "its tar archive holds xgboost-model, but k-NN's model.tar.gz",
+        ),
+        (
+            "randomcutforest",
+            b"\x1f\x8b not really gzip",
+            "its gzip stream is damaged",
+        ),
+        ("randomcutforest", b"", "it is empty (0 bytes)"),
+    ],
+)
+def test_what_is_not_another_algorithms_artifact(algorithm: str, data: bytes, problem: str) -> None:
+    with pytest.raises(model_artifact.ArtifactInvalid) as raised:
+        model_artifact.check_artifact(data, ALGORITHMS[algorithm])
+
+    assert str(raised.value).startswith(problem)
+
+
+def test_a_directory_named_like_the_file_is_refused() -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as archive:
+        info = tarfile.TarInfo("xgboost-model")
+        info.type = tarfile.DIRTYPE
+        archive.addfile(info)
+    with pytest.raises(
+        model_artifact.ArtifactInvalid, match="xgboost-model in its tar archive is not a regular"
+    ):
+        model_artifact.check_artifact(gzip.compress(raw.getvalue()), XGBOOST)
 
 
 @pytest.mark.parametrize(
@@ -134,12 +207,12 @@ def test_a_linear_learner_artifact_passes() -> None:
         (linear_learner_model()[:-12], "its gzip stream is damaged"),
         (
             tar_gz({"model_algo-1": model_zip(), "extra.txt": b"x"}),
-            "its tar archive holds model_algo-1, extra.txt, but a linear-learner model.tar.gz holds exactly "
+            "its tar archive holds model_algo-1, extra.txt, but linear learner's model.tar.gz holds exactly "
             "one file, model_algo-1",
         ),
         (
             tar_gz({"xgboost-model": b"pickle"}),
-            "its tar archive holds xgboost-model, but a linear-learner model.tar.gz holds exactly one file",
+            "its tar archive holds xgboost-model, but linear learner's model.tar.gz holds exactly one file",
         ),
         (tar_gz({"model_algo-1": b"not a zip"}), "model_algo-1 is not the zip archive linear learner writes"),
         (
@@ -162,18 +235,18 @@ def test_a_linear_learner_artifact_passes() -> None:
     ],
 )
 def test_what_is_not_a_linear_learner_artifact(data: bytes, problem: str) -> None:
-    with pytest.raises(linear_learner_artifact.ArtifactInvalid) as raised:
-        linear_learner_artifact.check_artifact(data)
+    with pytest.raises(model_artifact.ArtifactInvalid) as raised:
+        model_artifact.check_artifact(data, LINEAR_LEARNER)
 
     assert str(raised.value).startswith(problem)
 
 
 def test_a_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(linear_learner_artifact, "MAX_UNPACKED_BYTES", 10_000)
-    bomb = tar_gz({"model_algo-1": b"\x00" * 50_000})
+    monkeypatch.setattr(model_artifact, "MAX_UNPACKED_BYTES", 10_000)
+    bomb = tar_gz({"xgboost-model": b"\x00" * 50_000})
 
-    with pytest.raises(linear_learner_artifact.ArtifactInvalid, match="it unpacks to more than 10,000 bytes"):
-        linear_learner_artifact.check_artifact(bomb)
+    with pytest.raises(model_artifact.ArtifactInvalid, match="it unpacks to more than 10,000 bytes"):
+        model_artifact.check_artifact(bomb, XGBOOST)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,19 +361,27 @@ def refusal(tmp_path: Path, data: bytes) -> str:
         (
             "not-gzip",
             (),
-            "is not a linear-learner model.tar.gz: it is not gzip-compressed (a model.tar.gz starts with the "
+            "is not a model.tar.gz for linear learner, the algorithm the endpoint serves: "
+            "it is not gzip-compressed (a model.tar.gz starts with the "
             "bytes 1f 8b); nothing was written.",
         ),
-        ("empty", (), "is not a linear-learner model.tar.gz: it is empty (0 bytes); nothing was written."),
+        (
+            "empty",
+            (),
+            "is not a model.tar.gz for linear learner, the algorithm the endpoint serves: "
+            "it is empty (0 bytes); nothing was written.",
+        ),
         (
             "too-big",
             (),
-            "is not a linear-learner model.tar.gz: it is 4,096 bytes, more than the 1,000 bytes allowed",
+            "is not a model.tar.gz for linear learner, the algorithm the endpoint serves: "
+            "it is 4,096 bytes, more than the 1,000 bytes allowed",
         ),
         (
             "no-params",
             (),
-            "is not a linear-learner model.tar.gz: model_algo-1 (an MXNet model zip) lacks mx-mod-0000",
+            "is not a model.tar.gz for linear learner, the algorithm the endpoint serves: "
+            "model_algo-1 (an MXNet model zip) lacks mx-mod-0000",
         ),
         (
             "ok",
@@ -326,7 +407,8 @@ def refusal(tmp_path: Path, data: bytes) -> str:
         (
             "ok",
             ("--version", "ll-Chicago-IL-run1"),
-            "Error: Invalid --version 'll-Chicago-IL-run1': names starting with ll- or pp- are reserved",
+            "Error: Invalid --version 'll-Chicago-IL-run1': names starting with ll-, xg-, kn-, rc- or pp- "
+            "are reserved",
         ),
         (
             "ok",
@@ -352,7 +434,7 @@ def test_add_refuses_before_writing_anything(
         "no-params": linear_learner_model(**{"mx-mod-0000.params": None}),
     }.get(setup, linear_learner_model())
     if setup == "too-big":
-        monkeypatch.setattr(linear_learner_artifact, "MAX_ARTIFACT_BYTES", 1000)
+        monkeypatch.setattr(model_artifact, "MAX_ARTIFACT_BYTES", 1000)
     if setup == "incomplete":
         s3().put_object(Bucket=BUCKET, Key=s3_layout.preprocessor_artifact_key(NEW_GENERATION), Body=b"pp")
     s3().put_object(
@@ -375,6 +457,86 @@ def test_add_refuses_before_writing_anything(
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
     assert bucket_state() == before
+
+
+def test_reserved_prefixes_cover_every_algorithms_training_jobs_and_the_preprocessor() -> None:
+    assert add_model.RESERVED_VERSION_PREFIXES == ("ll-", "xg-", "kn-", "rc-", "pp-")
+
+
+@pytest.mark.parametrize(
+    "version", ["xg-Chicago-IL-run1", "kn-Chicago-IL-run1", "rc-Chicago-IL-run1", "pp-run1"]
+)
+def test_a_version_named_like_any_pipeline_job_is_refused(
+    served: None, artifact: Path, run_cli: RunCli, version: str
+) -> None:
+    """Whatever the endpoint serves now (linear learner), the deployment may have trained another
+    algorithm before: a version must not pass for one of its jobs."""
+    before = bucket_state()
+
+    result = run_cli(
+        "models", "add", "Chicago_IL", str(artifact), "-g", GENERATION, "--version", version, "-y"
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: Invalid --version '{version}': names starting with ll-, xg-, kn-, rc- or pp- are reserved"
+    )
+    assert bucket_state() == before
+
+
+@pytest.mark.parametrize("deployed_algorithm", ["xgboost"])
+def test_an_xgboost_endpoint_takes_an_xgboost_artifact(served: None, run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(xgboost_model())
+
+    result = run_cli(
+        "models", "add", "Chicago_IL", str(path), "-g", GENERATION, "--version", "vendor-1", "-y"
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert read_pointer("Chicago_IL").version == "vendor-1"
+    key = s3_layout.model_version_key(GENERATION, "Chicago_IL", "vendor-1")
+    assert s3().get_object(Bucket=BUCKET, Key=key)["Body"].read() == path.read_bytes()
+    rows = [[cell.strip() for cell in line.split("│") if cell.strip()] for line in result.stdout.splitlines()]
+    assert ["Algorithm", "XGBoost (the endpoint's)"] in rows
+    assert [
+        "Checked",
+        "a gzip tar of at most 100 MiB holding exactly xgboost-model (not empty); what is inside "
+        "xgboost-model is not verified",
+    ] in rows
+
+
+@pytest.mark.parametrize("deployed_algorithm", ["xgboost"])
+def test_an_xgboost_endpoint_refuses_a_linear_learner_artifact(
+    served: None, artifact: Path, run_cli: RunCli
+) -> None:
+    """The config says linear learner (the default); the endpoint stack's Algorithm output decides."""
+    before = bucket_state()
+
+    result = run_cli("models", "add", "Chicago_IL", str(artifact), "-g", GENERATION, "-y")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {artifact} is not a model.tar.gz for XGBoost, the algorithm the endpoint serves: its tar "
+        "archive holds model_algo-1, but XGBoost's model.tar.gz holds exactly one file, xgboost-model; "
+        "nothing was written.\n"
+    )
+    assert bucket_state() == before
+
+
+@pytest.mark.parametrize("deployed_algorithm", ["linear-learner"])
+def test_a_linear_learner_endpoint_refuses_an_xgboost_artifact(
+    served: None, run_cli: RunCli, tmp_path: Path
+) -> None:
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(xgboost_model())
+
+    result = run_cli("models", "add", "Chicago_IL", str(path), "-g", GENERATION, "-y")
+
+    assert result.exit_code == 1
+    assert "but linear learner's model.tar.gz holds exactly one file, model_algo-1; nothing was written." in (
+        " ".join(result.stderr.split())
+    )
 
 
 def test_add_needs_the_generation(served: None, artifact: Path, run_cli: RunCli) -> None:
@@ -451,5 +613,8 @@ def test_add_help_reads_well(run_cli: RunCli) -> None:
 
     assert result.exit_code == 0
     out = " ".join(result.stdout.split())
-    for text in ("LOCATION", "ARTIFACT", "--generation", "--version", "model_algo-1", "100 MiB", "required"):
+    for text in (
+        "LOCATION", "ARTIFACT", "--generation", "--version", "model_algo-1", "xgboost-model", "100 MiB",
+        "required", "the algorithm the endpoint serves",
+    ):  # fmt: skip
         assert text in out
