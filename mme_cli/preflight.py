@@ -15,8 +15,9 @@ The checks, in order:
    below are skipped: they would fail the same way, or describe the wrong account.
 2. **Images** (no AWS call): the committed image table (``mme_constructs/data/sagemaker_images.json``,
    read through the CDK-free ``mme_constructs.image_table``) has the scikit-learn
-   ``training.sklearn_framework_version`` training and inference images and the linear-learner
-   ``training.linear_learner_image_tag`` image in the deploy region.
+   ``training.sklearn_framework_version`` training and inference images and the training and
+   inference images of the configured algorithm (``training.algorithm`` at
+   ``training.algorithm_image_tag``, e.g. ``xgboost 1.7-1``) in the deploy region.
 3. **CDK bootstrap** (SSM ``GetParameter``): ``/cdk-bootstrap/<qualifier>/version`` exists and is at
    least :data:`REQUIRED_BOOTSTRAP_VERSION`.
 4. **Instance quotas** (Service Quotas ``ListServiceQuotas``, falling back to
@@ -416,43 +417,37 @@ class _Checks:
 
     def images(self) -> None:
         training = self.config.training
-        version, tag = training.sklearn_framework_version, training.linear_learner_image_tag
+        version, algorithm = training.sklearn_framework_version, training.algorithm_image
         with_images = {
             scope: set(
                 image_table.supported_regions(
-                    sklearn_framework_version=version, linear_learner_tag=tag, sklearn_scope=scope
+                    sklearn_framework_version=version, algorithm=algorithm, sklearn_scope=scope
                 )
             )
             for scope in image_table.SKLEARN_SCOPES
         }
-        # A region has the linear-learner image if it pairs with any scikit-learn version (every
-        # region of the table has some); the table is read only through its public functions.
-        with_learner = {
-            name
-            for scope in image_table.SKLEARN_SCOPES
-            for any_version in image_table.available_sklearn_versions((scope,))
-            for name in image_table.supported_regions(
-                sklearn_framework_version=any_version, linear_learner_tag=tag, sklearn_scope=scope
-            )
-        }
         source = f"the image table (sagemaker-core {image_table.sagemaker_core_version()})"
         if all(self.region in regions for regions in with_images.values()):
             self.passed.append(
-                f"Images: scikit-learn {version} (training and inference) and linear-learner {tag} "
-                f"exist in {self.region} according to {source}."
+                f"Images: scikit-learn {version} (training and inference) and {algorithm} exist in "
+                f"{self.region} according to {source}."
             )
             return
-        if self.region not in with_learner:
-            missing = f"linear-learner {tag} image (nor any of the pipeline's images)"
+        if self.region not in image_table.algorithm_regions(algorithm):
+            missing = f"{algorithm} image"
+            another = "training.algorithm_image_tag (or training.algorithm)"
         else:
             scopes = [scope for scope, regions in with_images.items() if self.region not in regions]
             missing = f"scikit-learn {version} {' or '.join(scopes)} image"
-        supported = sorted(set.intersection(*with_images.values()))
+            another = "training.sklearn_framework_version"
+        supported = image_table.regions_with_all_images(
+            sklearn_framework_version=version, algorithm=algorithm
+        )
         self.problems.append(
             f"{source[0].upper()}{source[1:]} has no {missing} for {self.region}: deploy to a region "
             f"that has them ({', '.join(supported)}) with --region or `region` in the config, choose "
-            "another training.sklearn_framework_version, or run "
-            "`.venv/bin/python scripts/refresh_image_uris.py` if SageMaker has added them since."
+            f"another {another}, or run `.venv/bin/python scripts/refresh_image_uris.py` if SageMaker "
+            "has added them since."
         )
 
     # -- 3. CDK bootstrap -------------------------------------------------------------------------

@@ -342,15 +342,63 @@ def test_a_region_missing_from_the_image_table_names_the_supported_ones(aws: Non
     problem = only(result.problems, "image table")
     assert problem.startswith(
         f"The image table (sagemaker-core {image_table.sagemaker_core_version()}) has no "
-        "linear-learner 1 image (nor any of the pipeline's images) for mx-central-1: deploy to a region "
-        "that has them (af-south-1, "
+        "linear-learner 1 image for mx-central-1: deploy to a region that has them (af-south-1, "
     )
     assert "us-east-1, us-east-2" in problem
     assert problem.endswith(
-        "with --region or `region` in the config, choose another training.sklearn_framework_version, "
-        "or run `.venv/bin/python scripts/refresh_image_uris.py` if SageMaker has added them since."
+        "with --region or `region` in the config, choose another training.algorithm_image_tag (or "
+        "training.algorithm), or run `.venv/bin/python scripts/refresh_image_uris.py` if SageMaker has "
+        "added them since."
     )
     assert len(result.problems) == 1  # the other checks ran and passed
+
+
+def test_the_configured_algorithms_images_are_checked(aws: None) -> None:
+    bootstrap()
+    autoscaling_role()
+    config = make_config({"training": {"algorithm": "xgboost", "algorithm_image_tag": "1.7-1"}})
+
+    result, _ = check(config, quotas=stub_quotas([ample()]))
+
+    assert result.problems == []
+    assert only(result.passed, "Images:") == (
+        "Images: scikit-learn 1.9-0 (training and inference) and xgboost 1.7-1 exist in us-east-1 "
+        f"according to the image table (sagemaker-core {image_table.sagemaker_core_version()})."
+    )
+
+
+def test_a_region_without_the_algorithms_image_names_its_tag(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An XGBoost tag missing in the deploy region (scikit-learn is there): the fix is another tag."""
+    real_supported, real_regions = image_table.supported_regions, image_table.algorithm_regions
+    wanted = image_table.AlgorithmImage("xgboost", "1.7-1")
+    asked: list[image_table.AlgorithmImage] = []
+
+    def supported(**kwargs: Any) -> tuple[str, ...]:
+        asked.append(kwargs["algorithm"])
+        regions: tuple[str, ...] = real_supported(**kwargs)
+        return tuple(r for r in regions if r != REGION) if kwargs["algorithm"] == wanted else regions
+
+    def algorithm_regions(algorithm: image_table.AlgorithmImage) -> tuple[str, ...]:
+        regions = real_regions(algorithm)
+        return tuple(r for r in regions if r != REGION) if algorithm == wanted else regions
+
+    monkeypatch.setattr(image_table, "supported_regions", supported)
+    monkeypatch.setattr(image_table, "algorithm_regions", algorithm_regions)
+    bootstrap()
+    autoscaling_role()
+    config = make_config({"training": {"algorithm": "xgboost", "algorithm_image_tag": "1.7-1"}})
+
+    result, _ = check(config, quotas=stub_quotas([ample()]))
+
+    assert set(asked) == {wanted}
+    problem = only(result.problems, "image table")
+    assert "has no xgboost 1.7-1 image for us-east-1: deploy to a region that has them (" in problem
+    assert "choose another training.algorithm_image_tag (or training.algorithm)" in problem
+    offered = problem.split("that has them (", 1)[1].split(")", 1)[0].split(", ")
+    assert "us-east-2" in offered
+    assert REGION not in offered
 
 
 def test_a_missing_scikit_learn_scope_is_named(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
