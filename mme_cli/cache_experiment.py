@@ -228,6 +228,7 @@ def build_report(
     stopped_early: str | None,
     kept_copies: bool,
     generation: str,
+    algorithm: str,
 ) -> dict[str, Any]:
     """The JSON report: latency percentiles (cold = first call of a copy), peaks, cache hit over time."""
     cold = [r.latency_ms for r in results if r.call.first_call]
@@ -250,6 +251,7 @@ def build_report(
         "source_location": source_location,
         "source_key": source_key,
         "generation": generation,
+        "algorithm": algorithm,
         "copies": copies,
         "feature_row": FEATURE_ROW,
         "counts": {

@@ -1,7 +1,9 @@
 """``mme experiment cache`` (the walkthrough's cache experiment) and ``mme access check`` (tenant matrix).
 
 Both invoke what clients invoke: the served preprocessor generation (``preprocessor/serving.json``;
-before anything is served, the newest complete one) and its locations' pointers.
+before anything is served, the newest complete one) and its locations' pointers. The experiment asks
+as ``mme predict`` does, with the deployed algorithm's Accept header, and reads every answer
+(:mod:`mme_cli.answers`): a call counts only if the model really answered.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mme_cli import answers, generations
 from mme_cli import cache_experiment as ce
-from mme_cli import generations
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_shared import s3_layout
@@ -143,6 +145,7 @@ def run_cache_experiment(
         )
     deployment = ctx.deployment
     bucket, endpoint, variant = deployment.bucket, deployment.endpoint_name, deployment.variant_name
+    algorithm = deployment.algorithm
     s3 = ctx.client("s3")
     generation = generations.served_generation(s3, bucket).generation
     pointer = read_pointer(s3, bucket, generation, source_location)
@@ -188,11 +191,11 @@ def run_cache_experiment(
                 before = monotonic()
                 target = ce.copy_target_model(run_id, call.copy)
                 try:
-                    runtime.invoke_endpoint(
+                    body = runtime.invoke_endpoint(
                         EndpointName=endpoint,
                         TargetModel=target,
                         ContentType="text/csv",
-                        Accept="application/json",
+                        Accept=algorithm.response.accept,
                         Body=ce.FEATURE_ROW.encode(),
                     )["Body"].read()
                 except ClientError as error:
@@ -201,6 +204,7 @@ def run_cache_experiment(
                         f"Invoking {target} on {endpoint} failed after {len(results)} calls: "
                         f"{details.get('Code', 'Error')}: {details.get('Message', error)}."
                     ) from None
+                answers.values(algorithm, body, target_model=target, rows=1)
                 results.append(
                     ce.CallResult(call=call, latency_ms=(monotonic() - before) * 1000, started_at=called_at)
                 )
@@ -235,6 +239,7 @@ def run_cache_experiment(
         stopped_early=stopped_early,
         kept_copies=keep,
         generation=generation,
+        algorithm=algorithm.name,
     )
     out.mkdir(parents=True, exist_ok=True)
     figure = ce.build_chart(series, title=f"Cache experiment {run_id}: {copies} copies on {endpoint}")

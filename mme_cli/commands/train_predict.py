@@ -5,15 +5,15 @@ Both read every name from the deployment's stack outputs. ``train`` uses :mod:`m
 ``location-manifests/`` when too large, plus ``"refit": true`` with ``--refit``), the wait and the
 report; ``predict`` resolves the served preprocessor generation
 (``preprocessor/serving.json``) and the location's current model from that generation's pointer, so it
-always invokes the version that was promoted last behind the preprocessor it was trained on.
+always invokes the version that was promoted last behind the preprocessor it was trained on, and
+reads the answer in the format of the algorithm the endpoint serves (:mod:`mme_cli.answers`).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -23,10 +23,11 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from rich.markup import escape
 from rich.table import Table
 
-from mme_cli import generations, runs
+from mme_cli import answers, generations, runs
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_cli.runs import Clock
+from mme_constructs.algorithms import Algorithm
 from mme_shared import naming, s3_layout
 from mme_shared.housing_data import CATEGORICAL_FEATURE_COLUMNS, FEATURE_COLUMNS
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
@@ -199,9 +200,10 @@ def predict(
         ),
     ] = 1,
 ) -> None:
-    """Predict prices with LOCATION's current model; prints each price and the client-side latency.
+    """Ask LOCATION's current model about houses; prints each answer and the client-side latency.
 
-    --repeat N compares the first (cold) call with the later (warm) ones.
+    The answer is a price, or an anomaly score when the endpoint serves Random Cut Forest. --repeat N
+    compares the first (cold) call with the later (warm) ones.
     """
     cli: CliContext = ctx.obj
     problem = naming.location_name_problem(location)
@@ -213,14 +215,15 @@ def predict(
     chosen = generations.served_generation(cli.client("s3"), cli.deployment.bucket)
     pointer = _current_model(cli, location, chosen.generation, chosen.describe())
     endpoint = cli.deployment.endpoint_name
+    algorithm = cli.deployment.algorithm
     _require_in_service(cli.client("sagemaker"), endpoint)
     runtime = cli.client("sagemaker-runtime")
     latencies: list[float] = []
-    prices: list[float] = []
+    predictions: list[float] = []
     for _ in range(repeat):
         started = CLOCK.monotonic()
         try:
-            response = _invoke(runtime, endpoint, pointer.target_model, body)
+            response = _invoke(runtime, endpoint, pointer.target_model, body, algorithm)
         except RequestRejected:
             # During a generation switch serving.json announces the next generation: its fleet may
             # already take the traffic and know only that generation's TargetModels (the client rule
@@ -239,11 +242,13 @@ def predict(
                 cli, location, following, f"{following} (the generation the endpoint is switching to)"
             )
             started = CLOCK.monotonic()
-            response = _invoke(runtime, endpoint, pointer.target_model, body)
+            response = _invoke(runtime, endpoint, pointer.target_model, body, algorithm)
         latencies.append(CLOCK.monotonic() - started)
-        prices = _prices(response, len(rows), pointer.target_model)
+        predictions = answers.values(
+            algorithm, response["Body"].read(), target_model=pointer.target_model, rows=len(rows)
+        )
 
-    _print_prices(cli, rows, prices, pointer, latencies[0])
+    _print_predictions(cli, algorithm, rows, predictions, pointer, latencies[0])
     if repeat > 1:
         _print_latency_table(cli, latencies)
 
@@ -356,13 +361,15 @@ class RequestRejected(CliError):  # noqa: N818 (says what happened)
     serving fleet does not have gets."""
 
 
-def _invoke(runtime: Any, endpoint: str, target_model: str, body: str) -> dict[str, Any]:
+def _invoke(
+    runtime: Any, endpoint: str, target_model: str, body: str, algorithm: Algorithm
+) -> dict[str, Any]:
     try:
         response: dict[str, Any] = runtime.invoke_endpoint(
             EndpointName=endpoint,
             TargetModel=target_model,
             ContentType="text/csv",
-            Accept="application/json",
+            Accept=algorithm.response.accept,
             Body=body.encode("utf-8"),
         )
     except ClientError as error:
@@ -385,40 +392,30 @@ def _invoke(runtime: Any, endpoint: str, target_model: str, body: str) -> dict[s
     return response
 
 
-def _prices(response: Mapping[str, Any], expected: int, target_model: str) -> list[float]:
-    try:
-        answer = json.loads(response["Body"].read())
-        prices = [float(p["score"]) for p in answer["predictions"]]
-    except (ValueError, TypeError, KeyError):
-        raise CliError(
-            f"Model {target_model} answered in an unexpected format "
-            '(expected {"predictions": [{"score": ...}]}).'
-        ) from None
-    if len(prices) != expected:
-        raise CliError(f"Model {target_model} returned {len(prices)} prediction(s) for {expected} row(s).")
-    return prices
-
-
-def _print_prices(
+def _print_predictions(
     cli: CliContext,
+    algorithm: Algorithm,
     rows: Sequence[Sequence[str]],
-    prices: Sequence[float],
+    predictions: Sequence[float],
     pointer: ModelPointer,
     first: float,
 ) -> None:
     source = f"{pointer.location} model {pointer.version} of {pointer.preprocessor_generation}"
+    heading = answers.heading(algorithm)
     if len(rows) == 1:
         cli.console.print(
-            f"Price: ${prices[0]:,.2f}  ({escape(source)}, {first * 1000:.1f} ms)", soft_wrap=True
+            f"{heading}: {escape(answers.shown(algorithm, predictions[0]))}  ({escape(source)}, "
+            f"{first * 1000:.1f} ms)",
+            soft_wrap=True,
         )
         return
     table = Table(title=f"{len(rows)} predictions by {escape(source)} in {first * 1000:.1f} ms")
     table.add_column("Row", justify="right")
     for column in FEATURE_COLUMNS:
         table.add_column(column, justify="right")
-    table.add_column("Price", justify="right")
-    for number, (row, price) in enumerate(zip(rows, prices, strict=True), 1):
-        table.add_row(str(number), *row, f"${price:,.2f}")
+    table.add_column(heading, justify="right")
+    for number, (row, value) in enumerate(zip(rows, predictions, strict=True), 1):
+        table.add_row(str(number), *row, escape(answers.shown(algorithm, value)))
     cli.console.print(table)
 
 

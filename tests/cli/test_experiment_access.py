@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import botocore.session  # type: ignore[import-untyped]
 import pytest
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from botocore.response import StreamingBody  # type: ignore[import-untyped]
-from botocore.stub import Stubber  # type: ignore[import-untyped]
+from botocore.stub import ANY, Stubber  # type: ignore[import-untyped]
 
 from mme_cli import cache_experiment as ce
 from mme_cli import context as cli_context
@@ -23,11 +24,13 @@ from mme_cli.commands import experiment_access as ea
 from mme_cli.deployment import CliError, Deployment
 from mme_shared.model_pointer import ModelPointer
 from tests.cli.conftest import (
+    ALGORITHM_NAMES,
     BUCKET,
     ENDPOINT,
     GENERATION,
     REGION,
     CliResult,
+    answer_body,
     create_stack,
     record_complete,
     record_serving,
@@ -35,10 +38,20 @@ from tests.cli.conftest import (
 
 Run = Callable[..., CliResult]
 
-OUTPUTS = {
-    "MmeStorage": {"ArtifactBucketName": BUCKET},
-    "MmeEndpoint": {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"},
+ACCEPT = {
+    "linear-learner": "application/json",
+    "xgboost": "text/csv",
+    "knn": "application/json",
+    "randomcutforest": "application/json",
 }
+"""The Accept header each algorithm's answer format needs; the stubbed runtime refuses another."""
+
+
+def outputs(algorithm: str) -> dict[str, dict[str, str]]:
+    return {
+        "MmeStorage": {"ArtifactBucketName": BUCKET},
+        "MmeEndpoint": {"EndpointName": ENDPOINT, "VariantName": "AllTraffic", "Algorithm": algorithm},
+    }
 
 
 _LOADER = botocore.loaders.create_loader()
@@ -59,7 +72,7 @@ def _shared_service_models(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def fast_deployed(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def fast_deployed(aws: None, monkeypatch: pytest.MonkeyPatch, deployed_algorithm: str) -> dict[str, str]:
     """Like ``deployed`` without moto CloudFormation (slow): the outputs are handed over directly.
 
     Returns the tenant-role outputs, which a test may fill before running the CLI. The real
@@ -69,7 +82,9 @@ def fast_deployed(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     roles: dict[str, str] = {}
 
     def discover(cloudformation: Any, *, prefix: str, region: str) -> Deployment:
-        return Deployment(prefix=prefix, region=region, outputs=OUTPUTS, tenant_roles=roles)
+        return Deployment(
+            prefix=prefix, region=region, outputs=outputs(deployed_algorithm), tenant_roles=roles
+        )
 
     monkeypatch.setattr(cli_context, "discover", discover)
     return roles
@@ -169,8 +184,10 @@ def test_report_separates_cold_and_warm_and_reports_peaks() -> None:
         stopped_early=None,
         kept_copies=False,
         generation="pp-run1",
+        algorithm="xgboost",
     )
     json.dumps(report)  # serialisable
+    assert report["algorithm"] == "xgboost"
     assert report["counts"] == {
         "planned_calls": 8,
         "calls": 8,
@@ -372,6 +389,46 @@ def _experiment_keys() -> list[str]:
     return [o["Key"] for o in listing.get("Contents", [])]
 
 
+class Runtime:
+    """A real sagemaker-runtime client under botocore's Stubber, standing in for the endpoint: each
+    queued call must carry the deployed algorithm's Accept header and is answered in its format."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self.client = boto3.client("sagemaker-runtime", region_name=REGION)
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+
+    def answer(self, calls: int, body: bytes | None = None) -> None:
+        payload, content_type = answer_body(self.algorithm, [1.25])
+        for _ in range(calls):
+            data = payload if body is None else body
+            self.stubber.add_response(
+                "invoke_endpoint",
+                {"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": content_type},
+                {
+                    "EndpointName": ENDPOINT,
+                    "TargetModel": ANY,
+                    "ContentType": "text/csv",
+                    "Accept": ACCEPT[self.algorithm],
+                    "Body": ce.FEATURE_ROW.encode(),
+                },
+            )
+
+
+@pytest.fixture
+def runtime(aws: None, monkeypatch: pytest.MonkeyPatch, deployed_algorithm: str) -> Runtime:
+    """The CLI's sagemaker-runtime client; queue answers with ``runtime.answer(calls)``."""
+    stubbed = Runtime(deployed_algorithm)
+    original = cli_context.CliContext.client
+
+    def client(self: Any, service: str) -> Any:
+        return stubbed.client if service == "sagemaker-runtime" else original(self, service)
+
+    monkeypatch.setattr(cli_context.CliContext, "client", client)
+    return stubbed
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
@@ -380,26 +437,33 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
+@pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)
 def test_experiment_writes_chart_and_report_and_deletes_copies(
-    deployed: None, run_cli: Run, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    deployed: None,
+    run_cli: Run,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: Runtime,
+    deployed_algorithm: str,
 ) -> None:
+    """Real discovery: the algorithm is the endpoint stack's Algorithm output (the config's is the
+    default linear learner); every call asks with its Accept header and reads its answer."""
     pointer = _put_pointer()
     _seed_metrics(datetime.now(UTC) + timedelta(minutes=1))  # points at -1, 0 and +1 minute
     invoked: list[str] = []
-    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
-    real_invoke = runtime.invoke_endpoint
+    runtime.answer(12)
+    real_invoke = runtime.client.invoke_endpoint
 
     def spy(**kwargs: Any) -> Any:
         invoked.append(kwargs["TargetModel"])
         return real_invoke(**kwargs)
 
-    runtime.invoke_endpoint = spy
+    runtime.client.invoke_endpoint = spy
     copied: list[str] = []
     real_client = cli_context.CliContext.client
 
     def client(self: Any, service: str) -> Any:
-        if service == "sagemaker-runtime":
-            return runtime
         made = real_client(self, service)
         if service == "s3":
             original = made.copy_object
@@ -435,15 +499,22 @@ def test_experiment_writes_chart_and_report_and_deletes_copies(
     assert report["stopped_early"] is None
     assert report["source_key"] == pointer.key
     assert report["generation"] == GENERATION
+    assert report["algorithm"] == deployed_algorithm
+    runtime.stubber.assert_no_pending_responses()
     assert all(t.startswith("_experiment-") for t in invoked)  # relative to models/<generation>/
     assert (tmp_path / "cache-experiment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Peak models loaded: 121" in result.stdout
 
 
 def test_experiment_keep_and_max_minutes(
-    fast_deployed: dict[str, str], run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fast_deployed: dict[str, str],
+    run_cli: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: Runtime,
 ) -> None:
     _put_pointer()
+    runtime.answer(20)
     monkeypatch.setattr(ea, "monotonic", FakeClock(step=2.0))  # 6 s limit: a few calls only
     result = run_cli(
         "experiment", "cache", "-l", "Chicago_IL", "--copies", "10", "--out", str(tmp_path),
@@ -468,8 +539,10 @@ def test_experiment_cleans_up_on_ctrl_c(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     interrupt_at: int,
+    runtime: Runtime,
 ) -> None:
     _put_pointer()
+    runtime.answer(8)
     monkeypatch.setattr(ea, "monotonic", FakeClock(interrupt_at=interrupt_at))
     result = run_cli("experiment", "cache", "-l", "Chicago_IL", "--copies", "4", "--out", str(tmp_path))
     assert result.exit_code == 130  # typer: interrupted
@@ -484,8 +557,10 @@ def test_experiment_cleans_up_on_aws_error(
     tmp_path: Path,
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
+    runtime: Runtime,
 ) -> None:
     _put_pointer()
+    runtime.answer(8)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetMetricData")
@@ -506,6 +581,44 @@ def test_experiment_cleans_up_on_aws_error(
     assert result.exit_code == 1
     assert "GetMetricData: AccessDenied" in result.stderr
     assert _experiment_keys() == []
+
+
+UNREADABLE = {
+    # Another algorithm's answer: what a mix-up of formats looks like.
+    "linear-learner": (b'{"scores": [{"score": 1.0}]}', '{"predictions": [{"score": <price>}, ...]}'),
+    "xgboost": (
+        b'{"predictions": [{"score": 1.0}]}',
+        "one number per row, separated by commas or line breaks",
+    ),
+    "knn": (b'{"predictions": [{"score": 1.0}]}', '{"predictions": [{"predicted_label": <price>}, ...]}'),
+    "randomcutforest": (
+        b'{"predictions": [{"score": 1.0}]}',
+        '{"scores": [{"score": <anomaly score>}, ...]}',
+    ),
+}
+
+
+@pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)
+def test_experiment_stops_at_an_unreadable_answer_and_cleans_up(
+    fast_deployed: dict[str, str],
+    run_cli: Run,
+    tmp_path: Path,
+    clock: FakeClock,
+    runtime: Runtime,
+    deployed_algorithm: str,
+) -> None:
+    _put_pointer()
+    body, shape = UNREADABLE[deployed_algorithm]
+    runtime.answer(1, body=body)
+
+    result = run_cli("experiment", "cache", "-l", "Chicago_IL", "--copies", "4", "--out", str(tmp_path))
+
+    assert result.exit_code == 1
+    sentence = re.escape(f" answered in an unexpected format (expected {shape}).")
+    assert re.fullmatch(f"Error: Model _experiment-[^/]+/copy-0\\.tar\\.gz{sentence}\n", result.stderr)
+    assert "Deleting the 4 experiment copies" in result.stdout
+    assert _experiment_keys() == []
+    assert not (tmp_path / "cache-experiment.json").exists()
 
 
 def test_experiment_failures_are_clear(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from mme_cli.runs import Clock
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer
 from tests.cli.conftest import (
+    ALGORITHM_NAMES,
     BUCKET,
     ENDPOINT,
     GENERATION,
@@ -33,6 +35,7 @@ from tests.cli.conftest import (
     REGION,
     STATE_MACHINE_ARN,
     CliResult,
+    answer_body,
     create_stack,
     record_complete,
     record_serving,
@@ -89,7 +92,7 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
 
 
 @pytest.fixture
-def outputs(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def outputs(aws: None, monkeypatch: pytest.MonkeyPatch, deployed_algorithm: str) -> None:
     """What ``deployed`` gives, without moto CloudFormation (slow): the discovered outputs directly.
 
     One test per command keeps the real discovery from stack outputs (``deployed``).
@@ -101,7 +104,11 @@ def outputs(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
         outputs={
             "MmeStorage": {"ArtifactBucketName": BUCKET},
             "MmeTraining": {"StateMachineArn": STATE_MACHINE_ARN},
-            "MmeEndpoint": {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"},
+            "MmeEndpoint": {
+                "EndpointName": ENDPOINT,
+                "VariantName": "AllTraffic",
+                "Algorithm": deployed_algorithm,
+            },
         },
     )
     monkeypatch.setattr(CliContext, "deployment", property(lambda self: deployment))
@@ -335,6 +342,8 @@ def test_train_help_reads_well(run_cli: RunCli) -> None:
 class SageMakerStubs:
     sagemaker: Any
     runtime: Any
+    algorithm: str
+    """The deployed algorithm: the format of the answers, and the Accept header expected."""
 
     def endpoint_status(self, status: str, reason: str | None = None) -> None:
         response: dict[str, Any] = {
@@ -349,16 +358,23 @@ class SageMakerStubs:
             response["FailureReason"] = reason
         self.sagemaker.stub.add_response("describe_endpoint", response, {"EndpointName": ENDPOINT})
 
-    def answer(self, body: str, scores: list[float]) -> None:
-        payload = json.dumps({"predictions": [{"score": s} for s in scores]}).encode()
+    def answer(
+        self, body: str, values: list[float], *, target: str | None = None, csv_separator: str = "\n"
+    ) -> None:
+        """Answer the next InvokeEndpoint as the algorithm does, if it asked with the algorithm's
+        Accept header (the Stubber refuses other parameters)."""
+        payload, content_type = answer_body(self.algorithm, values, csv_separator=csv_separator)
+        self.answer_raw(body, payload, content_type, target=target)
+
+    def answer_raw(self, body: str, payload: bytes, content_type: str, *, target: str | None = None) -> None:
         self.runtime.stub.add_response(
             "invoke_endpoint",
-            {"Body": StreamingBody(io.BytesIO(payload), len(payload)), "ContentType": "application/json"},
+            {"Body": StreamingBody(io.BytesIO(payload), len(payload)), "ContentType": content_type},
             {
                 "EndpointName": ENDPOINT,
-                "TargetModel": TARGET,
+                "TargetModel": target or TARGET,
                 "ContentType": "text/csv",
-                "Accept": "application/json",
+                "Accept": ACCEPT[self.algorithm],
                 "Body": body.encode(),
             },
         )
@@ -380,6 +396,14 @@ class _Stubbed:
     stub: Stubber
 
 
+ACCEPT = {
+    "linear-learner": "application/json",
+    "xgboost": "text/csv",
+    "knn": "application/json",
+    "randomcutforest": "application/json",
+}
+"""The Accept header each algorithm's answer format needs (its inference-format page); the stubbed
+runtime refuses a call that sends another."""
 VERSION = "ll-Chicago-IL-run-20250501-120000"
 TARGET = f"Chicago_IL/Chicago_IL-{VERSION}.tar.gz"
 
@@ -405,7 +429,9 @@ def store_pointer() -> None:
 
 
 @pytest.fixture
-def stubs(outputs: None, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> Iterator[SageMakerStubs]:
+def stubs(
+    outputs: None, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime, deployed_algorithm: str
+) -> Iterator[SageMakerStubs]:
     made = {name: SESSION.client(name) for name in ("sagemaker", "sagemaker-runtime")}
     stubbers = {name: Stubber(client) for name, client in made.items()}
     original = CliContext.client
@@ -419,6 +445,7 @@ def stubs(outputs: None, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -
         yield SageMakerStubs(
             sagemaker=_Stubbed(made["sagemaker"], stubbers["sagemaker"]),
             runtime=_Stubbed(made["sagemaker-runtime"], stubbers["sagemaker-runtime"]),
+            algorithm=deployed_algorithm,
         )
         stubbers["sagemaker-runtime"].assert_no_pending_responses()
 
@@ -465,6 +492,156 @@ def test_predict_csv_sends_every_row_in_one_request(
     assert "2 predictions by Chicago_IL" in result.stdout
     assert "$412,000.00" in result.stdout
     assert "$250,500.50" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# mme predict for every algorithm: the deployed one (the endpoint stack's Algorithm output, not the
+# config, which is the default linear learner here) decides the Accept header and how the answer reads
+
+SHOWN = {
+    "linear-learner": "Price: $412,345.68",
+    "xgboost": "Price: $412,345.68",
+    "knn": "Price: $412,345.68",
+    "randomcutforest": "Anomaly score: 412,345.6780",
+}
+
+
+def test_every_algorithm_has_an_accept_header_and_a_shown_value() -> None:
+    assert set(ACCEPT) == set(SHOWN) == set(ALGORITHM_NAMES)
+
+
+@pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)
+def test_predict_reads_the_deployed_algorithms_answer(
+    stubs: SageMakerStubs, fake_time: FakeTime, run_cli: RunCli, deployed_algorithm: str
+) -> None:
+    stubs.endpoint_status("InService")
+    stubs.answer("1993,2728,6,3.0,0.7,1,y,y\n", [412345.678])  # with ACCEPT[deployed_algorithm] only
+    fake_time.ticks = [0.0, 0.0421]
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == (
+        f"{SHOWN[deployed_algorithm]} (Chicago_IL model {VERSION} of {GENERATION}, 42.1 ms)".split()
+    )
+
+
+@pytest.mark.parametrize("deployed_algorithm", ["randomcutforest"])
+def test_the_endpoints_algorithm_decides_not_the_config(
+    stubs: SageMakerStubs, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The config now says XGBoost (text/csv), but the endpoint still serves Random Cut Forest."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"training": {"algorithm": "xgboost"}}))
+    stubs.endpoint_status("InService")
+    stubs.answer("1993,2728,6,3.0,0.7,1,y,y\n", [1.23456])  # asked with application/json
+
+    result = run_cli("--config", str(config), "predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Anomaly score: 1.2346  (Chicago_IL model")
+    assert "$" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("deployed_algorithm", "csv_separator", "column", "cells"),
+    [
+        ("linear-learner", "\n", "Price", ["$412,000.00", "$250,500.50"]),
+        ("xgboost", "\n", "Price", ["$412,000.00", "$250,500.50"]),
+        ("xgboost", ",", "Price", ["$412,000.00", "$250,500.50"]),
+        ("knn", "\n", "Price", ["$412,000.00", "$250,500.50"]),
+        ("randomcutforest", "\n", "Anomaly score", ["412,000.0000", "250,500.5000"]),
+    ],
+)
+def test_predict_csv_table_names_what_the_algorithm_predicts(
+    stubs: SageMakerStubs,
+    run_cli: RunCli,
+    tmp_path: Path,
+    csv_separator: str,
+    column: str,
+    cells: list[str],
+) -> None:
+    houses = tmp_path / "houses.csv"
+    houses.write_text("1993,2728,6,3.0,0.7,1,y,y\n2005,1500,3,2.0,0.25,2,n,n\n")
+    stubs.endpoint_status("InService")
+    stubs.answer(houses.read_text(), [412000.0, 250500.5], csv_separator=csv_separator)
+
+    result = run_cli("predict", "Chicago_IL", "--csv", str(houses))
+
+    assert result.exit_code == 0, result.stderr
+    table = [table_cells(line) for line in result.stdout.splitlines() if "│" in line or "┃" in line]
+    header = next(row for row in table if "YEAR_BUILT" in row)
+    assert header[-1] == column
+    assert [row[-1] for row in table if row[0] in {"1", "2"}] == cells
+    if column == "Anomaly score":
+        assert "$" not in result.stdout
+
+
+def table_cells(line: str) -> list[str]:
+    """The cells of one line of a rich table (header or body)."""
+    return [cell.strip() for cell in re.split("[│┃]", line) if cell.strip()]
+
+
+UNREADABLE = {
+    # Another algorithm's answer, or none: what a mix-up of formats looks like.
+    "linear-learner": (
+        b'{"predictions": [{"predicted_label": 1.0}]}',
+        '{"predictions": [{"score": <price>}, ...]}',
+    ),
+    "xgboost": (
+        b'{"predictions": [{"score": 1.0}]}',
+        "one number per row, separated by commas or line breaks",
+    ),
+    "knn": (b'{"predictions": [{"score": 1.0}]}', '{"predictions": [{"predicted_label": <price>}, ...]}'),
+    "randomcutforest": (
+        b'{"predictions": [{"score": 1.0}]}',
+        '{"scores": [{"score": <anomaly score>}, ...]}',
+    ),
+}
+
+
+@pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)
+def test_an_unreadable_answer_is_one_sentence(
+    stubs: SageMakerStubs, run_cli: RunCli, deployed_algorithm: str
+) -> None:
+    body, shape = UNREADABLE[deployed_algorithm]
+    stubs.endpoint_status("InService")
+    stubs.answer_raw("1993,2728,6,3.0,0.7,1,y,y\n", body, "application/json")
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: Model {TARGET} answered in an unexpected format (expected {shape}).\n"
+
+
+@pytest.mark.parametrize(
+    ("deployed_algorithm", "what"), [("linear-learner", "price(s)"), ("randomcutforest", "anomaly score(s)")]
+)
+def test_an_answer_for_the_wrong_number_of_rows_is_refused(
+    stubs: SageMakerStubs, run_cli: RunCli, what: str
+) -> None:
+    stubs.endpoint_status("InService")
+    stubs.answer("1993,2728,6,3.0,0.7,1,y,y\n", [1.0, 2.0])
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: Model {TARGET} returned 2 {what} for 1 row(s).\n"
+
+
+def test_predict_needs_the_endpoint_stacks_algorithm(aws: None, run_cli: RunCli) -> None:
+    """Real discovery: an endpoint stack deployed before the Algorithm output existed."""
+    SESSION.client("s3").create_bucket(Bucket=BUCKET)
+    store_pointer()
+    create_stack("MmeStorage", {"ArtifactBucketName": BUCKET})
+    create_stack("MmeEndpoint", {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"})
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Stack MmeEndpoint has no output Algorithm: redeploy it with this version of the project.\n"
+    )
 
 
 def test_predict_repeat_prints_cold_and_warm_latency(
@@ -816,13 +993,7 @@ def test_predict_follows_a_generation_switch_when_the_model_is_not_found(
     new_target = _switching_to_the_new_generation()
     stubs.endpoint_status("InService")
     stubs.refuse("ValidationError", "Failed to download model data for target model.")
-    payload = json.dumps({"predictions": [{"score": 250000.0}]}).encode()
-    stubs.runtime.stub.add_response(
-        "invoke_endpoint",
-        {"Body": StreamingBody(io.BytesIO(payload), len(payload)), "ContentType": "application/json"},
-        {"EndpointName": ENDPOINT, "TargetModel": new_target, "ContentType": "text/csv",
-         "Accept": "application/json", "Body": ",".join(HOUSE).encode() + b"\n"},
-    )  # fmt: skip
+    stubs.answer(",".join(HOUSE) + "\n", [250000.0], target=new_target)
 
     result = run_cli("predict", "Chicago_IL", *HOUSE)
 
