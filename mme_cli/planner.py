@@ -5,8 +5,16 @@ The run it models (README, "The training pipeline"): PlanRun (Lambda) -> Generat
 location, ``GENERATION_CONCURRENCY`` at a time) -> with refit, one preprocessor training job, the
 StorePreprocessor Lambda -> one CreateModel (every run: the generation's preprocessor model) -> two
 batch transforms (train and validation, each over all of the run's locations, in parallel) ->
-TrainLocations (per location: the CheckTransform Lambda, one linear-learner training job, the
-PromoteModel Lambda; ``training.parallel_training_jobs`` locations at a time) -> Summarize (Lambda).
+TrainLocations (per location: the CheckTransform Lambda, one training job of the configured
+algorithm, the PromoteModel Lambda; ``training.parallel_training_jobs`` locations at a time) ->
+Summarize (Lambda).
+
+**Calibrated on linear learner.** The default job time (:func:`default_train_seconds`), the model
+size (:data:`DEFAULT_MODEL_MB`) and the memory of a loaded model (the walkthrough's cache
+experiment) are linear-learner figures. For another ``training.algorithm`` the plan names that
+algorithm and says where a number is linear learner's; override them (``--train-seconds``,
+``--model-mb``, ``--endpoint-baseline-mib``) with measurements of the algorithm, e.g. from
+``mme experiment cache``.
 
 **The training Map.** Its N jobs run on ``slots = min(parallel, N)`` slots in
 ``waves = ceil(N / parallel)`` waves. A slot's first job starts cold. With a managed warm pool
@@ -44,6 +52,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from mme_cli import instance_memory
+from mme_constructs.algorithms import ALGORITHMS
 from mme_shared.housing_data import split_sizes
 from project_config import ProjectConfig, instance_types
 from project_config.model import MULTI_MODEL_CPU_FAMILIES
@@ -54,6 +63,8 @@ without the CLI importing aws_cdk)."""
 MAX_KEEP_ALIVE_SECONDS: Final = 3600
 """The longest KeepAlivePeriodInSeconds SageMaker allows ("3600 seconds (60 minutes)", train-warm-pools)."""
 
+CALIBRATION_ALGORITHM: Final = "linear-learner"
+"""The algorithm of every default time and size below, and of the walkthrough's models."""
 CALIBRATION_INSTANCE_TYPE: Final = "ml.m4.xlarge"
 CALIBRATION_MODELS: Final = 121
 CALIBRATION_MEMORY_UTILIZATION: Final = 0.79
@@ -63,7 +74,8 @@ BYTES_PER_MB: Final = 1_000_000
 BYTES_PER_MIB: Final = 1024 * 1024
 DEFAULT_MODEL_MB: Final = 0.01
 """A linear-learner model.tar.gz of this project (10 features): a symbol graph and 11 weights, a few kB
-compressed (an estimate, rounded up); the walkthrough's models are assumed to be this size too."""
+compressed (an estimate, rounded up); the walkthrough's models are assumed to be this size too. Not
+an estimate for the other algorithms (an XGBoost model holds its trees, k-NN its sample)."""
 _EPSILON: Final = 1e-9
 """Absorbs floating-point error before a floor (121.0 must not become 120)."""
 
@@ -138,6 +150,17 @@ class Workload:
     endpoint_instance_type: str
     autoscaling_max_capacity: int | None
     execution_timeout_minutes: int
+    algorithm: str = "linear-learner"
+    """``training.algorithm``: what the training jobs run (the numbers are calibrated on linear learner)."""
+
+    @property
+    def algorithm_title(self) -> str:
+        return ALGORITHMS[self.algorithm].title
+
+    @property
+    def calibrated(self) -> bool:
+        """The default numbers are this algorithm's own (linear learner) rather than borrowed."""
+        return self.algorithm == CALIBRATION_ALGORITHM
 
     @classmethod
     def from_config(
@@ -170,9 +193,12 @@ class Workload:
             endpoint_instance_type=config.endpoint.instance_type,
             autoscaling_max_capacity=scaling.max_capacity if scaling.enabled else None,
             execution_timeout_minutes=training.execution_timeout_minutes,
+            algorithm=training.algorithm,
         )
 
     def problem(self) -> str | None:
+        if self.algorithm not in ALGORITHMS:
+            return f"the algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}"
         if self.locations < 1:
             return f"--locations must be at least 1, got {self.locations}"
         if self.parallel_training_jobs < 1:
@@ -430,13 +456,14 @@ def plan(workload: Workload, assumptions: Assumptions = Assumptions()) -> Plan:
             f"{warm_note}; each between CheckTransform and PromoteModel",
         )
     )
-    bill("linear-learner training jobs", workload.training_instance_type, mapped.billed_seconds)
+    training_jobs = f"{workload.algorithm_title} training jobs"
+    bill(training_jobs, workload.training_instance_type, mapped.billed_seconds)
     phases.append(Phase("Summarize", lam, "Summarize Lambda"))
 
     jobs = {
         "preprocessor training job": int(workload.refit),
         "batch transform jobs": 2,
-        "linear-learner training jobs": n,
+        training_jobs: n,
     }
     api_calls = {
         "states:StartExecution": 1,
@@ -476,6 +503,8 @@ def assumption_rows(result: Plan) -> list[tuple[str, str, str, str]]:
     """(option, value, what it is, source) for every assumption the plan used."""
     a, w = result.assumptions, result.workload
     train_rows, validation_rows, _ = result.rows_per_location
+    # Where a default is a linear-learner figure and the configured algorithm is another, say so.
+    borrowed = "" if w.calibrated else f"; a linear-learner figure, not measured for {w.algorithm_title}"
     rows: list[tuple[str, str, str, str]] = [
         ("--keep-alive-seconds", f"{w.warm_pool_keep_alive_seconds:d} s",
          "warm pool keep-alive of the per-location training jobs (0 = no warm pool)",
@@ -494,9 +523,11 @@ def assumption_rows(result: Plan) -> list[tuple[str, str, str, str]]:
          "billed part of a cold start-up (data and image download after TrainingStartTime)",
          "estimate; billing from TrainingStartTime: " + DESCRIBE_TRAINING_JOB),
         ("--train-seconds", _seconds(a.train_seconds or 0.0),
-         f"one linear-learner job's training ({train_rows:,} train + {validation_rows:,} validation rows)",
-         f"estimate: {TRAIN_FIXED_SECONDS:g} s + {TRAIN_SECONDS_PER_1000_ROWS:g} s per 1,000 rows "
-         f"(data.houses_per_location {w.houses_per_location:,})"),
+         f"one {w.algorithm_title} job's training ({train_rows:,} train + {validation_rows:,} "
+         "validation rows)",
+         f"estimate for linear learner: {TRAIN_FIXED_SECONDS:g} s + {TRAIN_SECONDS_PER_1000_ROWS:g} s per "
+         f"1,000 rows (data.houses_per_location {w.houses_per_location:,})"
+         + ("" if w.calibrated else f", not measured for {w.algorithm_title}")),
         ("--preprocessor-fit-seconds", _seconds(a.preprocessor_fit_seconds or 0.0),
          "the preprocessor job's run after start-up (refit only)",
          f"estimate: {FIT_FIXED_SECONDS:g} s + train rows at {FIT_ROWS_PER_SECOND:,.0f} rows/s"),
@@ -511,14 +542,15 @@ def assumption_rows(result: Plan) -> list[tuple[str, str, str, str]]:
         ("--lambda-seconds", _seconds(a.lambda_step_seconds),
          "one Lambda step (PlanRun, StorePreprocessor, CheckTransform, PromoteModel, Summarize), CreateModel",
          "estimate; two of them (PromoteModel, CheckTransform) are the gap a warm pool bridges"),
-        ("--model-mb", f"{a.model_mb:g} MB", "one model.tar.gz (linear learner, 10 features)",
-         "estimate: a symbol graph and 11 weights, a few kB compressed"),
+        ("--model-mb", f"{a.model_mb:g} MB", f"one model.tar.gz ({w.algorithm_title}, 10 features)",
+         "estimate for linear learner: a symbol graph and 11 weights, a few kB compressed" + borrowed),
         ("--endpoint-baseline-mib", f"{a.endpoint_baseline_mib:g} MiB",
          "endpoint memory used with no model loaded (OS, containers)",
          "0 attributes all of the calibration's 79% to the models"),
         ("(calibration)", f"{CALIBRATION_MODELS} models at {CALIBRATION_MEMORY_UTILIZATION:.0%}",
          f"of a {CALIBRATION_INSTANCE_TYPE} (16 GiB): {result.loaded_model_mib:,.1f} MiB per loaded model",
-         "the walkthrough's cache experiment (shared/WALKTHROUGH.md, step 8)"),
+         "the walkthrough's cache experiment with linear-learner models (shared/WALKTHROUGH.md, step 8)"
+         + borrowed),
     ]  # fmt: skip
     return rows
 

@@ -87,7 +87,8 @@ def plan(
         ),
     ] = DEFAULTS.billed_start_seconds,
     train_seconds: Annotated[
-        float | None, _seconds("--train-seconds", None, "One linear-learner job's training, s")
+        float | None,
+        _seconds("--train-seconds", None, "One location's training job, s, estimated for linear learner"),
     ] = None,
     preprocessor_fit_seconds: Annotated[
         float | None, _seconds("--preprocessor-fit-seconds", None, "The preprocessor job's run, s")
@@ -236,4 +237,9 @@ def tables(result: planner.Plan) -> list[Table]:
     stated.add_column("Source", overflow="fold")
     for row in planner.assumption_rows(result):
         stated.add_row(*row)
+    if not w.calibrated:
+        stated.caption = (
+            f"The default times and sizes are calibrated on linear learner, not {w.algorithm_title}: "
+            "override them with measurements of it (e.g. --train-seconds, --model-mb)."
+        )
     return [run, timeline, hours, serving, stated]

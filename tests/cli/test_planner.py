@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import boto3  # type: ignore[import-untyped]
 import pytest
@@ -101,7 +102,7 @@ def test_the_whole_run_of_ten_locations_by_hand() -> None:
     assert result.jobs == {
         "preprocessor training job": 0,
         "batch transform jobs": 2,
-        "linear-learner training jobs": 10,
+        "linear learner training jobs": 10,
     }
     assert (
         result.api_calls["lambda:Invoke"] == 1 + 10 + 10 + 10 + 1
@@ -287,6 +288,52 @@ def test_plan_for_ten_locations(no_aws: None, run_cli: RunCli) -> None:
     assert planner.WARM_POOLS_GUIDE in out
 
 
+def test_the_algorithm_comes_from_the_config() -> None:
+    config = load_default_config()
+    assert (
+        planner.Workload.from_config(config, locations=5, refit=False).algorithm == config.training.algorithm
+    )
+
+
+def test_the_plan_names_the_configured_algorithm_and_keeps_the_numbers() -> None:
+    plain, xgboost = planner.plan(workload()), planner.plan(workload(algorithm="xgboost"))
+    assert xgboost.jobs == {
+        "preprocessor training job": 0,
+        "batch transform jobs": 2,
+        "XGBoost training jobs": 10,
+    }
+    assert "XGBoost training jobs" in xgboost.instance_hours_by_kind
+    assert xgboost.wall_seconds == plain.wall_seconds  # the model is linear learner's: only labels move
+    assert xgboost.instance_hours_by_type == plain.instance_hours_by_type
+    rows = {option: (meaning, source) for option, _, meaning, source in planner.assumption_rows(xgboost)}
+    assert rows["--train-seconds"][0].startswith("one XGBoost job's training")
+    assert rows["--train-seconds"][1].startswith("estimate for linear learner: 60 s + 30 s per 1,000 rows")
+    assert rows["--train-seconds"][1].endswith(", not measured for XGBoost")
+    assert rows["--model-mb"][1].endswith("; a linear-learner figure, not measured for XGBoost")
+    assert rows["(calibration)"][1].endswith("; a linear-learner figure, not measured for XGBoost")
+    own = {option: source for option, _, _, source in planner.assumption_rows(plain)}
+    assert "not measured" not in own["--train-seconds"] + own["--model-mb"] + own["(calibration)"]
+
+
+def test_an_unknown_algorithm_is_one_sentence() -> None:
+    with pytest.raises(planner.PlanError, match="the algorithm 'svm' is not one of linear-learner, xgboost"):
+        planner.plan(workload(algorithm="svm"))
+
+
+def test_plan_for_a_random_cut_forest_config(no_aws: None, run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"training": {"algorithm": "randomcutforest"}}))
+    result = run_cli("--config", str(config), "plan", "--locations", "10")
+    assert result.exit_code == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "SageMaker Random Cut Forest training jobs" in out
+    assert "linear learner training jobs" not in out
+    assert (
+        "The default times and sizes are calibrated on linear learner, not Random Cut Forest: override them "
+        "with measurements of it (e.g. --train-seconds, --model-mb)."
+    ) in out
+
+
 def test_plan_for_a_thousand_locations(no_aws: None, run_cli: RunCli) -> None:
     result = run_cli("plan", "--locations", "1000", "--keep-alive-seconds", "300")
     assert result.exit_code == 0, result.stderr
@@ -305,7 +352,7 @@ def test_plan_for_ten_thousand_locations_as_json(no_aws: None, run_cli: RunCli) 
     assert document["jobs"] == {
         "preprocessor training job": 1,
         "batch transform jobs": 2,
-        "linear-learner training jobs": 10_000,
+        "linear learner training jobs": 10_000,
     }
     assert document["api_calls"]["sagemaker:CreateTrainingJob"] == 10_001
     assert document["training_map"]["waves"] == 2500
