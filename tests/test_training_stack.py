@@ -1,9 +1,12 @@
-"""The training state machine, its roles and Lambdas, as synthesized with the default settings."""
+"""The training state machine, its roles and Lambdas, as synthesized with the default settings and,
+where the algorithm matters (the per-location training job, its IAM and the Lambdas' environment),
+with each algorithm of ``mme_constructs.algorithms.ALGORITHMS``."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 
+from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS
 from mme_constructs.training_pipeline import LOG_DELIVERY_ACTIONS
 from project_config import load_default_config
 from project_config.loader import deep_merge, default_context
@@ -281,12 +285,15 @@ def test_state_machine_logs_and_traces(synthesized: SynthesizedApp) -> None:
         assert group["Properties"]["RetentionInDays"] == load_default_config().training.log_retention_days
 
 
-def test_definition_passes_the_asl_validator(training_definition: dict[str, Any], tmp_path: Path) -> None:
-    path = tmp_path / "definition.json"
-    path.write_text(json.dumps(training_definition))
-    result = _asl_validate(path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    broken = dict(training_definition, StartAt="NoSuchState")
+def test_definition_passes_the_asl_validator(
+    training_definition_for_algorithm: Callable[[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    for name in ALGORITHMS:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(training_definition_for_algorithm(name)))
+        result = _asl_validate(path)
+        assert result.returncode == 0, name + result.stdout + result.stderr
+    broken = dict(training_definition_for_algorithm("linear-learner"), StartAt="NoSuchState")
     path.write_text(json.dumps(broken))
     assert _asl_validate(path).returncode != 0
 
@@ -458,4 +465,154 @@ def test_job_role_pulls_exactly_the_jobs_images(synthesized: SynthesizedApp) -> 
     assert set(renderer.render(pull["Resource"])) == {
         "arn:aws:ecr:us-east-1:683313688378:repository/sagemaker-scikit-learn",
         "arn:aws:ecr:us-east-1:382416733822:repository/linear-learner",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Per algorithm: the location's training job, its grants and the Lambdas' settings
+
+ALGORITHM_NAMES = list(ALGORITHMS)
+
+EXPECTED_JOBS: dict[str, dict[str, Any]] = {
+    "linear-learner": {
+        "step": "ll",
+        "repository": "382416733822:repository/linear-learner",
+        "image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1",
+        "hyperparameters": {"predictor_type": "regressor", "feature_dim": "10", "mini_batch_size": "100",
+                            "epochs": "10", "num_models": "32", "loss": "absolute_loss"},
+        "channels": {"train": "train", "validation": "validation"},
+        "content_type": "text/csv;label_size=1",
+        "distribution": "FullyReplicated",
+        "mode": "labelled-transform",
+    },
+    "xgboost": {
+        "step": "xg",
+        "repository": "683313688378:repository/sagemaker-xgboost",
+        "image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+        "hyperparameters": {"num_round": "100", "objective": "reg:squarederror", "eta": "0.2",
+                            "max_depth": "5", "min_child_weight": "1.0", "subsample": "0.8", "gamma": "0.0",
+                            "eval_metric": "rmse"},
+        "channels": {"train": "train", "validation": "validation"},
+        "content_type": "text/csv",
+        "distribution": "FullyReplicated",
+        "mode": "labelled-transform",
+    },
+    "knn": {
+        "step": "kn",
+        "repository": "382416733822:repository/knn",
+        "image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1",
+        "hyperparameters": {"predictor_type": "regressor", "feature_dim": "10", "k": "10",
+                            "sample_size": "500", "index_type": "faiss.Flat"},
+        "channels": {"train": "train", "test": "validation"},
+        "content_type": "text/csv;label_size=1",
+        "distribution": "FullyReplicated",
+        "mode": "labelled-transform",
+    },
+    "randomcutforest": {
+        "step": "rc",
+        "repository": "382416733822:repository/randomcutforest",
+        "image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/randomcutforest:1",
+        "hyperparameters": {"feature_dim": "10", "num_trees": "100", "num_samples_per_tree": "256"},
+        "channels": {"train": "train"},
+        "content_type": "text/csv;label_size=0",
+        "distribution": "ShardedByS3Key",
+        "mode": "unlabelled-transform",
+    },
+}  # fmt: skip
+"""Spelled out (not read from ALGORITHMS), so a changed description is a deliberate change here too."""
+
+
+def test_every_algorithm_is_expected() -> None:
+    assert sorted(EXPECTED_JOBS) == sorted(ALGORITHMS)
+    assert [EXPECTED_JOBS[name]["step"] for name in ALGORITHMS] == list(JOB_STEPS)
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_each_algorithms_training_job_and_transforms(
+    name: str, training_definition_for_algorithm: Callable[[str], dict[str, Any]]
+) -> None:
+    expected = EXPECTED_JOBS[name]
+    states = training_definition_for_algorithm(name)["States"]
+    params = states["TrainLocations"]["ItemProcessor"]["States"]["TrainModel"]["Parameters"]
+    assert params["HyperParameters"] == expected["hyperparameters"]
+    assert params["AlgorithmSpecification"] == {
+        "TrainingInputMode": "File",
+        "TrainingImage": expected["image"],
+    }
+    assert [c["ChannelName"] for c in params["InputDataConfig"]] == list(expected["channels"])
+    for channel in params["InputDataConfig"]:
+        split = expected["channels"][channel["ChannelName"]]
+        assert channel["ContentType"] == expected["content_type"]
+        assert channel["DataSource"]["S3DataSource"] == {
+            "S3DataType": "S3Prefix",
+            "S3Uri.$": f"$.item.preprocessed_{split}_uri",
+            "S3DataDistributionType": expected["distribution"],
+        }
+    assert params["TrainingJobName.$"] == "$.item.training_job_name"  # the plan names it: <step>-...
+    for branch in states["TransformSplits"]["Branches"]:
+        transform = branch["States"][branch["StartAt"]]["Parameters"]
+        assert transform["Environment"] == {"MME_PREPROCESSOR_MODE": expected["mode"]}
+
+
+def _sagemaker_grants(template: dict[str, Any], policy_fragment: str, action: str) -> list[str]:
+    """The training-job name patterns a policy grants ``action`` on, rendered."""
+    renderer = TemplateRenderer(template, STORAGE_EXPORTS)
+    resources = [
+        renderer.render(s["Resource"])
+        for s in _policy_statements(template, policy_fragment)
+        if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    flat = [r for resource in resources for r in (resource if isinstance(resource, list) else [resource])]
+    prefix = "arn:aws:sagemaker:us-east-1:111122223333:training-job/"
+    return sorted(r.removeprefix(prefix) for r in flat if r.startswith(prefix))
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_training_jobs_are_granted_on_the_algorithms_step_only(
+    name: str, synthesized_for_algorithm: Callable[[str], SynthesizedApp]
+) -> None:
+    template = synthesized_for_algorithm(name).template("training")
+    granted = ["pp-*", f"{EXPECTED_JOBS[name]['step']}-*"]
+    for action in (
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:AddTags",
+    ):
+        assert _sagemaker_grants(template, "StateMachinePermissions", action) == sorted(granted), action
+    # The promotion Lambda reads the jobs it promotes (and their tags), no other algorithm's.
+    assert _sagemaker_grants(template, "PromoteArtifact", "sagemaker:DescribeTrainingJob") == sorted(granted)
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_the_lambdas_know_the_algorithm_and_its_step(
+    name: str, synthesized_for_algorithm: Callable[[str], SynthesizedApp]
+) -> None:
+    functions = resources_of_type(
+        synthesized_for_algorithm(name).template("training"), "AWS::Lambda::Function"
+    )
+    environments = {
+        f["Properties"]["Handler"].removesuffix(".handler"): f["Properties"]["Environment"]["Variables"]
+        for f in functions.values()
+    }
+    assert environments["plan_run"]["TRAINING_JOB_STEP"] == EXPECTED_JOBS[name]["step"]
+    assert environments["plan_run"]["ALGORITHM"] == name
+    assert environments["summarize_run"]["ALGORITHM"] == name
+    # Only the plan names training jobs.
+    assert [h for h, variables in environments.items() if "TRAINING_JOB_STEP" in variables] == ["plan_run"]
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_job_role_pulls_the_algorithms_image(
+    name: str, synthesized_for_algorithm: Callable[[str], SynthesizedApp]
+) -> None:
+    template = synthesized_for_algorithm(name).template("training")
+    renderer = TemplateRenderer(template, STORAGE_EXPORTS)
+    (pull,) = [
+        s for s in _policy_statements(template, "TrainingPipelineJobPermissions")
+        if "ecr:BatchGetImage" in s["Action"]
+    ]  # fmt: skip
+    assert set(renderer.render(pull["Resource"])) == {
+        "arn:aws:ecr:us-east-1:683313688378:repository/sagemaker-scikit-learn",
+        f"arn:aws:ecr:us-east-1:{EXPECTED_JOBS[name]['repository']}",
     }
