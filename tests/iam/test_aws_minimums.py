@@ -22,16 +22,20 @@ the service makes, and the resource policy is the one that really applies (the t
   newest, the promotion writes a generation's immutable preprocessor, the summary completes a
   generation; none of them may write what the endpoint stack owns (``preprocessor/serving.json``).
 
-Policies come from the session's synthesized default app, rendered to literals.
+Policies come from the session's synthesized default app, rendered to literals. The training jobs
+are named with the step of that app's algorithm; each algorithm's app is also checked to create its
+own algorithm's jobs and no other's (:func:`test_each_algorithm_creates_only_its_own_training_jobs`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from mme_constructs.algorithms import ALGORITHMS
 from tests.cfn_render import ACCOUNT, REGION, TemplateRenderer
 from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 from tests.iam.evaluator import Case, CaseBatch, Decision, render_policy, role_identity_policies
@@ -59,6 +63,8 @@ class Policies:
     job_role: list[dict[str, Any]]
     job_role_name: str
     warm_pool_keep_alive_seconds: int
+    training_step: str
+    """The job-name step of the app's algorithm: its locations' jobs are ``<step>-<location>-<run>``."""
     handlers: dict[str, list[dict[str, Any]]]
     """The identity policies of the plan_run, promote_artifact and summarize_run roles."""
 
@@ -116,6 +122,7 @@ def policies(synthesized: SynthesizedApp) -> Policies:
         job_role=role_identity_policies(training_renderer, job_role),
         job_role_name=training_renderer.render({"Fn::GetAtt": [job_role, "Arn"]}).rsplit("/", 1)[1],
         warm_pool_keep_alive_seconds=synthesized.config.training.warm_pool_keep_alive_seconds,
+        training_step=synthesized.config.training.algorithm_spec.job_step,
         handlers={
             name: role_identity_policies(
                 training_renderer, _role_by_description(training, f"Runs the {name} Lambda handler")
@@ -260,8 +267,9 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     # policies Step Functions generates for CreateTrainingJob/CreateTransformJob/CreateModel).
     # SageMaker writes resource names into ARNs in lower case.
     sagemaker = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+    location_job = f"{p.training_step}-newyork-ny-{RUN}"
     jobs = {
-        "training-job": [f"pp-{RUN}", f"ll-newyork-ny-{RUN}"],
+        "training-job": [f"pp-{RUN}", location_job],
         "transform-job": [f"tt-{RUN}", f"tv-{RUN}"],
     }
     verbs = {"training-job": "TrainingJob", "transform-job": "TransformJob"}
@@ -276,11 +284,11 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     keep_alive = p.warm_pool_keep_alive_seconds
     for seconds, decision in ((keep_alive, ALLOWED), (keep_alive + 1, IMPLICIT), (3600, IMPLICIT)):
         add(f"sfn: CreateTrainingJob keeping its instance {seconds} s", decision, machine,
-            "sagemaker:CreateTrainingJob", f"{sagemaker}:training-job/ll-newyork-ny-{RUN}",
+            "sagemaker:CreateTrainingJob", f"{sagemaker}:training-job/{location_job}",
             {"sagemaker:KeepAlivePeriod": str(seconds)})  # fmt: skip
     add("sfn: CreateTrainingJob outside the job-name prefixes", IMPLICIT, machine,
         "sagemaker:CreateTrainingJob", f"{sagemaker}:training-job/someone-elses-job")  # fmt: skip
-    for resource in (f"{sagemaker}:model/pp-{RUN}", f"{sagemaker}:training-job/ll-newyork-ny-{RUN}"):
+    for resource in (f"{sagemaker}:model/pp-{RUN}", f"{sagemaker}:training-job/{location_job}"):
         # the page grants ListTags on "*": AWS does not say on which resources it is called
         add(
             f"sfn: ListTags on {resource.rsplit(':', 1)[1]}", ALLOWED, machine, "sagemaker:ListTags", resource
@@ -326,9 +334,16 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     )
     add("check: writes the transform output", IMPLICIT, check, "s3:PutObject", _object(output), TLS)
     add("check: decrypts through S3", ALLOWED, check, "kms:Decrypt", KEY_ARN)
-    for key in ("preprocessor/serving.json", "preprocessor/newest.json"):
+    for key in (
+        "preprocessor/serving.json",
+        "preprocessor/newest.json",
+        f"preprocessor/pp-{RUN}/complete.json",
+    ):
+        # complete.json: which algorithm trained the generation a run would reuse
         add(f"plan: reads {key}", ALLOWED, plan, "s3:GetObject", _object(key), TLS)
         add(f"plan: writes {key}", IMPLICIT, plan, "s3:PutObject", _object(key), TLS)
+    add("plan: reads a generation's preprocessor", IMPLICIT, plan, "s3:GetObject",
+        _object(f"preprocessor/pp-{RUN}/model.tar.gz"), TLS)  # fmt: skip
     add("plan: lists a generation's pointers (a refit)", ALLOWED, plan, "s3:ListBucket",
         f"arn:aws:s3:::{BUCKET}", {**TLS, "s3:prefix": f"model-pointers/pp-{RUN}/"})  # fmt: skip
     add(
@@ -354,7 +369,7 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
     add("promote: delete a generation's preprocessor", IMPLICIT, promote, "s3:DeleteObject",
         _object(artifact), TLS)  # fmt: skip
     add("promote: a model version in a generation", ALLOWED, promote, "s3:PutObject",
-        _object(f"models/pp-{RUN}/A/A-ll-A-{RUN}.tar.gz"), TLS)  # fmt: skip
+        _object(f"models/pp-{RUN}/A/A-{p.training_step}-A-{RUN}.tar.gz"), TLS)  # fmt: skip
     add("promote: a pointer in a generation", ALLOWED, promote, "s3:PutObject",
         _object(f"model-pointers/pp-{RUN}/A.json"), TLS)  # fmt: skip
     for action in ("s3:GetObject", "s3:PutObject"):
@@ -394,3 +409,60 @@ def test_the_tls_deny_decides_plain_text_publishes(decisions: tuple[CaseBatch, d
     batch, _ = decisions
     (decided_by,) = batch["sns: an alarm of this deployment without TLS"].decided_by
     assert decided_by.endswith("#AllowPublishThroughSSLOnly")  # the resource policy's TLS deny
+
+
+# --------------------------------------------------------------------------------------------------
+# Each algorithm's jobs: a deployment creates (and promotes) its own algorithm's training jobs only
+
+
+def _algorithm_cases(app: SynthesizedApp) -> list[tuple[Case, Decision]]:
+    training = app.template("training")
+    renderer = TemplateRenderer(training, STORAGE_EXPORTS)
+    machine = role_identity_policies(
+        renderer, _role_by_description(training, "Runs the training state machine")
+    )
+    promote = role_identity_policies(
+        renderer, _role_by_description(training, "Runs the promote_artifact Lambda handler")
+    )
+    name, own = app.config.training.algorithm, app.config.training.algorithm_spec.job_step
+    cases = []
+    for algorithm in ALGORITHMS.values():
+        step = algorithm.job_step
+        expected = ALLOWED if step == own else IMPLICIT
+        job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{step}-x-{RUN}"
+        for who, role, action, policies in (
+            ("sfn", "TrainingPipelineStateMachineRole", "sagemaker:CreateTrainingJob", machine),
+            ("promote", "TrainingPipeline-promote_artifact", "sagemaker:DescribeTrainingJob", promote),
+        ):
+            case = Case(
+                id=f"{name}: {who} {action} {step}-x-{RUN}",
+                identity_policies=policies,
+                action=action,
+                resource=job,
+                principal=_session(role),
+            )
+            cases.append((case, expected))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def algorithm_decisions(
+    synthesized_for_algorithm: Callable[[str], SynthesizedApp],
+) -> tuple[CaseBatch, dict[str, dict[str, Decision]]]:
+    """Every algorithm's cases in one batch (one evaluator process), and the expectations by algorithm."""
+    by_algorithm = {name: _algorithm_cases(synthesized_for_algorithm(name)) for name in ALGORITHMS}
+    batch = CaseBatch(case for cases in by_algorithm.values() for case, _ in cases)
+    expected = {name: {case.id: want for case, want in cases} for name, cases in by_algorithm.items()}
+    return batch, expected
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_each_algorithm_creates_only_its_own_training_jobs(
+    name: str, algorithm_decisions: tuple[CaseBatch, dict[str, dict[str, Decision]]]
+) -> None:
+    batch, expected = algorithm_decisions
+    own = ALGORITHMS[name].job_step
+    assert list(expected[name].values()).count(ALLOWED) == 2  # its own step, for both roles
+    assert expected[name][f"{name}: sfn sagemaker:CreateTrainingJob {own}-x-{RUN}"] == ALLOWED
+    mismatches = batch.mismatches(expected[name])
+    assert not mismatches, mismatches

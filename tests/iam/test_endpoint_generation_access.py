@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from mme_shared import naming
+from project_config import load_default_config
 from tests.cfn_render import ACCOUNT, TemplateRenderer
 from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 from tests.iam.evaluator import Case, CaseBatch, Decision, render_policy, role_identity_policies
@@ -26,6 +28,8 @@ ALLOWED, IMPLICIT, EXPLICIT = Decision.ALLOWED, Decision.IMPLICITLY_DENIED, Deci
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 ENDPOINT_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/MultiModelEndpointExecutionRole/SageMaker"
 FUNCTION_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/ServingGenerationFunctionRole/function"
+TRAINING_JOB = naming.training_job_name("X", "run-1", load_default_config().training.algorithm_spec.job_step)
+"""A location's training job as the default app (the one synthesized here) names it."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,8 @@ ENDPOINT_CASES: list[tuple[str, str, str, Decision]] = [
     ("reads a generation's complete.json", "s3:GetObject", _object("preprocessor/pp-a/complete.json"),
      IMPLICIT),
     ("reads a pointer", "s3:GetObject", _object("model-pointers/pp-a/X.json"), IMPLICIT),
-    ("reads training output", "s3:GetObject", _object("training-output/run-1/ll-x/output/model.tar.gz"),
-     IMPLICIT),
+    ("reads training output", "s3:GetObject",
+     _object(f"training-output/run-1/{TRAINING_JOB}/output/model.tar.gz"), IMPLICIT),
     ("writes a model", "s3:PutObject", _object("models/pp-a/X/X-v.tar.gz"), IMPLICIT),
     ("writes serving.json", "s3:PutObject", _object("preprocessor/serving.json"), IMPLICIT),
     ("lists the bucket", "s3:ListBucket", BUCKET_ARN, IMPLICIT),
