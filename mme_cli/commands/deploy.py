@@ -10,11 +10,13 @@ seconds). ``mme deploy`` does the steps in the only order that works::
        problem stops here with its fix, before a stack changes (--skip-preflight skips it)
     1. cdk deploy <prefix>Storage <prefix>Training
     2. read the bucket and the state machine from the stacks' outputs
-    3. with --generation GEN: check that GEN is complete and train nothing (pinning, or rolling back
-       to an older generation). Otherwise, unless a complete generation exists and neither --retrain
-       nor --refit is given: start a run named deploy-<UTC yyyymmdd-HHMMSS> for the config's
-       data.locations (a refit with --refit), or wait for one that is already running, and report it;
-       a failed run, or one after which no generation is complete, stops here
+    3. with --generation GEN: check that GEN is complete and was trained with training.algorithm,
+       and train nothing (pinning, or rolling back to an older generation). Otherwise, unless a
+       complete generation of training.algorithm exists and neither --retrain nor --refit is given:
+       start a run named deploy-<UTC yyyymmdd-HHMMSS> for the config's data.locations (a refit with
+       --refit, or when the newest generation holds another algorithm's models), or wait for one that
+       is already running, and report it; a failed run, or one after which no generation of
+       training.algorithm is complete, stops here
     4. an instance type change of an endpoint that autoscaling manages (SageMaker refuses to change
        the instance type of a registered scalable target, "Update endpoints that use auto
        scaling"): first deploy the endpoint stack with autoscaling removed and the deployed instance
@@ -25,9 +27,14 @@ seconds). ``mme deploy`` does the steps in the only order that works::
 Step 5 always pins the generation, so the endpoint template names what it serves. Running it again is
 always safe: finished steps are quick, and a run that is still going is waited for, never doubled.
 
+An endpoint serves only models of its own algorithm (its resolver refuses a generation whose
+``complete.json`` names another), so after ``training.algorithm`` changed no older generation is
+deployed: a refit trains a new one for every location first.
+
 The AWS calls it makes besides the preflight's and ``cdk deploy``'s: ``cloudformation:DescribeStacks``
 and ``ListStacks``; ``s3:GetObject`` on ``preprocessor/newest.json`` and ``preprocessor/serving.json``
-(with --generation on ``preprocessor/<GEN>/complete.json``), ``kms:Decrypt`` on the project key,
+and the ``preprocessor/<GEN>/complete.json`` of the newest generation (or of --generation, to
+compare its algorithm with ``training.algorithm``), ``kms:Decrypt`` on the project key,
 ``s3:ListBucket`` on the bucket; ``s3:PutObject`` on ``location-manifests/*`` and
 ``kms:GenerateDataKey`` (only for a location list too large to pass inline);
 ``states:ListExecutions``, ``StartExecution``, ``DescribeExecution``, ``ListMapRuns`` and
@@ -53,6 +60,7 @@ from mme_cli.cdk import CdkRunner, SubprocessCdk, cdk_args, run_cdk
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError, Deployment, discover
 from mme_cli.runs import Clock
+from mme_constructs.algorithms import ALGORITHMS
 from mme_shared import generation, naming, s3_layout
 from project_config.loader import PREPROCESSOR_GENERATION_CONTEXT_KEY, deep_merge, read_override_file
 
@@ -141,10 +149,11 @@ def deploy(
     bucket, state_machine_arn = deployment.bucket, deployment.state_machine_arn
     say(f"  bucket {bucket}, state machine {state_machine_arn}", soft_wrap=True)
     s3 = cli.client("s3")
+    algorithm = cli.config.training.algorithm
 
     if generation_option is not None:
         say(f"[3/5] Checking preprocessor generation {generation_option} (no training)")
-        _require_complete(s3, bucket, generation_option)
+        _require_complete(s3, bucket, generation_option, algorithm)
         serving = generation_option
     else:
         say("[3/5] Training")
@@ -157,7 +166,7 @@ def deploy(
             timeout_minutes=timeout_minutes or cli.config.training.execution_timeout_minutes,
             poll_seconds=poll_seconds,
         )
-        serving = _newest_after_training(s3, bucket, trained_run)
+        serving = _newest_after_training(s3, bucket, trained_run, algorithm)
 
     say("[4/5] Checking the endpoint's instance type against autoscaling")
     _prepare_instance_type_change(cli, deployment, cdk, serving=serving)
@@ -226,13 +235,34 @@ def _newest(s3: Any, bucket: str) -> str | None:
     return None if ref is None else str(ref.generation)
 
 
-def _require_complete(s3: Any, bucket: str, generation_id: str) -> None:
+def _title(algorithm: str) -> str:
+    known = ALGORITHMS.get(algorithm)
+    return algorithm if known is None else known.title
+
+
+def _generation_algorithm(s3: Any, bucket: str, generation_id: str) -> str | None:
+    """The algorithm the generation's models were trained with (its ``complete.json``), or None
+    while the generation is not complete."""
     key = s3_layout.generation_record_key(generation_id)
-    if _read(s3, bucket, key, lambda: generation.read_complete(s3, bucket, generation_id)) is None:
+    record = _read(s3, bucket, key, lambda: generation.read_complete(s3, bucket, generation_id))
+    return None if record is None else str(record.algorithm)
+
+
+def _require_complete(s3: Any, bucket: str, generation_id: str, algorithm: str) -> None:
+    trained_with = _generation_algorithm(s3, bucket, generation_id)
+    if trained_with is None:
+        key = s3_layout.generation_record_key(generation_id)
         raise CliError(
             f"Preprocessor generation {generation_id} is not complete ({s3_layout.s3_uri(bucket, key)} does "
             "not exist), so the endpoint was not deployed; pass --generation with a complete generation, "
             "or leave it out to deploy the newest one."
+        )
+    if trained_with != algorithm:
+        raise CliError(
+            f"Preprocessor generation {generation_id} holds {_title(trained_with)} models, but "
+            f"training.algorithm is {algorithm} and an endpoint serves only its own algorithm's models, so "
+            f"the endpoint was not deployed; pass --generation with a generation trained with {algorithm}, "
+            "or leave it out to train one."
         )
 
 
@@ -248,10 +278,15 @@ def _train(
 ) -> str | None:
     """Skip, join a running run, or start one; wait; report. Returns the run that trained, if any."""
     stepfunctions, s3, say = cli.client("stepfunctions"), cli.client("s3"), cli.console.print
+    algorithm = cli.config.training.algorithm
     execution_arn = runs.running_run(stepfunctions, state_machine_arn)
+    newest = None if execution_arn is not None or retrain else _newest(s3, bucket)
+    # A newest.json whose complete.json is missing is deployed as before (the endpoint's resolver
+    # names the problem); only a generation known to hold another algorithm's models is refitted.
+    trained_with = None if newest is None else _generation_algorithm(s3, bucket, newest)
     if execution_arn is not None:
         say(f"Training run {execution_arn.rsplit(':', 1)[-1]} is already running; waiting for it.")
-    elif not retrain and (newest := _newest(s3, bucket)) is not None:
+    elif newest is not None and trained_with in (None, algorithm):
         say(
             f"Preprocessor generation {newest} is complete "
             f"({s3_layout.s3_uri(bucket, s3_layout.NEWEST_GENERATION_KEY)}): skipping training (pass "
@@ -260,6 +295,14 @@ def _train(
         )
         return None
     else:
+        if newest is not None and trained_with is not None:
+            say(
+                f"Preprocessor generation {newest} holds {_title(trained_with)} models, but "
+                f"training.algorithm is {algorithm}: a refit trains a new generation of "
+                f"{_title(algorithm)} models for every location.",
+                soft_wrap=True,
+            )
+            refit = True
         locations = cli.config.data.locations
         run_id = naming.validate_run_id(
             RUN_ID_PREFIX + CLOCK.utcnow().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
@@ -298,14 +341,21 @@ def _train(
     return execution_arn.rsplit(":", 1)[-1]
 
 
-def _newest_after_training(s3: Any, bucket: str, trained_run: str | None) -> str:
+def _newest_after_training(s3: Any, bucket: str, trained_run: str | None, algorithm: str) -> str:
     newest = _newest(s3, bucket)
+    run = f"Training run {trained_run} finished" if trained_run else "Training finished"
     if newest is None:
         uri = s3_layout.s3_uri(bucket, s3_layout.NEWEST_GENERATION_KEY)
-        run = f"Training run {trained_run} finished" if trained_run else "Training finished"
         raise CliError(
             f"{run} but no preprocessor generation is complete ({uri} does not exist: a generation is "
             "complete only once every location of the run that fitted it was trained), so the endpoint "
+            "was not deployed; fix the failed locations in the run's summary and run `mme deploy --refit`."
+        )
+    trained_with = _generation_algorithm(s3, bucket, newest)
+    if trained_with is not None and trained_with != algorithm:
+        raise CliError(
+            f"{run} but the newest complete generation, {newest}, holds {_title(trained_with)} models, not "
+            f"{_title(algorithm)} ones (the refit for training.algorithm did not complete), so the endpoint "
             "was not deployed; fix the failed locations in the run's summary and run `mme deploy --refit`."
         )
     return newest

@@ -139,17 +139,19 @@ class Account:
         listed = self.stepfunctions.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
         return [self.stepfunctions.describe_execution(executionArn=e["executionArn"]) for e in listed]
 
-    def complete(self, generation_id: str, *, newest: bool = True) -> None:
-        record = generation.CompleteGeneration(generation_id, generation_id.removeprefix("pp-"), 3, NOW)
+    def complete(self, generation_id: str, *, newest: bool = True, algorithm: str = "linear-learner") -> None:
+        record = generation.CompleteGeneration(
+            generation_id, generation_id.removeprefix("pp-"), 3, NOW, algorithm=algorithm
+        )
         self.s3.put_object(Bucket=BUCKET, Key=record.key, Body=record.to_json())
         if newest:
             ref = generation.GenerationRef(generation=generation_id, updated_at=NOW)
             self.s3.put_object(Bucket=BUCKET, Key=s3_layout.NEWEST_GENERATION_KEY, Body=ref.to_json())
 
-    def training_completes(self, generation_id: str = TRAINED) -> None:
+    def training_completes(self, generation_id: str = TRAINED, algorithm: str = "linear-learner") -> None:
         """Each run the command starts completes ``generation_id``, as a successful refit's summary
         step would (moto runs only the stand-in Pass state)."""
-        self.on_start.append(lambda: self.complete(generation_id))
+        self.on_start.append(lambda: self.complete(generation_id, algorithm=algorithm))
 
 
 PASSED = preflight.PreflightResult(account=ACCOUNT, region=REGION, passed=["everything checked"], problems=[])
@@ -351,6 +353,79 @@ def test_a_run_after_which_no_generation_is_complete_stops_before_the_endpoint(
     assert len(account.cdk.calls) == 1
     assert f"Training run {RUN_ID} finished but no preprocessor generation is complete" in flat(result.stderr)
     assert "run `mme deploy --refit`" in flat(result.stderr)
+
+
+def test_a_generation_of_another_algorithm_is_refitted_not_deployed(
+    env: Callable[..., Account], config_file: Callable[..., str], mme: Callable[..., CliResult]
+) -> None:
+    """training.algorithm changed to XGBoost: the newest generation's linear-learner models cannot be
+    served by an XGBoost endpoint, so a refit trains every location again before the endpoint moves."""
+    config = config_file(training={"algorithm": "xgboost"})
+    account = env(pass_machine(SUMMARY))
+    account.complete(OLDER)  # linear learner
+    account.training_completes(algorithm="xgboost")
+
+    result = mme("--config", config, "deploy")
+
+    assert result.exit_code == 0, result.stderr
+    (execution,) = account.executions()
+    assert json.loads(execution["input"]) == {"locations": LOCATIONS, "refit": True}
+    assert account.cdk.calls[-1] == deploy_args(config, serving=TRAINED)
+    assert (
+        f"Preprocessor generation {OLDER} holds linear learner models, but training.algorithm is xgboost: a "
+        "refit trains a new generation of XGBoost models for every location."
+    ) in flat(result.stdout)
+
+
+def test_a_generation_of_the_configured_algorithm_skips_training(
+    env: Callable[..., Account], config_file: Callable[..., str], mme: Callable[..., CliResult]
+) -> None:
+    config = config_file(training={"algorithm": "knn"})
+    account = env(pass_machine(SUMMARY))
+    account.complete(OLDER, algorithm="knn")
+
+    assert mme("--config", config, "deploy").exit_code == 0
+
+    assert account.executions() == []
+    assert account.cdk.calls[-1] == deploy_args(config, serving=OLDER)
+
+
+def test_a_pinned_generation_of_another_algorithm_is_refused(
+    env: Callable[..., Account], config_file: Callable[..., str], mme: Callable[..., CliResult]
+) -> None:
+    config = config_file(training={"algorithm": "randomcutforest"})
+    account = env(pass_machine(SUMMARY))
+    account.complete(OLDER)
+
+    result = mme("--config", config, "deploy", "--generation", OLDER)
+
+    assert result.exit_code == 1
+    assert account.cdk.calls == [deploy_args(config, "SandboxStorage", "SandboxTraining")]
+    assert flat(result.stderr) == (
+        f"Error: Preprocessor generation {OLDER} holds linear learner models, but training.algorithm is "
+        "randomcutforest and an endpoint serves only its own algorithm's models, so the endpoint was not "
+        "deployed; pass --generation with a generation trained with randomcutforest, or leave it out to "
+        "train one."
+    )
+
+
+def test_a_refit_that_left_only_the_old_algorithms_generation_stops_before_the_endpoint(
+    env: Callable[..., Account], config_file: Callable[..., str], mme: Callable[..., CliResult]
+) -> None:
+    config = config_file(training={"algorithm": "xgboost"})
+    account = env(pass_machine({**SUMMARY, "generation_complete": False, "failed_count": 1}))
+    account.complete(OLDER)  # linear learner, still the newest: the refit did not complete
+
+    result = mme("--config", config, "deploy")
+
+    assert result.exit_code == 1
+    assert len(account.cdk.calls) == 1
+    assert flat(result.stderr) == (
+        f"Error: Training run {RUN_ID} finished but the newest complete generation, {OLDER}, holds linear "
+        "learner models, not XGBoost ones (the refit for training.algorithm did not complete), so the "
+        "endpoint was not deployed; fix the failed locations in the run's summary and run `mme deploy "
+        "--refit`."
+    )
 
 
 AUSTIN_FAILED = {"location": "austin-tx", "failed_step": "train", "error": "X", "cause": "Y"}
