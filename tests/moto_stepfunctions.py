@@ -16,9 +16,11 @@ by a test-only fake of *AWS*, never by changing the definition:
    validating boto3 client) and, for ``.sync``, returns the Describe* output once the job is
    terminal and fails the task with ``States.TaskFailed`` (cause: that output as JSON) when the job
    ends Failed or Stopped, as Step Functions does. moto runs no containers, so :class:`SageMakerFake`
-   also does what the service would: a completed training job writes a small ``model.tar.gz`` at its
-   ``ModelArtifacts.S3ModelArtifacts`` and, when it has a validation channel, reports a
-   ``validation:*`` metric. Tests can make a location's job fail or leave out its artifact.
+   also does what the service would: a batch transform writes one output per input file, in the
+   layout its ``MME_PREPROCESSOR_MODE`` asks the preprocessor for (label first, or features only); a
+   completed training job writes a small ``model.tar.gz`` at its ``ModelArtifacts.S3ModelArtifacts``
+   and, when it has its algorithm's held-out channel, reports that algorithm's held-out metric
+   (:data:`HELD_OUT_METRICS`). Tests can make a location's job fail or leave out its artifact.
 3. **ResultWriter** in moto writes a manifest whose ``ResultFiles`` are empty. The patched writer
    also writes ``SUCCEEDED_0.json`` (and ``FAILED_0.json`` when a child failed) in AWS's documented
    format, one record per child execution: ``ExecutionArn``, ``Name``, ``Input`` and ``Output`` as
@@ -97,7 +99,12 @@ from moto.stepfunctions.parser.asl.eval.program_state import (
 )
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-from mme_shared.transform_output import TRANSFORM_ERROR_MARKER
+from mme_shared.transform_output import (
+    LABELLED_TRANSFORM_MODE,
+    PREPROCESSOR_MODE_ENV,
+    TRANSFORM_ERROR_MARKER,
+    UNLABELLED_TRANSFORM_MODE,
+)
 from tests.cfn_render import ACCOUNT, REGION, TemplateRenderer
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -109,6 +116,14 @@ GENERATION_TAG: Final = "mme:preprocessor-generation"
 """The tag naming the preprocessor generation a per-location job trained on."""
 VALIDATION_METRIC: Final = "validation:absolute_loss"
 """What linear learner reports for a validation channel with ``loss=absolute_loss``."""
+HELD_OUT_METRICS: Final = {
+    "linear-learner": ("validation", VALIDATION_METRIC),
+    "sagemaker-xgboost": ("validation", "validation:rmse"),  # eval_metric=rmse
+    "knn": ("test", "test:mse"),  # a regressor's metric, on its only held-out channel
+}
+"""By the training image's repository: the held-out channel a built-in algorithm measures on and the
+final metric it reports for it. Random Cut Forest (trained on ``train`` alone) and the scikit-learn
+preprocessor report none."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,10 +318,17 @@ class SageMakerFake:
 
     def run_transform_job(self, request: Mapping[str, Any]) -> None:
         """What batch transform does with SplitType Line: one ``<input name>.out`` per input object
-        under the input prefix, here the rows with the label moved first (the preprocessor's own
-        arithmetic is tested with the real container toolkit, tests/contract), or the
-        preprocessor's marker line for a location whose rows it rejects."""
+        under the input prefix, here the rows with the label moved first (``labelled-transform``) or
+        left out (``unlabelled-transform``) (the preprocessor's own arithmetic is tested with the
+        real container toolkit, tests/contract), or the preprocessor's marker line for a location
+        whose rows it rejects."""
         self.transform_jobs.append(str(request["TransformJobName"]))
+        mode = request.get("Environment", {}).get(PREPROCESSOR_MODE_ENV)
+        if mode not in (LABELLED_TRANSFORM_MODE, UNLABELLED_TRANSFORM_MODE):
+            # Only the two transform modes read raw training rows (unset, the preprocessor serves).
+            raise RuntimeError(
+                f"transform job {request['TransformJobName']} sets {PREPROCESSOR_MODE_ENV}={mode!r}"
+            )
         s3 = boto3.client("s3", region_name=self.region)
         bucket, prefix = _s3_location(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
         output_bucket, output_prefix = _s3_location(request["TransformOutput"]["S3OutputPath"])
@@ -320,8 +342,10 @@ class SageMakerFake:
                     body = f"{TRANSFORM_ERROR_MARKER} {self.rejected_locations[location]}\n"
                 else:
                     rows = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode().splitlines()
+                    cells = [row.split(",") for row in rows]
                     body = "".join(
-                        ",".join([row.split(",")[-1], *row.split(",")[:-1]]) + "\n" for row in rows
+                        ",".join([row[-1], *row[:-1]] if mode == LABELLED_TRANSFORM_MODE else row[:-1]) + "\n"
+                        for row in cells
                     )
                 s3.put_object(
                     Bucket=output_bucket,
@@ -353,15 +377,18 @@ class SageMakerFake:
                 **(encryption if "KmsKeyId" in output else {}),
             )
         channels = {channel["ChannelName"] for channel in request["InputDataConfig"]}
-        if "validation" in channels:
+        held_out = held_out_metric(request["AlgorithmSpecification"]["TrainingImage"])
+        if held_out is not None and held_out[0] in channels:
             job.final_metric_data_list = [
                 *job.final_metric_data_list,
-                {
-                    "MetricName": VALIDATION_METRIC,
-                    "Value": validation_loss(name),
-                    "Timestamp": job.creation_time,
-                },
+                {"MetricName": held_out[1], "Value": validation_loss(name), "Timestamp": job.creation_time},
             ]
+
+
+def held_out_metric(training_image: str) -> tuple[str, str] | None:
+    """``(channel, metric name)`` a training image reports its held-out metric for, if any."""
+    repository = training_image.split("/", 1)[-1].split(":", 1)[0]
+    return HELD_OUT_METRICS.get(repository)
 
 
 def _json_ready(value: Any) -> Any:

@@ -6,13 +6,18 @@ moto's S3 and SageMaker. What moto lacks (Lambda without Docker, SageMaker ``.sy
 result files) is faked in :mod:`tests.moto_stepfunctions` the way AWS behaves, never by changing
 the definition. So a wrong JSONPath, a field one step writes and the next reads under another
 name, or a parameter SageMaker would reject fails here rather than in a user's first run.
+
+The first run is executed for each algorithm (``flow`` parametrized indirectly with its name): the
+jobs, channels, transform mode, promotion and pointers differ between them. The rest of the flow
+matrix (partial runs, refits, failures) runs with the default algorithm: that logic is the same
+whatever the algorithm.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -21,6 +26,7 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 from moto import mock_aws
 
+from mme_constructs.algorithms import ALGORITHMS, Algorithm
 from mme_shared import generation, naming, s3_layout
 from mme_shared.housing_data import generate_location_dataset, to_csv
 from mme_shared.model_pointer import ModelPointer
@@ -29,9 +35,9 @@ from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
 from tests.moto_stepfunctions import (
     GENERATION_TAG,
     LOCATION_TAG,
-    VALIDATION_METRIC,
     InstalledFakes,
     artifact_bytes,
+    held_out_metric,
     install,
     validation_loss,
 )
@@ -86,6 +92,22 @@ class Flow:
     s3: Any
     sagemaker: Any
     fakes: InstalledFakes
+    app: SynthesizedApp
+    """The synthesized deployment whose state machine this is."""
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return self.app.config.training.algorithm_spec
+
+    def job_name(self, location: str, run_id: str) -> str:
+        """A location's training job: ``<the algorithm's step>-<location>-<run>``."""
+        return naming.training_job_name(location, run_id, self.algorithm.job_step)
+
+    def held_out_metrics(self, job: str) -> dict[str, float]:
+        """What the fake SageMaker reports for a job of this algorithm (none for Random Cut Forest)."""
+        image = self.sagemaker.describe_training_job(TrainingJobName=job)["AlgorithmSpecification"]
+        metric = held_out_metric(str(image["TrainingImage"]))
+        return {} if metric is None else {metric[1]: validation_loss(job)}
 
     def run(
         self, name: str, execution_input: dict[str, Any], *, timeout: float = EXECUTION_TIMEOUT_SECONDS
@@ -138,10 +160,18 @@ class Flow:
 
 @pytest.fixture
 def flow(
-    synthesized: SynthesizedApp, training_definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    synthesized: SynthesizedApp,
+    synthesized_for_algorithm: Callable[[str], SynthesizedApp],
+    training_definition_for_algorithm: Callable[[str], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Flow]:
-    """moto with execution enabled, the fakes installed, the bucket and the state machine created."""
-    template = synthesized.template("training")
+    """moto with execution enabled, the fakes installed, the bucket and the state machine created:
+    the default app's, or (indirect parametrization) the app of the algorithm named by the param."""
+    algorithm = str(getattr(request, "param", synthesized.config.training.algorithm))
+    app = synthesized_for_algorithm(algorithm)
+    training_definition = training_definition_for_algorithm(algorithm)
+    template = app.template("training")
     (machine,) = [
         r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
     ]
@@ -186,23 +216,24 @@ def flow(
             s3=s3,
             sagemaker=boto3.client("sagemaker", region_name=REGION),
             fakes=fakes,
+            app=app,
         )
 
 
-def _succeeded_entry(location: str, run_id: str) -> dict[str, Any]:
-    job = naming.training_job_name(location, run_id)
+def _succeeded_entry(flow: Flow, location: str, run_id: str) -> dict[str, Any]:
+    job = flow.job_name(location, run_id)
     return {
         "location": location,
         "training_job_name": job,
         "target_model": s3_layout.target_model_name(location, job),
         "model_version": job,
-        "validation_metrics": {VALIDATION_METRIC: validation_loss(job)},
+        "validation_metrics": flow.held_out_metrics(job),
     }
 
 
 def _assert_promoted(flow: Flow, location: str, run_id: str, generation_id: str) -> None:
     """The location's model is under its own versioned key in the generation, named by its pointer."""
-    job = naming.training_job_name(location, run_id)
+    job = flow.job_name(location, run_id)
     pointer = ModelPointer.from_json(flow.read(s3_layout.current_pointer_key(generation_id, location)))
     assert (pointer.preprocessor_generation, pointer.location, pointer.version) == (
         generation_id,
@@ -214,7 +245,7 @@ def _assert_promoted(flow: Flow, location: str, run_id: str, generation_id: str)
     assert pointer.key in flow.keys(s3_layout.location_models_prefix(generation_id, location))
     assert flow.read(pointer.key) == artifact_bytes(job)
     assert pointer.size == len(artifact_bytes(job))
-    assert pointer.validation_metrics == {VALIDATION_METRIC: validation_loss(job)}
+    assert pointer.validation_metrics == flow.held_out_metrics(job)
 
 
 def _assert_not_promoted(flow: Flow, location: str, generation_id: str) -> None:
@@ -238,13 +269,30 @@ def _served_objects(flow: Flow, generation_id: str) -> dict[str, bytes]:
     return {key: flow.read(key) for key in keys}
 
 
-def test_the_first_run_fits_the_first_generation_and_completes_it(
-    flow: Flow, synthesized: SynthesizedApp
-) -> None:
+EXPECTED_TRAINING: Final = {
+    # algorithm: (job-name step, {channel: split feeding it}, the transforms' preprocessor mode,
+    #             the held-out metric the fake reports, as the algorithm names it)
+    "linear-learner": ("ll", {"train": "train", "validation": "validation"}, "labelled-transform",
+                       "validation:absolute_loss"),
+    "xgboost": ("xg", {"train": "train", "validation": "validation"}, "labelled-transform",
+                "validation:rmse"),
+    "knn": ("kn", {"train": "train", "test": "validation"}, "labelled-transform", "test:mse"),
+    "randomcutforest": ("rc", {"train": "train"}, "unlabelled-transform", None),
+}  # fmt: skip
+"""Spelled out rather than read from ``ALGORITHMS``, so a changed description fails here too."""
+
+
+def test_every_algorithm_runs_a_first_flow() -> None:
+    assert sorted(EXPECTED_TRAINING) == sorted(ALGORITHMS)
+
+
+@pytest.mark.parametrize("flow", list(ALGORITHMS), indirect=True)
+def test_the_first_run_fits_the_first_generation_and_completes_it(flow: Flow) -> None:
+    step, channels, mode, metric = EXPECTED_TRAINING[flow.app.config.training.algorithm]
     execution = flow.succeeded(RUN_ID, {"locations": LOCATIONS})
 
     # The execution's output is the summary Lambda's bounded result.
-    succeeded = [_succeeded_entry(location, RUN_ID) for location in sorted(LOCATIONS)]
+    succeeded = [_succeeded_entry(flow, location, RUN_ID) for location in sorted(LOCATIONS)]
     assert execution.output == {
         "run_id": RUN_ID,
         "generation": FIRST_GENERATION,
@@ -277,7 +325,7 @@ def test_the_first_run_fits_the_first_generation_and_completes_it(
 
     # Raw data: the generator's bytes for the configured houses, seed and split (the template's
     # environment reached the handler).
-    data = synthesized.config.data
+    data = flow.app.config.data
     for location in LOCATIONS:
         splits = generate_location_dataset(
             location,
@@ -312,21 +360,33 @@ def test_the_first_run_fits_the_first_generation_and_completes_it(
             TransformJobName=naming.transform_job_name(split, RUN_ID)
         )
         assert transform["ModelName"] == model["ModelName"]
-        assert transform["Environment"] == {"MME_PREPROCESSOR_MODE": "labelled-transform"}
+        assert transform["Environment"] == {"MME_PREPROCESSOR_MODE": mode}
         assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == s3_layout.s3_uri(
             BUCKET, s3_layout.raw_data_split_prefix(RUN_ID, split)
         )
         assert transform["TransformOutput"]["S3OutputPath"] == s3_layout.s3_uri(
             BUCKET, s3_layout.preprocessed_split_prefix(RUN_ID, split)
         )
+    # The algorithm's jobs: named with its step, fed its channels, reporting its held-out metric.
+    assert sorted(flow.fakes.sagemaker.training_jobs) == sorted(
+        [
+            FIRST_GENERATION,
+            *(f"{step}-{naming.job_name_fragment(location)}-{RUN_ID}" for location in LOCATIONS),
+        ]
+    )
     for location, item in items.items():
+        assert item["training_job_name"] == f"{step}-{naming.job_name_fragment(location)}-{RUN_ID}"
         job = flow.sagemaker.describe_training_job(TrainingJobName=item["training_job_name"])
         assert {
             c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]
-        } == {
-            "train": item["preprocessed_train_uri"],
-            "validation": item["preprocessed_validation_uri"],
-        }
+        } == {channel: item[f"preprocessed_{split}_uri"] for channel, split in channels.items()}
+        metrics = {m["MetricName"] for m in job.get("FinalMetricDataList", [])} - {"train:progress"}
+        assert metrics == ({metric} if metric else set())
+        # Each channel holds what its content type says: the label first, or the features alone.
+        raw = flow.read(s3_layout.raw_data_key(RUN_ID, location, "train")).decode().splitlines()[0].split(",")
+        fed = flow.read(s3_layout.preprocessed_output_key(RUN_ID, location, "train")).decode()
+        first = fed.splitlines()[0].split(",")
+        assert first == ([raw[-1], *raw[:-1]] if mode == "labelled-transform" else raw[:-1])
         tags = flow.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
         assert {"Key": LOCATION_TAG, "Value": location} in tags
         assert {"Key": GENERATION_TAG, "Value": FIRST_GENERATION} in tags
@@ -356,7 +416,9 @@ def test_manifest_run_reads_its_locations_from_s3(flow: Flow) -> None:
     assert flow.fakes.lambdas.events_of("TrainingPipelinePlanRun") == [
         {"run_id": run_id, "request": {"locations_manifest_key": manifest_key}}
     ]
-    assert execution.output["succeeded"] == [_succeeded_entry(location, run_id) for location in locations]
+    assert execution.output["succeeded"] == [
+        _succeeded_entry(flow, location, run_id) for location in locations
+    ]
     assert (execution.output["succeeded_count"], execution.output["failed_count"]) == (2, 0)
     assert [item["location"] for item in flow.read_json(s3_layout.run_plan_key(run_id))] == locations
     generation_id = naming.preprocessor_job_name(run_id)
@@ -410,7 +472,7 @@ def test_a_partial_run_reuses_the_served_preprocessor_and_never_refits(
     now = _served_objects(flow, FIRST_GENERATION)
     chicago_pointer = s3_layout.current_pointer_key(FIRST_GENERATION, "Chicago_IL")
     new_version = s3_layout.model_version_key(
-        FIRST_GENERATION, "Chicago_IL", naming.training_job_name("Chicago_IL", PARTIAL_RUN)
+        FIRST_GENERATION, "Chicago_IL", flow.job_name("Chicago_IL", PARTIAL_RUN)
     )
     assert set(now) == set(served) | {new_version}
     assert {key: value for key, value in now.items() if key not in (chicago_pointer, new_version)} == {
@@ -502,7 +564,9 @@ def test_one_failing_location_does_not_stop_the_others(
     execution = flow.succeeded(PARTIAL_RUN, {"locations": LOCATIONS})
 
     others = ["Chicago_IL", "NewYork_NY"]
-    assert execution.output["succeeded"] == [_succeeded_entry(location, PARTIAL_RUN) for location in others]
+    assert execution.output["succeeded"] == [
+        _succeeded_entry(flow, location, PARTIAL_RUN) for location in others
+    ]
     assert (execution.output["succeeded_count"], execution.output["failed_count"]) == (2, 1)
     (returned,) = execution.output["failed"]
     assert (returned["location"], returned["failed_step"], returned["error"]) == (
@@ -621,7 +685,7 @@ def test_a_run_makes_n_plus_a_constant_number_of_jobs(flow: Flow, count: int) ->
     fakes = flow.fakes.sagemaker
     # A first run: one preprocessor fit and one training job per location; two transforms in all.
     assert sorted(fakes.training_jobs) == sorted(
-        [FIRST_GENERATION, *(naming.training_job_name(location, RUN_ID) for location in locations)]
+        [FIRST_GENERATION, *(flow.job_name(location, RUN_ID) for location in locations)]
     )
     assert sorted(fakes.transform_jobs) == [
         naming.transform_job_name(s, RUN_ID) for s in ("train", "validation")
@@ -648,7 +712,7 @@ def test_a_location_whose_rows_are_rejected_fails_alone_with_the_reason(
     )
     assert reason in failed["cause"]
     # Houston's training job never started; the others trained and were promoted.
-    assert naming.training_job_name("Houston_TX", PARTIAL_RUN) not in flow.fakes.sagemaker.training_jobs
+    assert flow.job_name("Houston_TX", PARTIAL_RUN) not in flow.fakes.sagemaker.training_jobs
     for location in ("Chicago_IL", "NewYork_NY"):
         _assert_promoted(flow, location, PARTIAL_RUN, FIRST_GENERATION)
     houston = s3_layout.current_pointer_key(FIRST_GENERATION, "Houston_TX")
