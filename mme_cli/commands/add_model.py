@@ -8,13 +8,12 @@ new version key of a generation, point the location at it. Nothing touches the e
 Everything that can be refused is checked before the first write: the artifact (a gzip tar holding
 the one file the deployed endpoint's algorithm loads, the endpoint stack's ``Algorithm`` output; for
 linear learner also what is inside it; :mod:`mme_cli.model_artifact` says what is and is not
-verified for each algorithm), its size, the
-generation (``--generation`` is required: only the operator knows which preprocessor statistics
-the model was trained on, and it must be a complete generation), the version name and that its key
-is free. Then the upload (SSE-KMS under the project key, ``IfNoneMatch: *`` so an existing version is
-never replaced) and the pointer, through the promotion Lambda's writer and conditional on the
-pointer read before. If the pointer changed meanwhile, the upload is deleted again: nothing is left
-half-added.
+verified for each algorithm), its size, the generation (``--generation`` is required: only the
+operator knows which preprocessor statistics the model was trained on, and it must be a complete
+generation of the endpoint's algorithm), the version name and that its key is free. Then the upload
+(SSE-KMS under the project key, ``IfNoneMatch: *`` so an existing version is never replaced) and the
+pointer, through the promotion Lambda's writer and conditional on the pointer read before. If the
+pointer changed meanwhile, the upload is deleted again: nothing is left half-added.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from mme_cli import generations
 from mme_cli import model_artifact as artifact_format
 from mme_cli.commands import status_models as sm
 from mme_cli.deployment import CliError
-from mme_constructs.algorithms import JOB_STEPS, Algorithm
+from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS, Algorithm
 from mme_shared import s3_layout
 from mme_shared.model_pointer import (
     ModelPointer,
@@ -178,10 +177,10 @@ def add(
 ) -> None:
     """Add a model trained elsewhere as LOCATION's new current version in a generation.
 
-    The model must be of the algorithm the endpoint serves. The artifact is checked before anything
-    is written: a gzip tar of at most 100 MiB holding exactly that algorithm's one file (xgboost-model
-    for XGBoost, model_algo-1 for the others; for linear learner also the MXNet model zip inside it;
-    the other files' contents are not verified). It is then uploaded under
+    The model, and GEN, must be of the algorithm the endpoint serves. The artifact is checked before
+    anything is written: a gzip tar of at most 100 MiB holding exactly that algorithm's one file
+    (xgboost-model for XGBoost, model_algo-1 for the others; for linear learner also the MXNet model zip
+    inside it; the other files' contents are not verified). It is then uploaded under
     models/<GEN>/<LOCATION>/ (SSE-KMS, never over an existing version) and the location's pointer in
     GEN is moved to it. The model is served only while GEN is the served generation.
     """
@@ -193,11 +192,21 @@ def add(
     key_arn = cli.deployment.key_arn  # a missing output fails before anything is read
     algorithm = cli.deployment.algorithm
     chosen = sm._choose(cli, s3, generation)
-    if generations.read_complete(s3, bucket, generation) is None:
+    record = generations.read_complete(s3, bucket, generation)
+    if record is None:
         raise CliError(
             f"Generation {generation} is not complete (no {s3_layout.generation_record_key(generation)}), "
             "so it cannot be served: add the model to a complete generation (see `mme status`); nothing "
             "was written."
+        )
+    if record.algorithm != algorithm.name:
+        trained_with = (
+            ALGORITHMS[record.algorithm].title if record.algorithm in ALGORITHMS else record.algorithm
+        )
+        raise CliError(
+            f"Generation {generation} holds {trained_with} models, but the endpoint serves "
+            f"{algorithm.title} and cannot serve that generation: add the model to a generation trained "
+            f"with {algorithm.title} (see `mme status`); nothing was written."
         )
     name = _version(version, location, generation)
     key = s3_layout.model_version_key(generation, location, name)

@@ -132,7 +132,9 @@ NEW_GENERATION = "pp-run2"
 RECORDED_AT = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def record_complete(generation: str, *, newest: bool = True, location_count: int = 3) -> None:
+def record_complete(
+    generation: str, *, newest: bool = True, location_count: int = 3, algorithm: str = "linear-learner"
+) -> None:
     """Write the generation's preprocessor artifact and complete.json (and newest.json)."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=BUCKET, Key=s3_layout.preprocessor_artifact_key(generation), Body=b"preprocessor")
@@ -141,6 +143,7 @@ def record_complete(generation: str, *, newest: bool = True, location_count: int
         run_id=generation.removeprefix("pp-"),
         location_count=location_count,
         completed_at=RECORDED_AT,
+        algorithm=algorithm,
     )
     s3.put_object(Bucket=BUCKET, Key=record.key, Body=record.to_json())
     if newest:
@@ -157,7 +160,7 @@ def record_serving(generation: str, endpoint_name: str | None = None) -> None:
 
 
 @pytest.fixture
-def served(deployed: None) -> None:
-    """GENERATION is complete, newest and served by the endpoint."""
-    record_complete(GENERATION)
+def served(deployed: None, deployed_algorithm: str) -> None:
+    """GENERATION is complete (trained with the endpoint's algorithm), newest and served by the endpoint."""
+    record_complete(GENERATION, algorithm=deployed_algorithm)
     record_serving(GENERATION, ENDPOINT)

@@ -524,6 +524,25 @@ def test_an_xgboost_endpoint_refuses_a_linear_learner_artifact(
     assert bucket_state() == before
 
 
+@pytest.mark.parametrize("deployed_algorithm", ["xgboost"])
+def test_a_generation_of_another_algorithm_is_refused(served: None, run_cli: RunCli, tmp_path: Path) -> None:
+    """NEW_GENERATION was trained with linear learner, before the endpoint moved to XGBoost."""
+    record_complete(NEW_GENERATION, newest=False)
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(xgboost_model())
+    before = bucket_state()
+
+    result = run_cli("models", "add", "Chicago_IL", str(path), "-g", NEW_GENERATION, "-y")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Generation {NEW_GENERATION} holds linear learner models, but the endpoint serves XGBoost "
+        "and cannot serve that generation: add the model to a generation trained with XGBoost (see "
+        "`mme status`); nothing was written.\n"
+    )
+    assert bucket_state() == before
+
+
 @pytest.mark.parametrize("deployed_algorithm", ["linear-learner"])
 def test_a_linear_learner_endpoint_refuses_an_xgboost_artifact(
     served: None, run_cli: RunCli, tmp_path: Path
