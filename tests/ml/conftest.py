@@ -145,7 +145,7 @@ def container_training(
             s3_layout.raw_data_key(RUN_ID, location, "train").removeprefix(prefix): to_csv(data.train)
             for location, data in rehearsal_datasets.items()
         },
-        {"feature_dim": default_config.training.hyperparameters.feature_dim},
+        {"feature_dim": int(default_config.training.training_hyperparameters["feature_dim"])},
     )
     assert training.process.returncode == 0, training.process.stderr
     return training

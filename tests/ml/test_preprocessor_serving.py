@@ -51,7 +51,7 @@ def test_walkthrough_request_gives_feature_dim_csv_features(
     assert content_type == "text/csv"
     assert "\n" not in body
     values = csv_values(body)
-    assert values.shape == (1, default_config.training.hyperparameters.feature_dim)
+    assert values.shape == (1, int(default_config.training.training_hyperparameters["feature_dim"]))
     assert np.array_equal(values, reference_features(loaded_model, WALKTHROUGH_ROW, hp.Mode.SERVING))
     assert values[0, 6:].tolist() == [0.0, 1.0, 0.0, 1.0]  # FRONT_PORCH=y, DECK=y
 
@@ -60,7 +60,7 @@ def test_walkthrough_request_gives_feature_dim_csv_features(
 def test_output_columns_are_the_scaled_numbers_then_the_one_hot_pairs(
     loaded_model: hp.LoadedPreprocessor, default_config: ProjectConfig
 ) -> None:
-    assert loaded_model.feature_count == default_config.training.hyperparameters.feature_dim
+    assert loaded_model.feature_count == int(default_config.training.training_hyperparameters["feature_dim"])
     assert loaded_model.output_columns == (
         "numeric__YEAR_BUILT",
         "numeric__SQUARE_FEET",
@@ -143,7 +143,10 @@ def test_labelled_transform_puts_the_label_first(
     result = invoke(loaded_model, raw.encode("utf-8"))
     assert not isinstance(result, hp.RejectedRequest)
     values = csv_values(result[0])
-    assert values.shape == (len(houses), 1 + default_config.training.hyperparameters.feature_dim)
+    assert values.shape == (
+        len(houses),
+        1 + int(default_config.training.training_hyperparameters["feature_dim"]),
+    )
     assert values[:, 0].tolist() == [house.price for house in houses]
     assert np.array_equal(values[:, 1:], reference_features(loaded_model, raw, hp.Mode.LABELLED_TRANSFORM))
 
@@ -174,7 +177,10 @@ def test_unlabelled_transform_is_the_labelled_output_without_the_label(
         assert result[1] == "text/csv"
         outputs[mode] = csv_values(result[0])
     unlabelled = outputs[hp.Mode.UNLABELLED_TRANSFORM]
-    assert unlabelled.shape == (len(houses), default_config.training.hyperparameters.feature_dim)
+    assert unlabelled.shape == (
+        len(houses),
+        int(default_config.training.training_hyperparameters["feature_dim"]),
+    )
     assert np.array_equal(unlabelled, outputs[hp.Mode.LABELLED_TRANSFORM][:, 1:])
     assert np.array_equal(unlabelled, reference_features(loaded_model, raw, hp.Mode.UNLABELLED_TRANSFORM))
     assert not np.isin(outputs[hp.Mode.LABELLED_TRANSFORM][:, 0], unlabelled).any()  # no PRICE left
