@@ -109,7 +109,11 @@ def test_one_function_answers_both_custom_resources_directly(synthesized: Synthe
     function = template["Resources"][function_id]["Properties"]
     assert function["Handler"] == "serving_generation.handler"
     assert function["Timeout"] == 60
-    assert function["Environment"]["Variables"] == {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KEY_ARN}
+    assert function["Environment"]["Variables"] == {
+        "BUCKET_NAME": BUCKET,
+        "KMS_KEY_ARN": KEY_ARN,
+        "ALGORITHM": "linear-learner",
+    }
 
 
 def test_serving_json_is_recorded_only_after_the_endpoint_and_its_autoscaling(

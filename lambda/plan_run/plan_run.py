@@ -124,7 +124,8 @@ class GenerationUnreadable(PlanRunError):  # noqa: N818
 
 
 class InvalidEnvironment(PlanRunError):  # noqa: N818
-    """BUCKET_NAME or MAX_LOCATIONS is missing or malformed (a deployment error)."""
+    """BUCKET_NAME, MAX_LOCATIONS, TRAINING_JOB_STEP or ALGORITHM is missing or malformed (a
+    deployment error)."""
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,8 @@ def _manifest_key(key: object) -> str:
 
 
 def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
-    """Read BUCKET_NAME, MAX_LOCATIONS and TRAINING_JOB_STEP; raise InvalidEnvironment naming the
-    variable if wrong."""
+    """Read BUCKET_NAME, MAX_LOCATIONS, TRAINING_JOB_STEP and ALGORITHM; raise InvalidEnvironment
+    naming the variable if wrong."""
     try:
         bucket = environment_bucket(environ)
     except ValueError as error:
