@@ -164,3 +164,22 @@ def served(deployed: None, deployed_algorithm: str) -> None:
     """GENERATION is complete (trained with the endpoint's algorithm), newest and served by the endpoint."""
     record_complete(GENERATION, algorithm=deployed_algorithm)
     record_serving(GENERATION, ENDPOINT)
+
+
+UNREADABLE_ANSWERS: dict[str, tuple[bytes, str]] = {
+    # Another algorithm's answer, or none: what a mix-up of formats looks like.
+    "linear-learner": (
+        b'{"predictions": [{"predicted_label": 1.0}]}',
+        '{"predictions": [{"score": <price>}, ...]}',
+    ),
+    "xgboost": (
+        b'{"predictions": [{"score": 1.0}]}',
+        "one number per row, separated by commas or line breaks",
+    ),
+    "knn": (b'{"predictions": [{"score": 1.0}]}', '{"predictions": [{"predicted_label": <price>}, ...]}'),
+    "randomcutforest": (
+        b'{"predictions": [{"score": 1.0}]}',
+        '{"scores": [{"score": <anomaly score>}, ...]}',
+    ),
+}
+"""Per deployed algorithm: a body in another algorithm's format, and the shape the error names."""

@@ -29,6 +29,7 @@ from tests.cli.conftest import (
     ENDPOINT,
     GENERATION,
     REGION,
+    UNREADABLE_ANSWERS,
     CliResult,
     answer_body,
     create_stack,
@@ -583,21 +584,6 @@ def test_experiment_cleans_up_on_aws_error(
     assert _experiment_keys() == []
 
 
-UNREADABLE = {
-    # Another algorithm's answer: what a mix-up of formats looks like.
-    "linear-learner": (b'{"scores": [{"score": 1.0}]}', '{"predictions": [{"score": <price>}, ...]}'),
-    "xgboost": (
-        b'{"predictions": [{"score": 1.0}]}',
-        "one number per row, separated by commas or line breaks",
-    ),
-    "knn": (b'{"predictions": [{"score": 1.0}]}', '{"predictions": [{"predicted_label": <price>}, ...]}'),
-    "randomcutforest": (
-        b'{"predictions": [{"score": 1.0}]}',
-        '{"scores": [{"score": <anomaly score>}, ...]}',
-    ),
-}
-
-
 @pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)
 def test_experiment_stops_at_an_unreadable_answer_and_cleans_up(
     fast_deployed: dict[str, str],
@@ -608,7 +594,7 @@ def test_experiment_stops_at_an_unreadable_answer_and_cleans_up(
     deployed_algorithm: str,
 ) -> None:
     _put_pointer()
-    body, shape = UNREADABLE[deployed_algorithm]
+    body, shape = UNREADABLE_ANSWERS[deployed_algorithm]
     runtime.answer(1, body=body)
 
     result = run_cli("experiment", "cache", "-l", "Chicago_IL", "--copies", "4", "--out", str(tmp_path))

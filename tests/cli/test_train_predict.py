@@ -34,6 +34,7 @@ from tests.cli.conftest import (
     NEW_GENERATION,
     REGION,
     STATE_MACHINE_ARN,
+    UNREADABLE_ANSWERS,
     CliResult,
     answer_body,
     create_stack,
@@ -582,29 +583,11 @@ def table_cells(line: str) -> list[str]:
     return [cell.strip() for cell in re.split("[│┃]", line) if cell.strip()]
 
 
-UNREADABLE = {
-    # Another algorithm's answer, or none: what a mix-up of formats looks like.
-    "linear-learner": (
-        b'{"predictions": [{"predicted_label": 1.0}]}',
-        '{"predictions": [{"score": <price>}, ...]}',
-    ),
-    "xgboost": (
-        b'{"predictions": [{"score": 1.0}]}',
-        "one number per row, separated by commas or line breaks",
-    ),
-    "knn": (b'{"predictions": [{"score": 1.0}]}', '{"predictions": [{"predicted_label": <price>}, ...]}'),
-    "randomcutforest": (
-        b'{"predictions": [{"score": 1.0}]}',
-        '{"scores": [{"score": <anomaly score>}, ...]}',
-    ),
-}
-
-
 @pytest.mark.parametrize("deployed_algorithm", ALGORITHM_NAMES)
 def test_an_unreadable_answer_is_one_sentence(
     stubs: SageMakerStubs, run_cli: RunCli, deployed_algorithm: str
 ) -> None:
-    body, shape = UNREADABLE[deployed_algorithm]
+    body, shape = UNREADABLE_ANSWERS[deployed_algorithm]
     stubs.endpoint_status("InService")
     stubs.answer_raw("1993,2728,6,3.0,0.7,1,y,y\n", body, "application/json")
 
