@@ -76,11 +76,12 @@ format: setup ## Apply ruff's fixes and formatting
 snapshot-update: setup ## Rewrite the template snapshots; review the diff before committing
 	$(BIN)/python -m pytest tests/test_snapshots.py --snapshot-update
 
-diagram: synth ## Draw docs/architecture.png from cdk.out/tree.json (needs graphviz: apt-get install graphviz)
+diagram: synth ## Draw docs/architecture.png (the data flows, from the config) and docs/construct-tree.png (needs graphviz)
 	@command -v dot >/dev/null || { echo "graphviz is missing: sudo apt-get install graphviz"; exit 1; }
-	npx --no-install cdk-dia --tree cdk.out/tree.json --target docs/architecture.png
-	rm -f docs/architecture.dot
-	@echo "Wrote docs/architecture.png"
+	$(BIN)/python scripts/draw_architecture.py $(if $(CONFIG),--config $(CONFIG),) --output docs/architecture.png
+	npx --no-install cdk-dia --tree cdk.out/tree.json --target docs/construct-tree.png
+	rm -f docs/construct-tree.dot
+	@echo "Wrote docs/construct-tree.png (every construct of cdk.out/tree.json)"
 
 benchmark: setup ## Serving-path benchmark of the scikit-learn preprocessor (p50/p99 latency, rows/s)
 	$(BIN)/python -m benchmarks.serving_benchmark
