@@ -1,1 +1,1 @@
-"""Repository scripts: the first-deploy orchestration and the image-table refresh."""
+"""Maintainer scripts: the image-table refresh, the architecture drawing and the contract venv patch."""
