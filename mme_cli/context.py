@@ -9,10 +9,11 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.exceptions import NoRegionError, ProfileNotFound  # type: ignore[import-untyped]
+from botocore.utils import validate_region_name  # type: ignore[import-untyped]
 from rich.console import Console
 
 from mme_cli.deployment import CliError, Deployment, discover
+from mme_cli.errors import NO_REGION, record_service
 from project_config import ConfigError, ProjectConfig, load_default_config
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
@@ -36,27 +37,22 @@ class CliContext:
             config = load_default_config(str(config_path) if config_path is not None else None)
         except ConfigError as error:
             raise CliError(f"Invalid configuration: {error}.") from None
+        validate_region_name(region)  # a malformed --region or AWS_REGION fails before any work
         return cls(config=config, region=region or config.region, profile=profile, config_path=config_path)
 
     @cached_property
     def session(self) -> Any:
-        try:
-            session = boto3.Session(profile_name=self.profile, region_name=self.region)
-        except ProfileNotFound:
-            raise CliError(
-                f"AWS profile {self.profile!r} is not configured (see `aws configure list-profiles`)."
-            ) from None
+        """The profile's session; botocore's errors (an unknown profile, no credentials, a malformed
+        region) reach the ``mme`` command's one handler, :func:`mme_cli.errors.handle`."""
+        session = boto3.Session(profile_name=self.profile, region_name=self.region)
         if session.region_name is None:
-            raise CliError("No AWS region: pass --region, set AWS_REGION, or set `region` in the config.")
+            raise CliError(NO_REGION)
+        validate_region_name(session.region_name)  # the profile's region
         return session
 
     def client(self, service: str) -> Any:
-        try:
-            return self.session.client(service, config=_RETRIES)
-        except NoRegionError:
-            raise CliError(
-                "No AWS region: pass --region, set AWS_REGION, or set `region` in the config."
-            ) from None
+        """A client with the SDK's standard retries whose errors name its service (for the handler)."""
+        return record_service(self.session.client(service, config=_RETRIES))
 
     @cached_property
     def deployment(self) -> Deployment:

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
-import sys
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from botocore.exceptions import ClientError, NoCredentialsError  # type: ignore[import-untyped]
+from typer.core import TyperGroup
 
-from mme_cli.cdk import CdkFailed
+from mme_cli import errors
 from mme_cli.context import CliContext
-from mme_cli.deployment import CliError
+
+DISTRIBUTION = "sagemaker-mme-cdk"
+"""The project's name in pyproject.toml: ``mme --version`` is its installed version."""
+
+
+class _Mme(TyperGroup):
+    """The root command. Everything a command does runs inside ``invoke``, so a failure anywhere (the
+    callback, a command, a client created on first use) meets :func:`errors.handle` here, where the
+    global options are known; typer alone would end a Ctrl-C with a silent exit 130."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except (Exception, KeyboardInterrupt) as error:
+            errors.handle(error, debug=bool(ctx.params.get("debug")), profile=ctx.params.get("profile"))
+            raise  # not an expected failure: a bug, whose traceback is worth seeing
+
 
 app = typer.Typer(
     name="mme",
     help="Operate a deployed SageMaker multi-model endpoint project: train, predict, manage models, "
     "run the cache experiment and check tenant access. Names are read from the stacks' outputs.",
+    cls=_Mme,
     no_args_is_help=True,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(
@@ -30,6 +48,18 @@ access_app = typer.Typer(help="Check what tenants may invoke.", no_args_is_help=
 app.add_typer(models_app, name="models")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(access_app, name="access")
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        typer.echo(f"Error: {DISTRIBUTION} is not installed: run `make setup` (pip install -e .).", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"mme {version}")
+    raise typer.Exit()
 
 
 @app.callback()
@@ -48,34 +78,29 @@ def main(
             "--config", "-c", help="The JSON config the stacks were deployed with (stack prefix, locations)"
         ),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="MME_DEBUG", help="On a failure, print the Python traceback before the sentence"
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print mme's version and exit"
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliContext.create(config_path=config, region=region, profile=profile)
 
 
 def run() -> None:
-    """Console-script entry point: every expected failure is one sentence and exit code 1.
+    """Console-script entry point: every expected failure is one sentence and a non-zero exit.
 
-    Click (standalone mode) handles usage errors, ``--help`` and explicit exit codes itself.
+    Click (standalone mode) handles usage errors, ``--help`` and explicit exit codes; everything a
+    command raises goes through :func:`errors.handle` in the root command's ``invoke``.
     """
-    try:
-        app(prog_name="mme")
-    except CdkFailed as error:
-        typer.echo(f"Error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except CliError as error:
-        typer.echo(f"Error: {error}", err=True)
-        sys.exit(1)
-    except NoCredentialsError:
-        typer.echo("Error: no AWS credentials found: set AWS_PROFILE or run `aws configure`.", err=True)
-        sys.exit(1)
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        typer.echo(
-            f"Error: AWS refused {error.operation_name}: {details.get('Code', 'Error')}: "
-            f"{details.get('Message', str(error))}",
-            err=True,
-        )
-        sys.exit(1)
+    app(prog_name="mme")
 
 
 # Command modules register themselves on the groups above.
