@@ -21,13 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
+from urllib.parse import quote
 
 import typer
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.table import Table
 
-from mme_cli import generations
+from mme_cli import generations, output
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_cli.generations import Chosen
@@ -321,44 +323,45 @@ def _unknown_location(s3: Any, bucket: str, chosen: Chosen, location: str) -> st
 # mme status
 
 
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, output_format: output.OutputOption = "table") -> None:
     """Show the deployment: stack outputs, endpoint status, the served and newest preprocessor
-    generations, what the endpoint's model actually reads, models per generation, the last training run.
+    generations, what the endpoint's model actually reads, models per generation, the last training run,
+    the dashboard's console URL and every alarm's state.
 
     Prints a warning for every disagreement: preprocessor/serving.json versus the endpoint's model,
     a newer complete generation that is not served yet, and pointers of the served generation that
     name another generation.
     """
     cli = _context(ctx)
+    document = collect_status(cli)
+    if output_format == "json":
+        output.emit(document)
+    else:
+        _print_status(cli, document)
+    for warning in document["warnings"]:
+        cli.errors.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+
+
+def collect_status(cli: CliContext) -> output.StatusDocument:
+    """Everything `mme status` shows, as the ``mme.status/1`` document (warnings included)."""
     deployment = cli.deployment
     bucket = deployment.bucket  # no Storage stack: nothing else is worth showing
     s3 = cli.client("s3")
     warnings: list[str] = []
 
-    table = Table(title=f"Deployment {deployment.prefix} in {deployment.region}", show_header=False)
-    table.add_column("Item", style="bold")
-    table.add_column("Value", overflow="fold")
-    table.add_row("Artifact bucket", bucket)
-
     serving = generations.read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
     newest = generations.read_ref(s3, bucket, s3_layout.NEWEST_GENERATION_KEY)
-    if serving is None:
-        table.add_row("Serving generation", "none yet (no preprocessor/serving.json): run `make deploy`")
-    else:
-        endpoint_text = f"endpoint {serving.endpoint_name}" if serving.endpoint_name else "no endpoint named"
-        table.add_row(
-            "Serving generation", f"{serving.generation} ({endpoint_text}, since {_when(serving.updated_at)})"
-        )
-    if newest is None:
-        table.add_row("Newest complete generation", "none yet: run `mme train --wait`")
-    else:
+    newest_entry: output.NewestGeneration | None = None
+    if newest is not None:
         record = generations.read_complete(s3, bucket, newest.generation)
-        detail = (
-            f"{record.location_count} location(s), completed {_when(record.completed_at)}"
-            if record is not None
-            else "its complete.json is missing!"
+        newest_entry = output.NewestGeneration(
+            generation=newest.generation,
+            updated_at=output.timestamp(newest.updated_at),
+            complete_record=record is not None,
+            location_count=None if record is None else record.location_count,
+            completed_at=None if record is None else output.timestamp(record.completed_at),
+            algorithm=None if record is None else record.algorithm,
         )
-        table.add_row("Newest complete generation", f"{newest.generation} ({detail})")
         if record is None:
             warnings.append(
                 f"preprocessor/newest.json names {newest.generation}, but "
@@ -374,47 +377,89 @@ def status(ctx: typer.Context) -> None:
                 f"Generation {newest.generation} is complete but nothing is served yet: run `make deploy`."
             )
 
-    rows, endpoint_warnings = _endpoint_rows(cli, bucket, serving)
-    for label, value in rows:
-        table.add_row(label, value)
-    warnings.extend(endpoint_warnings)
+    endpoint, endpoint_warnings = _endpoint_state(cli, bucket, serving)
+    models, model_warnings = _models_state(s3, bucket, serving.generation if serving else None)
+    alarms, alarm_warnings = _alarms(cli)
+    return output.StatusDocument(
+        schema=output.STATUS,
+        prefix=deployment.prefix,
+        region=deployment.region,
+        bucket=bucket,
+        serving=None
+        if serving is None
+        else output.ServingGeneration(
+            generation=serving.generation,
+            endpoint_name=serving.endpoint_name,
+            updated_at=output.timestamp(serving.updated_at),
+            next_generation=serving.next_generation,
+        ),
+        newest=newest_entry,
+        endpoint=endpoint,
+        models=models,
+        training=_training_state(cli),
+        monitoring=_monitoring_state(cli),
+        alarms=alarms,
+        warnings=[*warnings, *endpoint_warnings, *model_warnings, *alarm_warnings],
+    )
 
-    model_rows, model_warnings = _model_rows(s3, bucket, serving.generation if serving else None)
-    for label, value in model_rows:
-        table.add_row(label, value)
-    warnings.extend(model_warnings)
 
-    for label, value in _training_rows(cli):
-        table.add_row(label, value)
+def _shown(moment: str | None) -> str:
+    """A document's timestamp as the tables show times: ``2025-05-01 12:00:00 UTC``."""
+    return "-" if moment is None else _when(datetime.fromisoformat(moment))
+
+
+def _print_status(cli: CliContext, document: output.StatusDocument) -> None:
+    table = Table(title=f"Deployment {document['prefix']} in {document['region']}", show_header=False)
+    table.add_column("Item", style="bold")
+    table.add_column("Value", overflow="fold")
+    table.add_row("Artifact bucket", document["bucket"])
+    serving, newest = document["serving"], document["newest"]
+    if serving is None:
+        table.add_row("Serving generation", "none yet (no preprocessor/serving.json): run `make deploy`")
+    else:
+        endpoint = serving["endpoint_name"]
+        endpoint_text = f"endpoint {endpoint}" if endpoint else "no endpoint named"
+        table.add_row(
+            "Serving generation",
+            f"{serving['generation']} ({endpoint_text}, since {_shown(serving['updated_at'])})",
+        )
+    if newest is None:
+        table.add_row("Newest complete generation", "none yet: run `mme train --wait`")
+    else:
+        detail = (
+            f"{newest['location_count']} location(s), completed {_shown(newest['completed_at'])}"
+            if newest["complete_record"]
+            else "its complete.json is missing!"
+        )
+        table.add_row("Newest complete generation", f"{newest['generation']} ({detail})")
+    for rows in (
+        _endpoint_rows(document["endpoint"]),
+        _model_rows(document["models"]),
+        _training_rows(document["training"]),
+        _monitoring_rows(document["monitoring"], document["alarms"]),
+    ):
+        for label, value in rows:
+            table.add_row(label, value)
     cli.console.print(table)
-    for warning in warnings:
-        cli.errors.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    if document["alarms"]:
+        cli.console.print(_alarm_table(document["alarms"]))
 
 
-def _endpoint_rows(
+def _endpoint_state(
     cli: CliContext, bucket: str, serving: GenerationRef | None
-) -> tuple[list[tuple[str, str]], list[str]]:
+) -> tuple[output.EndpointState, list[str]]:
+    absent = output.EndpointState(
+        name=None, found=False, status=None, instances=None, variants=None, models=[]
+    )
     try:
         endpoint_name = cli.deployment.endpoint_name
     except CliError:
-        return [("Endpoint", "not deployed (no Endpoint stack)")], []
+        return absent, []
     view = generations.describe_endpoint(cli.client("sagemaker"), endpoint_name)
     if view is None:
-        return [("Endpoint", f"{endpoint_name}: not deployed (SageMaker has no such endpoint)")], []
-    rows = [
-        ("Endpoint", endpoint_name),
-        ("Endpoint status", view.status),
-        ("Instances", f"{view.instances} across {view.variants} variant(s)"),
-    ]
+        return {**absent, "name": endpoint_name}, []
     warnings: list[str] = []
     for model in view.models:
-        rows.append(
-            (
-                "Endpoint serves",
-                f"{model.generation or 'unknown generation'} (model {model.model_name}: preprocessor "
-                f"{model.preprocessor_url or '-'}, models {model.models_url or '-'})",
-            )
-        )
         warnings.extend(f"{problem}." for problem in model.problems(bucket))
     served = view.generations
     if len(served) > 1:
@@ -437,10 +482,47 @@ def _endpoint_rows(
             f"The endpoint's model serves {', '.join(served)}, but preprocessor/serving.json does not "
             "exist: run `make deploy` to record it."
         )
-    return rows, warnings
+    state = output.EndpointState(
+        name=endpoint_name,
+        found=True,
+        status=view.status,
+        instances=view.instances,
+        variants=view.variants,
+        models=[
+            output.ServedModel(
+                model_name=model.model_name,
+                generation=model.generation,
+                preprocessor_url=model.preprocessor_url,
+                models_url=model.models_url,
+            )
+            for model in view.models
+        ],
+    )
+    return state, warnings
 
 
-def _model_rows(s3: Any, bucket: str, served: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+def _endpoint_rows(endpoint: output.EndpointState) -> list[tuple[str, str]]:
+    if endpoint["name"] is None:
+        return [("Endpoint", "not deployed (no Endpoint stack)")]
+    if not endpoint["found"]:
+        return [("Endpoint", f"{endpoint['name']}: not deployed (SageMaker has no such endpoint)")]
+    rows = [
+        ("Endpoint", endpoint["name"]),
+        ("Endpoint status", str(endpoint["status"])),
+        ("Instances", f"{endpoint['instances']} across {endpoint['variants']} variant(s)"),
+    ]
+    for model in endpoint["models"]:
+        rows.append(
+            (
+                "Endpoint serves",
+                f"{model['generation'] or 'unknown generation'} (model {model['model_name']}: preprocessor "
+                f"{model['preprocessor_url'] or '-'}, models {model['models_url'] or '-'})",
+            )
+        )
+    return rows
+
+
+def _models_state(s3: Any, bucket: str, served: str | None) -> tuple[output.ModelsState, list[str]]:
     """Objects and locations per generation (served first), and the served generation's bad pointers."""
     counts: dict[str, tuple[int, set[str]]] = {}
     for item in _list_objects(s3, bucket, s3_layout.MULTI_MODEL_PREFIX):
@@ -451,50 +533,229 @@ def _model_rows(s3: Any, bucket: str, served: str | None) -> tuple[list[tuple[st
             locations.add(rest.split("/", 1)[0])
         counts[generation] = (objects + 1, locations)
 
-    def described(generation: str) -> str:
+    def entry(generation: str) -> output.GenerationModels:
         objects, locations = counts.get(generation, (0, set()))
-        return f"{objects} object(s) in {len(locations)} location(s)"
+        return output.GenerationModels(
+            generation=generation, served=generation == served, objects=objects, locations=len(locations)
+        )
+
+    warnings: list[str] = []
+    state = output.ModelsState(served_prefix_uri=None, served_pointers=None, generations=[])
+    if served is not None:
+        state["served_prefix_uri"] = s3_layout.s3_uri(bucket, s3_layout.generation_models_prefix(served))
+        reads = _read_pointers(s3, bucket, served, _pointer_locations(s3, bucket, served))
+        state["served_pointers"] = len(reads)
+        state["generations"].append(entry(served))
+        warnings.extend(f"{read.problem}." for read in reads.values() if read.problem is not None)
+    state["generations"].extend(entry(name) for name in sorted(counts) if name != served)
+    return state, warnings
+
+
+def _model_rows(models: output.ModelsState) -> list[tuple[str, str]]:
+    def described(entry: output.GenerationModels) -> str:
+        return f"{entry['objects']} object(s) in {entry['locations']} location(s)"
 
     rows: list[tuple[str, str]] = []
-    warnings: list[str] = []
-    if served is not None:
-        prefix = s3_layout.s3_uri(bucket, s3_layout.generation_models_prefix(served))
+    prefix = models["served_prefix_uri"]
+    if prefix is not None:
+        served = models["generations"][0]
         rows.append(("Model prefix (served)", prefix))
         rows.append(("Models (served generation)", f"{described(served)} under {prefix}"))
-        reads = _read_pointers(s3, bucket, served, _pointer_locations(s3, bucket, served))
-        rows.append(("Pointers (served generation)", f"{len(reads)} location(s)"))
-        warnings.extend(f"{read.problem}." for read in reads.values() if read.problem is not None)
-    others = sorted(name for name in counts if name != served)
+        rows.append(("Pointers (served generation)", f"{models['served_pointers']} location(s)"))
+    others = [entry for entry in models["generations"] if not entry["served"]]
     if others:
         rows.append(
-            ("Models (other generations)", "; ".join(f"{name}: {described(name)}" for name in others))
+            (
+                "Models (other generations)",
+                "; ".join(f"{entry['generation']}: {described(entry)}" for entry in others),
+            )
         )
-    elif served is None:
+    elif prefix is None:
         rows.append(("Models", "none yet"))
-    return rows, warnings
+    return rows
 
 
-def _training_rows(cli: CliContext) -> list[tuple[str, str]]:
+def _training_state(cli: CliContext) -> output.TrainingState:
     try:
         state_machine_arn = cli.deployment.state_machine_arn
     except CliError:
-        return [("State machine", "not deployed (no Training stack)")]
-    rows = [("State machine", state_machine_arn)]
+        return output.TrainingState(state_machine_arn=None, found=False, last_run=None)
     try:
         executions = cli.client("stepfunctions").list_executions(
             stateMachineArn=state_machine_arn, maxResults=1
         )["executions"]
     except ClientError as error:
         if _error_code(error) == "StateMachineDoesNotExist":
-            return [*rows, ("Last training", "state machine not found")]
+            return output.TrainingState(state_machine_arn=state_machine_arn, found=False, last_run=None)
         raise
-    if not executions:
+    last = executions[0] if executions else None
+    return output.TrainingState(
+        state_machine_arn=state_machine_arn,
+        found=True,
+        last_run=None
+        if last is None
+        else output.LastRun(
+            name=str(last["name"]),
+            status=str(last["status"]),
+            started_at=output.timestamp(last.get("startDate")),
+        ),
+    )
+
+
+def _training_rows(training: output.TrainingState) -> list[tuple[str, str]]:
+    arn = training["state_machine_arn"]
+    if arn is None:
+        return [("State machine", "not deployed (no Training stack)")]
+    rows = [("State machine", arn)]
+    last = training["last_run"]
+    if not training["found"]:
+        return [*rows, ("Last training", "state machine not found")]
+    if last is None:
         return [*rows, ("Last training", "none yet: run `mme train`")]
-    last = executions[0]
     return [
         *rows,
-        ("Last training", f"{last['name']}: {last['status']}, started {_when(last.get('startDate'))}"),
+        ("Last training", f"{last['name']}: {last['status']}, started {_shown(last['started_at'])}"),
     ]
+
+
+# --- the monitoring stack: dashboard and alarms ----------------------------------------------------
+
+ROLLBACK_ALARM_INFIX: Final = "-Rollback-"
+"""The endpoint stack names its rollback alarms ``<stack>-Rollback-<condition>``
+(:class:`mme_constructs.observability.RollbackAlarms`)."""
+_ALARM_STATE_ORDER: Final[Mapping[str, int]] = {"ALARM": 0, "INSUFFICIENT_DATA": 1, "OK": 2}
+
+
+def console_domain(region: str) -> str:
+    """The AWS console's domain for a region's partition (China and GovCloud have their own)."""
+    if region.startswith("cn-"):
+        return "console.amazonaws.cn"
+    if region.startswith("us-gov-"):
+        return "console.amazonaws-us-gov.com"
+    return "console.aws.amazon.com"
+
+
+def dashboard_url(region: str, dashboard_name: str) -> str:
+    """The CloudWatch console page of a dashboard.
+
+    The commercial partition's console has a host per region; the China and GovCloud consoles are
+    opened on their one host, the region chosen by the ``region`` parameter.
+    """
+    domain = console_domain(region)
+    host = domain if domain != "console.aws.amazon.com" else f"{region}.{domain}"
+    fragment = f"dashboards/dashboard/{quote(dashboard_name, safe='')}"
+    return f"https://{host}/cloudwatch/home?region={region}#{fragment}"
+
+
+def alarm_name_prefixes(prefix: str) -> dict[str, str]:
+    """Stack name -> what the names of its alarms start with.
+
+    The monitoring stack's alarms have names CloudFormation generates, ``<stack>-<logical id>-<random>``;
+    the endpoint stack names its rollback alarms ``<stack>-Rollback-<condition>``. Stack names are
+    unique per account and region, and end before the ``-``, so no other deployment's alarm matches.
+    """
+    return {
+        f"{prefix}Monitoring": f"{prefix}Monitoring-",
+        f"{prefix}Endpoint": f"{prefix}Endpoint{ROLLBACK_ALARM_INFIX}",
+    }
+
+
+def _monitoring_state(cli: CliContext) -> output.MonitoringState:
+    deployment = cli.deployment
+    outputs = deployment.outputs.get(f"{deployment.prefix}Monitoring")
+    if outputs is None:
+        return output.MonitoringState(
+            deployed=False, dashboard_name=None, dashboard_url=None, alarm_topic_arn=None
+        )
+    name = outputs.get("DashboardName")
+    return output.MonitoringState(
+        deployed=True,
+        dashboard_name=name,
+        dashboard_url=None if name is None else dashboard_url(deployment.region, name),
+        alarm_topic_arn=outputs.get("AlarmTopicArn"),
+    )
+
+
+def _alarms(cli: CliContext) -> tuple[list[output.Alarm] | None, list[str]]:
+    """The alarms of the deployed monitoring and endpoint stacks, ALARM first; None if unreadable."""
+    deployment = cli.deployment
+    prefixes = {
+        stack: name_prefix
+        for stack, name_prefix in alarm_name_prefixes(deployment.prefix).items()
+        if stack in deployment.outputs
+    }
+    if not prefixes:
+        return [], []
+    paginator = cli.client("cloudwatch").get_paginator("describe_alarms")
+    found: list[output.Alarm] = []
+    try:
+        for stack, name_prefix in prefixes.items():
+            for page in paginator.paginate(AlarmNamePrefix=name_prefix, AlarmTypes=["MetricAlarm"]):
+                found.extend(
+                    output.Alarm(
+                        name=str(alarm["AlarmName"]),
+                        stack=stack,
+                        state=alarm["StateValue"],
+                        reason=str(alarm.get("StateReason", "")),
+                        updated_at=output.timestamp(alarm.get("StateUpdatedTimestamp")),
+                    )
+                    for alarm in page.get("MetricAlarms", [])
+                )
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        return None, [
+            f"The alarms could not be read ({details.get('Code', 'Error')}: {details.get('Message', '')}): "
+            "`mme status` needs cloudwatch:DescribeAlarms."
+        ]
+    found.sort(
+        key=lambda alarm: (_ALARM_STATE_ORDER.get(alarm["state"], len(_ALARM_STATE_ORDER)), alarm["name"])
+    )
+    return found, []
+
+
+def _monitoring_rows(
+    monitoring: output.MonitoringState, alarms: list[output.Alarm] | None
+) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if not monitoring["deployed"]:
+        rows.append(("Monitoring", "not deployed (no Monitoring stack)"))
+    else:
+        rows.append(
+            (
+                "Dashboard",
+                monitoring["dashboard_url"] or "unknown (the Monitoring stack has no DashboardName output)",
+            )
+        )
+        if monitoring["alarm_topic_arn"] is not None:
+            rows.append(("Alarm topic", monitoring["alarm_topic_arn"]))
+    if alarms is None:
+        rows.append(("Alarms", "could not be read (see the warning)"))
+    elif not alarms:
+        rows.append(("Alarms", "none found"))
+    else:
+        states = [alarm["state"] for alarm in alarms]
+        counted = ", ".join(
+            f"{states.count(state)} {state}" for state in _ALARM_STATE_ORDER if state in states
+        )
+        rows.append(("Alarms", f"{len(alarms)} alarm(s): {counted}"))
+    return rows
+
+
+def _alarm_table(alarms: list[output.Alarm]) -> Table:
+    table = Table(title="Alarms")
+    table.add_column("Alarm", overflow="fold")
+    table.add_column("State")
+    table.add_column("Since")
+    table.add_column("Reason", overflow="fold")
+    for alarm in alarms:
+        table.add_row(
+            escape(alarm["name"]),
+            alarm["state"],
+            _shown(alarm["updated_at"]),
+            escape(alarm["reason"]),
+            style="bold red" if alarm["state"] == "ALARM" else None,
+        )
+    return table
 
 
 # --------------------------------------------------------------------------------------------------
@@ -507,6 +768,7 @@ def list_models(
         str | None, typer.Option("--location", "-l", help="Show every version of this location instead")
     ] = None,
     generation: GenerationOption = None,
+    output_format: output.OutputOption = "table",
 ) -> None:
     """List each location's current and newest model version in the served generation (or --generation),
     or every version of one location."""
@@ -517,17 +779,34 @@ def list_models(
     chosen = _choose(cli, s3, generation)
     bucket = cli.deployment.bucket
     if location is not None:
-        _list_location(cli, s3, bucket, chosen, location)
+        entry = _location_models(s3, bucket, chosen, location)
+        if output_format == "json":
+            output.emit(_models_document(bucket, chosen, {location: entry}))
+        else:
+            _print_location(cli, chosen, entry)
+        _warn_about_pointer(cli, bucket, entry)
         return
 
     models = _scan_models(s3, bucket, chosen.generation)
     _attach_pointers(s3, bucket, chosen.generation, models, _pointer_locations(s3, bucket, chosen.generation))
-    if not models:
+    if output_format == "json":
+        output.emit(_models_document(bucket, chosen, models))
+    elif not models:
         cli.console.print(
             f"No models under {_prefix_uri(bucket, chosen)} ({chosen.describe()}): run `mme train` first.",
             soft_wrap=True,
         )
-        return
+    else:
+        _print_locations(cli, bucket, chosen, models)
+    for name in sorted(models):
+        problem = models[name].pointer_problem
+        if problem:
+            cli.errors.print(f"Warning: {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_locations(
+    cli: CliContext, bucket: str, chosen: Chosen, models: Mapping[str, LocationModels]
+) -> None:
     table = Table(title=f"Models of {chosen.describe()} under {_prefix_uri(bucket, chosen)}")
     table.add_column("Location", style="bold")
     table.add_column("Current version", overflow="fold")
@@ -545,9 +824,6 @@ def list_models(
             decimal(entry.total_size),
         )
     cli.console.print(table)
-    problems = [entry.pointer_problem for entry in models.values() if entry.pointer_problem]
-    for problem in problems:
-        cli.errors.print(f"Warning: {problem}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _current_label(entry: LocationModels) -> str:
@@ -560,20 +836,63 @@ def _current_label(entry: LocationModels) -> str:
     return entry.pointer.version
 
 
-def _list_location(cli: CliContext, s3: Any, bucket: str, chosen: Chosen, location: str) -> None:
+def _models_document(
+    bucket: str, chosen: Chosen, models: Mapping[str, LocationModels]
+) -> output.ModelsListDocument:
+    return output.ModelsListDocument(
+        schema=output.MODELS_LIST,
+        bucket=bucket,
+        generation=chosen.generation,
+        chosen_by=chosen.source,
+        served=chosen.is_served,
+        serving_generation=None if chosen.serving is None else chosen.serving.generation,
+        models_prefix_uri=_prefix_uri(bucket, chosen),
+        locations=[_location_entry(models[name]) for name in sorted(models)],
+    )
+
+
+def _location_entry(entry: LocationModels) -> output.LocationEntry:
+    current = None if entry.pointer is None else entry.pointer.version
+    newest = entry.newest
+    return output.LocationEntry(
+        location=entry.location,
+        current_version=current,
+        pointer_problem=entry.pointer_problem,
+        current_object_missing=current is not None and entry.find(current) is None,
+        newest_version=None if newest is None else newest.version,
+        version_count=len(entry.versions),
+        total_size_bytes=entry.total_size,
+        versions=[
+            output.ModelVersionEntry(
+                version=version.version,
+                key=version.key,
+                size_bytes=version.size,
+                last_modified=output.timestamp(version.last_modified),
+                current=version.version == current,
+            )
+            for version in entry.versions
+        ],
+    )
+
+
+def _location_models(s3: Any, bucket: str, chosen: Chosen, location: str) -> LocationModels:
+    """Every version of one location and its pointer; CliError naming the others when it has neither."""
     entry = _scan_models(s3, bucket, chosen.generation, location).get(location, LocationModels(location))
     read = _read_pointer(s3, bucket, chosen.generation, location)
     entry.pointer, entry.pointer_problem = read.pointer, read.problem
     if not entry.versions and read.etag is None:
         raise CliError(_unknown_location(s3, bucket, chosen, location))
-    table = Table(title=f"Versions of {location} in {chosen.describe()} (oldest first)")
+    return entry
+
+
+def _print_location(cli: CliContext, chosen: Chosen, entry: LocationModels) -> None:
+    table = Table(title=f"Versions of {entry.location} in {chosen.describe()} (oldest first)")
     table.add_column("Version", overflow="fold")
     table.add_column("Key", overflow="fold")
     table.add_column("Size", justify="right")
     table.add_column("Last modified")
     table.add_column("Current", justify="center")
-    pointer = entry.pointer
-    current = None if pointer is None else pointer.version
+    current = None if entry.pointer is None else entry.pointer.version
     for version in entry.versions:
         table.add_row(
             version.version,
@@ -583,11 +902,15 @@ def _list_location(cli: CliContext, s3: Any, bucket: str, chosen: Chosen, locati
             "*" if version.version == current else "",
         )
     cli.console.print(table)
+    if entry.pointer_problem is None and entry.pointer is None:
+        cli.console.print(f"{entry.location} has no current version yet (no pointer): promote one.")
+
+
+def _warn_about_pointer(cli: CliContext, bucket: str, entry: LocationModels) -> None:
+    pointer = entry.pointer
     if entry.pointer_problem is not None:
         cli.errors.print(f"Warning: {entry.pointer_problem}", markup=False, highlight=False, soft_wrap=True)
-    elif pointer is None:
-        cli.console.print(f"{location} has no current version yet (no pointer): promote one.")
-    elif entry.find(pointer.version) is None:
+    elif pointer is not None and entry.find(pointer.version) is None:
         cli.errors.print(
             f"Warning: the pointer names {pointer.version}, but s3://{bucket}/{pointer.key} does not exist.",
             markup=False,

@@ -16,11 +16,14 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 from moto import mock_aws
+from pydantic import TypeAdapter
 
+from mme_cli import output
 from mme_cli.main import run
 from mme_constructs.algorithms import ALGORITHMS
 from mme_shared import s3_layout
@@ -183,3 +186,22 @@ UNREADABLE_ANSWERS: dict[str, tuple[bytes, str]] = {
     ),
 }
 """Per deployed algorithm: a body in another algorithm's format, and the shape the error names."""
+
+
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def json_document(result: CliResult, schema: str) -> Any:
+    """The command's stdout as the one JSON document of ``schema`` (``mme.status/1``...).
+
+    Validated strictly against the schema's TypedDict in :mod:`mme_cli.output`: anything besides one
+    JSON document on stdout, a missing or extra key, a value of another type or another schema
+    version fails the test. Returns the document as parsed.
+    """
+    assert result.exit_code in {0, 1}, result.stderr
+    if schema not in _ADAPTERS:
+        _ADAPTERS[schema] = TypeAdapter(output.SCHEMAS[schema])
+    _ADAPTERS[schema].validate_json(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["schema"] == schema
+    return document

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from tests.cli.conftest import (
     REGION,
     STATE_MACHINE_ARN,
     CliResult,
+    json_document,
     record_complete,
 )
 
@@ -330,6 +332,312 @@ def test_status_fails_clearly_without_the_storage_stack(aws: None, run_cli: RunC
 
 
 # --------------------------------------------------------------------------------------------------
+# mme status: the dashboard and the alarms
+
+MONITORING_ALARMS = {
+    # CloudFormation names the monitoring stack's alarms <stack>-<logical id>-<random suffix>.
+    "MmeMonitoring-ObservabilityErrors5xxAlarm34E54F82-1XK2Q3ZP8ANB4": "ALARM",
+    "MmeMonitoring-ObservabilityCacheHitLowAlarm17A7D1F0-9ZT0LMQ2D7RX": "INSUFFICIENT_DATA",
+    "MmeMonitoring-ObservabilityMemoryHighAlarm2B169F9A-5C3VBN7M1QWE": "OK",
+}
+ROLLBACK_ALARMS = {
+    # The endpoint stack names its rollback alarms itself.
+    "MmeEndpoint-Rollback-Invocation5XXErrors": "OK",
+}
+FOREIGN_ALARMS = (
+    "MmeStagingMonitoring-ObservabilityErrors5xxAlarm34E54F82-7HJ2K4L6M8N0",  # another deployment
+    "MmeMonitoringObservability-handmade",
+    "billing-alarm",
+)
+ALARM_REASON = (
+    "Threshold Crossed: 1 out of the last 1 datapoints [7.0 (01/05/25 12:00:00)] was greater than or "
+    "equal to the threshold (1.0) (minimum 1 datapoint for OK -> ALARM transition)."
+)
+DASHBOARD_URL = (
+    "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+    "#dashboards/dashboard/mme-dashboard"
+)
+
+
+def table_cells(line: str) -> list[str]:
+    """The non-empty cells of one line of a rich table."""
+    return [cell.strip() for cell in re.split("[│┃]", line) if cell.strip()]
+
+
+def create_alarms(states: dict[str, str], region: str = REGION) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=region)
+    for name, state in states.items():
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation5XXErrors",
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        reason = ALARM_REASON if state == "ALARM" else f"{state} for the test"
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+
+def test_status_shows_the_dashboard_and_each_alarm(models: None, run_cli: RunCli) -> None:
+    create_alarms({**MONITORING_ALARMS, **ROLLBACK_ALARMS, **dict.fromkeys(FOREIGN_ALARMS, "ALARM")})
+
+    result = run_cli("status")
+
+    assert result.exit_code == 0, result.stderr
+    out = one_line(result.stdout)
+    assert f"Dashboard │ {DASHBOARD_URL} │" in out
+    assert "Alarm topic │ arn:aws:sns:x │" in out
+    assert "Alarms │ 4 alarm(s): 1 ALARM, 1 INSUFFICIENT_DATA, 2 OK │" in out
+    rows = [
+        table_cells(line)
+        for line in result.stdout.splitlines()
+        if "-Observability" in line or "-Rollback-" in line
+    ]
+    assert [(row[0], row[1], row[3]) for row in rows] == [
+        ("MmeMonitoring-ObservabilityErrors5xxAlarm34E54F82-1XK2Q3ZP8ANB4", "ALARM", ALARM_REASON),
+        ("MmeMonitoring-ObservabilityCacheHitLowAlarm17A7D1F0-9ZT0LMQ2D7RX", "INSUFFICIENT_DATA",
+         "INSUFFICIENT_DATA for the test"),
+        ("MmeEndpoint-Rollback-Invocation5XXErrors", "OK", "OK for the test"),
+        ("MmeMonitoring-ObservabilityMemoryHighAlarm2B169F9A-5C3VBN7M1QWE", "OK", "OK for the test"),
+    ]  # fmt: skip
+    assert all(row[2].endswith(" UTC") for row in rows)
+    assert not any(name in result.stdout for name in FOREIGN_ALARMS)
+    assert result.stderr == ""
+
+
+def test_status_without_the_monitoring_stack_says_so_in_one_line(models: None, run_cli: RunCli) -> None:
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="MmeMonitoring")
+    create_alarms(ROLLBACK_ALARMS)
+
+    result = run_cli("status")
+
+    assert result.exit_code == 0, result.stderr
+    assert "│ Monitoring │ not deployed (no Monitoring stack) │" in one_line(result.stdout)
+    assert "Dashboard" not in result.stdout
+    assert "│ MmeEndpoint-Rollback-Invocation5XXErrors │ OK │" in one_line(result.stdout)
+    assert result.stderr == ""
+    document = json_document(run_cli("status", "--output", "json"), "mme.status/1")
+    assert document["monitoring"] == {
+        "deployed": False,
+        "dashboard_name": None,
+        "dashboard_url": None,
+        "alarm_topic_arn": None,
+    }
+    assert [alarm["name"] for alarm in document["alarms"]] == list(ROLLBACK_ALARMS)
+
+
+def test_status_when_the_alarms_cannot_be_read(
+    models: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(cloudwatch)
+    stubber.add_client_error(
+        "describe_alarms", "AccessDenied", "not authorized to perform: cloudwatch:DescribeAlarms"
+    )
+    create_client = CliContext.client
+    monkeypatch.setattr(
+        CliContext,
+        "client",
+        lambda self, service: cloudwatch if service == "cloudwatch" else create_client(self, service),
+    )
+
+    with stubber:
+        table = run_cli("status")
+    with stubber:
+        stubber.add_client_error("describe_alarms", "AccessDenied", "not authorized")
+        document = json_document(run_cli("status", "-o", "json"), "mme.status/1")
+
+    assert table.exit_code == 0, table.stderr
+    assert "│ Alarms │ could not be read (see the warning) │" in one_line(table.stdout)
+    assert warnings_of(table) == [
+        "The alarms could not be read (AccessDenied: not authorized to perform: "
+        "cloudwatch:DescribeAlarms): `mme status` needs cloudwatch:DescribeAlarms."
+    ]
+    assert document["alarms"] is None
+    assert document["warnings"] == [
+        "The alarms could not be read (AccessDenied: not authorized): `mme status` needs "
+        "cloudwatch:DescribeAlarms."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("region", "url"),
+    [
+        (
+            "us-east-1",
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/d",
+        ),
+        (
+            "eu-central-1",
+            "https://eu-central-1.console.aws.amazon.com/cloudwatch/home?region=eu-central-1"
+            "#dashboards/dashboard/d",
+        ),
+        (
+            "cn-north-1",
+            "https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1#dashboards/dashboard/d",
+        ),
+        (
+            "cn-northwest-1",
+            "https://console.amazonaws.cn/cloudwatch/home?region=cn-northwest-1#dashboards/dashboard/d",
+        ),
+        (
+            "us-gov-west-1",
+            "https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1"
+            "#dashboards/dashboard/d",
+        ),
+    ],
+)
+def test_dashboard_url_per_partition(region: str, url: str) -> None:
+    assert status_models.dashboard_url(region, "d") == url
+
+
+def test_status_in_china_links_the_china_console(
+    aws: None, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    china = "cn-north-1"
+    monkeypatch.setattr(CliContext, "session", property(lambda self: boto3.Session(region_name=china)))
+    boto3.client("s3", region_name=china).create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": china}
+    )
+    cloudformation = boto3.client("cloudformation", region_name=china)
+    for name, outputs in (
+        ("MmeStorage", {"ArtifactBucketName": BUCKET}),
+        ("MmeMonitoring", {"DashboardName": "mme-dashboard", "AlarmTopicArn": "arn:aws-cn:sns:x"}),
+    ):
+        template = {
+            "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+        }
+        cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    create_alarms(MONITORING_ALARMS, region=china)
+    url = "https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1#dashboards/dashboard/mme-dashboard"
+
+    table = run_cli("status")
+    document = json_document(run_cli("status", "--output", "json"), "mme.status/1")
+
+    assert table.exit_code == 0, table.stderr
+    assert f"│ Dashboard │ {url} │" in one_line(table.stdout)
+    assert "Alarms │ 3 alarm(s): 1 ALARM, 1 INSUFFICIENT_DATA, 1 OK │" in one_line(table.stdout)
+    assert document["region"] == china
+    assert document["monitoring"]["dashboard_url"] == url
+    assert [(alarm["name"], alarm["state"]) for alarm in document["alarms"]] == [
+        ("MmeMonitoring-ObservabilityErrors5xxAlarm34E54F82-1XK2Q3ZP8ANB4", "ALARM"),
+        ("MmeMonitoring-ObservabilityCacheHitLowAlarm17A7D1F0-9ZT0LMQ2D7RX", "INSUFFICIENT_DATA"),
+        ("MmeMonitoring-ObservabilityMemoryHighAlarm2B169F9A-5C3VBN7M1QWE", "OK"),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# mme status --output json
+
+
+def test_status_json_follows_its_schema(models: None, run_cli: RunCli) -> None:
+    create_endpoint(instances=2)
+    create_state_machine_with_execution("run-20250501")
+    put_version("Chicago_IL", "ll-Chicago-IL-run0", generation=OLD_GENERATION)
+    create_alarms({**MONITORING_ALARMS, **ROLLBACK_ALARMS})
+
+    result = run_cli("status", "--output", "json")
+
+    document = json_document(result, "mme.status/1")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    prefix = f"s3://{BUCKET}/models/{GENERATION}/"
+    assert (document["prefix"], document["region"], document["bucket"]) == ("Mme", REGION, BUCKET)
+    assert document["serving"] == {
+        "generation": GENERATION,
+        "endpoint_name": ENDPOINT,
+        "updated_at": "2025-05-01T12:00:00Z",
+        "next_generation": None,
+    }
+    assert document["newest"] == {
+        "generation": GENERATION,
+        "updated_at": "2025-05-01T12:00:00Z",
+        "complete_record": True,
+        "location_count": 3,
+        "completed_at": "2025-05-01T12:00:00Z",
+        "algorithm": "linear-learner",
+    }
+    assert document["endpoint"] == {
+        "name": ENDPOINT,
+        "found": True,
+        "status": "InService",
+        "instances": 2,
+        "variants": 1,
+        "models": [
+            {
+                "model_name": "mme-model",
+                "generation": GENERATION,
+                "preprocessor_url": f"s3://{BUCKET}/preprocessor/{GENERATION}/model.tar.gz",
+                "models_url": prefix,
+            }
+        ],
+    }
+    assert document["models"] == {
+        "served_prefix_uri": prefix,
+        "served_pointers": 2,
+        "generations": [
+            {"generation": GENERATION, "served": True, "objects": 5, "locations": 3},
+            {"generation": OLD_GENERATION, "served": False, "objects": 1, "locations": 1},
+        ],
+    }
+    training = document["training"]
+    assert (training["state_machine_arn"], training["found"]) == (STATE_MACHINE_ARN, True)
+    assert (training["last_run"]["name"], training["last_run"]["status"]) == ("run-20250501", "RUNNING")
+    assert document["monitoring"] == {
+        "deployed": True,
+        "dashboard_name": "mme-dashboard",
+        "dashboard_url": DASHBOARD_URL,
+        "alarm_topic_arn": "arn:aws:sns:x",
+    }
+    alarms = document["alarms"]
+    assert [(alarm["state"], alarm["stack"]) for alarm in alarms] == [
+        ("ALARM", "MmeMonitoring"),
+        ("INSUFFICIENT_DATA", "MmeMonitoring"),
+        ("OK", "MmeEndpoint"),
+        ("OK", "MmeMonitoring"),
+    ]
+    assert alarms[0]["reason"] == ALARM_REASON
+    assert document["warnings"] == []
+
+
+def test_status_json_carries_the_warnings_and_prints_them_on_stderr(models: None, run_cli: RunCli) -> None:
+    record_complete(NEW_GENERATION)
+
+    result = run_cli("status", "-o", "json")
+
+    document = json_document(result, "mme.status/1")
+    expected = [
+        f"Generation {NEW_GENERATION} is complete but not served (the endpoint serves {GENERATION}): "
+        "run `make deploy` to switch every location to it."
+    ]
+    assert document["warnings"] == expected
+    assert warnings_of(result) == expected
+
+
+def test_status_json_before_anything_was_deployed_or_trained(deployed: None, run_cli: RunCli) -> None:
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="MmeEndpoint")
+
+    document = json_document(run_cli("status", "--output", "json"), "mme.status/1")
+
+    assert (document["serving"], document["newest"]) == (None, None)
+    assert document["endpoint"] == {
+        "name": None,
+        "found": False,
+        "status": None,
+        "instances": None,
+        "variants": None,
+        "models": [],
+    }
+    assert document["models"] == {"served_prefix_uri": None, "served_pointers": None, "generations": []}
+    assert document["training"] == {"state_machine_arn": STATE_MACHINE_ARN, "found": False, "last_run": None}
+    assert document["alarms"] == []
+
+
+# --------------------------------------------------------------------------------------------------
 # mme models list
 
 
@@ -403,6 +711,86 @@ def test_list_warns_about_an_invalid_pointer(models: None, run_cli: RunCli) -> N
         f"Warning: s3://{BUCKET}/model-pointers/pp-run1/Austin_TX.json is not a valid pointer"
         in result.stderr
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# mme models list --output json
+
+
+def test_list_json_follows_its_schema(models: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "list", "--output", "json")
+
+    document = json_document(result, "mme.models.list/1")
+    assert result.stderr == ""
+    assert {key: document[key] for key in ("bucket", "generation", "chosen_by", "served")} == {
+        "bucket": BUCKET,
+        "generation": GENERATION,
+        "chosen_by": "serving",
+        "served": True,
+    }
+    assert document["serving_generation"] == GENERATION
+    assert document["models_prefix_uri"] == f"s3://{BUCKET}/models/{GENERATION}/"
+    by_name = {entry["location"]: entry for entry in document["locations"]}
+    assert list(by_name) == ["Austin_TX", "Boston_MA", "Chicago_IL"]
+    chicago = by_name["Chicago_IL"]
+    assert {key: value for key, value in chicago.items() if key != "versions"} == {
+        "location": "Chicago_IL",
+        "current_version": "ll-Chicago-IL-run3",
+        "pointer_problem": None,
+        "current_object_missing": False,
+        "newest_version": "ll-Chicago-IL-run3",
+        "version_count": 3,
+        "total_size_bytes": 33,
+    }
+    assert [(v["version"], v["current"], v["size_bytes"]) for v in chicago["versions"]] == [
+        ("ll-Chicago-IL-run1", False, 11),
+        ("ll-Chicago-IL-run2", False, 11),
+        ("ll-Chicago-IL-run3", True, 11),
+    ]
+    assert chicago["versions"][0]["key"] == s3_layout.model_version_key(
+        GENERATION, "Chicago_IL", "ll-Chicago-IL-run1"
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", chicago["versions"][0]["last_modified"])
+    boston = by_name["Boston_MA"]
+    assert (boston["current_version"], boston["newest_version"]) == (None, "ll-Boston-MA-run1")
+    assert [v["current"] for v in boston["versions"]] == [False]
+
+
+def test_list_one_location_json_is_the_same_document_with_one_location(models: None, run_cli: RunCli) -> None:
+    everything = json_document(run_cli("models", "list", "-o", "json"), "mme.models.list/1")
+
+    one = json_document(
+        run_cli("models", "list", "--location", "Chicago_IL", "-o", "json"), "mme.models.list/1"
+    )
+
+    chicago = next(entry for entry in everything["locations"] if entry["location"] == "Chicago_IL")
+    assert one == {**everything, "locations": [chicago]}
+
+
+def test_list_json_without_models_is_an_empty_list(served: None, run_cli: RunCli) -> None:
+    result = run_cli("models", "list", "--output", "json")
+
+    assert json_document(result, "mme.models.list/1")["locations"] == []
+    assert "run `mme train` first" not in result.stdout + result.stderr
+
+
+def test_list_json_names_an_invalid_pointer_and_warns_on_stderr(models: None, run_cli: RunCli) -> None:
+    s3().put_object(
+        Bucket=BUCKET, Key=s3_layout.current_pointer_key(GENERATION, "Austin_TX"), Body=b"{not json"
+    )
+    put_pointer("Boston_MA", "ll-Boston-MA-run9")  # its object does not exist
+
+    result = run_cli("models", "list", "-o", "json")
+
+    by_name = {entry["location"]: entry for entry in json_document(result, "mme.models.list/1")["locations"]}
+    problem = by_name["Austin_TX"]["pointer_problem"]
+    assert problem.startswith(f"s3://{BUCKET}/model-pointers/pp-run1/Austin_TX.json is not a valid pointer")
+    assert by_name["Austin_TX"]["current_version"] is None
+    assert (by_name["Boston_MA"]["current_version"], by_name["Boston_MA"]["current_object_missing"]) == (
+        "ll-Boston-MA-run9",
+        True,
+    )
+    assert f"Warning: {problem}" in one_line(result.stderr)
 
 
 # --------------------------------------------------------------------------------------------------
