@@ -14,6 +14,7 @@ from rich.console import Console
 
 from mme_cli.deployment import CliError, Deployment, discover
 from mme_cli.errors import NO_REGION, record_service
+from mme_cli.output import stderr_console, stdout_console
 from project_config import ConfigError, ProjectConfig, load_default_config
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
@@ -28,8 +29,10 @@ class CliContext:
     profile: str | None = None
     config_path: Path | None = None
     """The ``--config`` file (None: the defaults), for commands that run the CDK CLI with it."""
-    console: Console = field(default_factory=Console)
-    errors: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=stdout_console)
+    """Tables and results; never wraps a line when stdout is not a terminal (:mod:`mme_cli.output`)."""
+    errors: Console = field(default_factory=stderr_console)
+    """Warnings and progress, on stderr."""
 
     @classmethod
     def create(cls, *, config_path: Path | None, region: str | None, profile: str | None) -> CliContext:

@@ -105,7 +105,13 @@ INTERNAL_WORDS = [
     re.compile(r"\bsessions?\b", re.IGNORECASE),
 ]
 # Where "session" is AWS's or pytest's word (whitespace normalised before matching).
-SESSION_PHRASES = ("pytest session", "session tag", "role-session-name", "sessions without the tag")
+SESSION_PHRASES = (
+    "pytest session",
+    "session tag",
+    "role-session-name",
+    "sessions without the tag",
+    "sso session",
+)
 
 
 def _lines_outside_code(markdown: str) -> list[str]:
@@ -184,6 +190,9 @@ def _option_names(command: Any) -> dict[str, tuple[bool, bool]]:
     return names
 
 
+COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+
+
 def check_mme_command(words: list[str]) -> str:
     """Resolve ``mme [global options] group... command [args/options]`` against the real CLI.
 
@@ -201,7 +210,8 @@ def check_mme_command(words: list[str]) -> str:
             name = word.split("=", 1)[0]
             assert name in options, f"`{' '.join(words)}`: {name} is no option of `mme {' '.join(path)}`"
             takes_value, is_eager = options[name]
-            eager = eager or is_eager
+            # typer's completion options act on the program itself, like an eager option
+            eager = eager or is_eager or name in COMPLETION_OPTIONS
             if "=" not in word and takes_value:
                 assert rest, f"`{' '.join(words)}`: {name} needs a value"
                 rest.pop(0)
