@@ -580,7 +580,7 @@ def test_experiment_cleans_up_on_aws_error(
         "0",
     )
     assert result.exit_code == 1
-    assert "GetMetricData: AccessDenied" in result.stderr
+    assert result.stderr.startswith("Error: Your credentials are not allowed to call GetMetricData")
     assert _experiment_keys() == []
 
 

@@ -756,8 +756,8 @@ def test_predict_access_denied(stubs: SageMakerStubs, run_cli: RunCli) -> None:
 
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: AWS refused InvokeEndpoint: AccessDeniedException: User is not authorized to perform: "
-        "sagemaker:InvokeEndpoint"
+        "Error: Your credentials are not allowed to call sagemaker:InvokeEndpoint: use a role or policy "
+        "that allows sagemaker:InvokeEndpoint, or another --profile."
     )
 
 
