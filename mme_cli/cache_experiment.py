@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from mme_cli.output import EXPERIMENT_CACHE, CacheExperimentDocument, LatencyStats
 from mme_shared import s3_layout
 
 if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn: it costs ~0.5 s at CLI start-up
@@ -132,19 +133,19 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def latency_stats(values: Sequence[float]) -> dict[str, float | int | None]:
+def latency_stats(values: Sequence[float]) -> LatencyStats:
     """Count, min, mean, p50, p90, p99 and max in milliseconds (None when there are no values)."""
     if not values:
-        return {"count": 0, "min": None, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
-    return {
-        "count": len(values),
-        "min": round(min(values), 3),
-        "mean": round(sum(values) / len(values), 3),
-        "p50": round(percentile(values, 50), 3),
-        "p90": round(percentile(values, 90), 3),
-        "p99": round(percentile(values, 99), 3),
-        "max": round(max(values), 3),
-    }
+        return LatencyStats(count=0, min=None, mean=None, p50=None, p90=None, p99=None, max=None)
+    return LatencyStats(
+        count=len(values),
+        min=round(min(values), 3),
+        mean=round(sum(values) / len(values), 3),
+        p50=round(percentile(values, 50), 3),
+        p90=round(percentile(values, 90), 3),
+        p99=round(percentile(values, 99), 3),
+        max=round(max(values), 3),
+    )
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -229,8 +230,9 @@ def build_report(
     kept_copies: bool,
     generation: str,
     algorithm: str,
-) -> dict[str, Any]:
-    """The JSON report: latency percentiles (cold = first call of a copy), peaks, cache hit over time."""
+) -> CacheExperimentDocument:
+    """The JSON report (``mme.experiment.cache/1``): latency percentiles (cold = first call of a
+    copy), peaks, cache hit over time."""
     cold = [r.latency_ms for r in results if r.call.first_call]
     warm = [r.latency_ms for r in results if not r.call.first_call]
     by_phase = {
@@ -245,6 +247,7 @@ def build_report(
     if peak_loaded is None and loaded_avg is not None:
         peak_loaded = loaded_avg.peak
     return {
+        "schema": EXPERIMENT_CACHE,
         "run_id": run_id,
         "endpoint_name": endpoint_name,
         "variant_name": variant_name,

@@ -16,18 +16,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 import boto3  # type: ignore[import-untyped]
 import typer
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mme_cli import answers, generations
+from mme_cli import answers, generations, output
 from mme_cli import cache_experiment as ce
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
+from mme_cli.output import Decision, Observed
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
 from mme_shared.naming import tenant_role_output_key
@@ -117,13 +120,13 @@ def fetch_metrics(
     return ce.collect_series(results)
 
 
-def _progress(ctx: CliContext) -> Progress:
+def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=ctx.console,
+        console=console,
         transient=False,
     )
 
@@ -137,8 +140,12 @@ def run_cache_experiment(
     keep: bool,
     max_minutes: float,
     metrics_delay: float,
-) -> dict[str, Any]:
-    """Copy, invoke, measure, chart; the copies are deleted in ``finally`` unless ``keep``."""
+    output_format: output.OutputFormat = "table",
+) -> output.CacheExperimentDocument:
+    """Copy, invoke, measure, chart; the copies are deleted in ``finally`` unless ``keep``.
+
+    With JSON output the report is the only thing on stdout; progress and messages go to stderr.
+    """
     if source_location not in ctx.config.data.locations:
         raise CliError(
             f"Unknown location {source_location!r}: the config has {', '.join(ctx.config.data.locations)}."
@@ -165,13 +172,13 @@ def run_cache_experiment(
     began = monotonic()
     started_at = wall_clock()
     deadline = began + max_minutes * 60
-    console = ctx.console
+    console = ctx.errors if output_format == "json" else ctx.console
     console.print(
         f"Run [bold]{run_id}[/]: {copies} copies of {pointer.target_model} under "
         f"s3://{bucket}/{s3_layout.generation_models_prefix(generation)}{ce.experiment_folder(run_id)}"
     )
     try:
-        with _progress(ctx) as progress:
+        with _progress(console) as progress:
             task = progress.add_task("Copying the model", total=copies)
             for index in range(copies):
                 key = ce.copy_key(generation, run_id, index)
@@ -246,11 +253,17 @@ def run_cache_experiment(
     chart = ce.save_chart(figure, out / "cache-experiment.png")
     report_path = out / "cache-experiment.json"
     report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    _print_summary(ctx, report, chart, report_path)
+    if output_format == "json":
+        output.emit(report)
+        console.print(f"Chart: {chart}\nReport: {report_path}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        _print_summary(ctx, report, chart, report_path)
     return report
 
 
-def _print_summary(ctx: CliContext, report: dict[str, Any], chart: Path, report_path: Path) -> None:
+def _print_summary(
+    ctx: CliContext, report: output.CacheExperimentDocument, chart: Path, report_path: Path
+) -> None:
     table = Table(title="Latency (ms, client side)")
     for column in ("calls", "count", "p50", "p90", "p99", "max"):
         table.add_column(column, justify="right" if column != "calls" else "left")
@@ -274,9 +287,6 @@ def _print_summary(ctx: CliContext, report: dict[str, Any], chart: Path, report_
 # ================================================================================================
 # mme access check
 # ================================================================================================
-
-Decision = Literal["allow", "deny"]
-Observed = Literal["allowed", "denied", "error"]
 
 
 def iam_like(value: str, pattern: str) -> bool:
@@ -393,7 +403,10 @@ def matches(expected: Decision, observed: Observed) -> bool:
     return (observed == "denied") == (expected == "deny")
 
 
-def access_check(ctx: CliContext, *, tenant: str, models: list[str] | None) -> bool:
+def access_check(
+    ctx: CliContext, *, tenant: str, models: list[str] | None, output_format: output.OutputFormat = "table"
+) -> bool:
+    """Invoke each probe as the tenant and compare with the configured patterns; True if all match."""
     tenants = ctx.config.tenants
     if tenant not in tenants.tenants:
         configured = ", ".join(sorted(tenants.tenants)) or "none (add them under tenants.tenants)"
@@ -408,23 +421,49 @@ def access_check(ctx: CliContext, *, tenant: str, models: list[str] | None) -> b
     credentials = assume_tenant_role(ctx, tenant, role_arn)
     runtime = runtime_client(ctx, credentials)
     patterns = effective_patterns(ctx, tenant)
-    table = Table(title=f"Tenant {tenant} ({tenants.mode} mode, {role_arn})")
-    for column in ("TargetModel", "probe", "expected", "observed", "result"):
-        table.add_column(column)
-    mismatches = 0
+    results: list[output.AccessProbe] = []
     for probe in probes:
         expected = expected_decision(probe.target_model, patterns)
         observed, detail = observe(runtime, endpoint, probe.target_model)
-        ok = matches(expected, observed)
-        mismatches += not ok
-        shown = observed if not detail or observed == "denied" else f"{observed} ({detail})"
+        results.append(
+            output.AccessProbe(
+                target_model=probe.target_model,
+                source=probe.source,
+                expected=expected,
+                observed=observed,
+                detail=detail or None,
+                matches=matches(expected, observed),
+            )
+        )
+    mismatches = sum(not result["matches"] for result in results)
+    if output_format == "json":
+        output.emit(
+            output.AccessCheckDocument(
+                schema=output.ACCESS_CHECK,
+                tenant=tenant,
+                mode=tenants.mode,
+                role_arn=role_arn,
+                endpoint_name=endpoint,
+                patterns=patterns,
+                probes=results,
+                mismatches=mismatches,
+                all_match=mismatches == 0,
+            )
+        )
+        return mismatches == 0
+    table = Table(title=f"Tenant {tenant} ({tenants.mode} mode, {role_arn})")
+    for column in ("TargetModel", "probe", "expected", "observed", "result"):
+        table.add_column(column)
+    for result in results:
+        why, seen = result["detail"], result["observed"]
+        shown = seen if why is None or seen == "denied" else f"{seen} ({why})"
         table.add_row(
-            probe.target_model,
-            probe.source,
-            expected,
-            shown,
-            "ok" if ok else "MISMATCH",
-            style=None if ok else "bold red",
+            escape(result["target_model"]),
+            escape(result["source"]),
+            result["expected"],
+            escape(shown),
+            "ok" if result["matches"] else "MISMATCH",
+            style=None if result["matches"] else "bold red",
         )
     ctx.console.print(table)
     if mismatches:
@@ -471,6 +510,7 @@ def register(
                 min=0, max=900, help="Seconds to wait before reading CloudWatch (metrics lag ~1-2 min)"
             ),
         ] = 120.0,
+        output_format: output.OutputOption = "table",
     ) -> None:
         """Copy one model to N names under models/<served generation>/_experiment-<run>/, invoke 0..N/2-1
         twice then 0..N-1, and chart LoadedModelCount, MemoryUtilization and ModelCacheHit (PNG + JSON
@@ -483,6 +523,7 @@ def register(
             keep=keep,
             max_minutes=max_minutes,
             metrics_delay=metrics_delay,
+            output_format=output_format,
         )
 
     @access_app.command("check")
@@ -493,9 +534,10 @@ def register(
             str | None,
             typer.Option(help="Comma-separated TargetModels (default: every location's model plus probes)"),
         ] = None,
+        output_format: output.OutputOption = "table",
     ) -> None:
         """Assume the tenant's role, invoke each model and compare allow/deny with the configured patterns
         (exit 1 on any difference)."""
         names = [m.strip() for m in models.split(",") if m.strip()] if models else None
-        if not access_check(_obj(ctx), tenant=tenant, models=names):
+        if not access_check(_obj(ctx), tenant=tenant, models=names, output_format=output_format):
             raise typer.Exit(1)

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from rich.markup import escape
 from rich.table import Table
 
-from mme_cli import answers, generations, runs
+from mme_cli import answers, generations, output, runs
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_cli.runs import Clock
@@ -199,6 +199,7 @@ def predict(
             help="Invoke this many times and print first-call (cold) vs later-call (warm) latency.",
         ),
     ] = 1,
+    output_format: output.OutputOption = "table",
 ) -> None:
     """Ask LOCATION's current model about houses; prints each answer and the client-side latency.
 
@@ -248,6 +249,30 @@ def predict(
             algorithm, response["Body"].read(), target_model=pointer.target_model, rows=len(rows)
         )
 
+    if output_format == "json":
+        output.emit(
+            output.PredictDocument(
+                schema=output.PREDICT,
+                endpoint_name=endpoint,
+                algorithm=algorithm.name,
+                predicts=algorithm.prediction,
+                location=location,
+                generation=pointer.preprocessor_generation,
+                model_version=pointer.version,
+                target_model=pointer.target_model,
+                predictions=[
+                    output.Prediction(features=dict(zip(FEATURE_COLUMNS, row, strict=True)), value=value)
+                    for row, value in zip(rows, predictions, strict=True)
+                ],
+                latency_ms=output.PredictLatency(
+                    calls=len(latencies),
+                    first=_ms(latencies[0]),
+                    cold=_latency_summary(latencies[:1]),
+                    warm=_latency_summary(latencies[1:]) if len(latencies) > 1 else None,
+                ),
+            )
+        )
+        return
     _print_predictions(cli, algorithm, rows, predictions, pointer, latencies[0])
     if repeat > 1:
         _print_latency_table(cli, latencies)
@@ -423,6 +448,18 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in (0, 1]) of a non-empty sample."""
     ordered = sorted(values)
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _latency_summary(sample: Sequence[float]) -> output.LatencySummary:
+    """The sample's count and nearest-rank percentiles in milliseconds, as the latency table shows."""
+    p50, p90, p99 = (percentile(sample, fraction) for fraction in (0.5, 0.9, 0.99))
+    return output.LatencySummary(
+        count=len(sample), p50=_ms(p50), p90=_ms(p90), p99=_ms(p99), max=_ms(max(sample))
+    )
 
 
 def _print_latency_table(cli: CliContext, latencies: Sequence[float]) -> None:

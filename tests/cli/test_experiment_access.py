@@ -17,9 +17,11 @@ import pytest
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from botocore.response import StreamingBody  # type: ignore[import-untyped]
 from botocore.stub import ANY, Stubber  # type: ignore[import-untyped]
+from pydantic import TypeAdapter
 
 from mme_cli import cache_experiment as ce
 from mme_cli import context as cli_context
+from mme_cli import output
 from mme_cli.commands import experiment_access as ea
 from mme_cli.deployment import CliError, Deployment
 from mme_shared.model_pointer import ModelPointer
@@ -33,6 +35,7 @@ from tests.cli.conftest import (
     CliResult,
     answer_body,
     create_stack,
+    json_document,
     record_complete,
     record_serving,
 )
@@ -491,7 +494,9 @@ def test_experiment_writes_chart_and_report_and_deletes_copies(
         f"copy-{i}.tar.gz" for i in [0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 4, 5]
     ]
     assert _experiment_keys() == []  # cleaned up
-    report = json.loads((tmp_path / "cache-experiment.json").read_text())
+    text = (tmp_path / "cache-experiment.json").read_text()
+    report = TypeAdapter(output.CacheExperimentDocument).validate_json(text)  # strictly its schema
+    assert report["schema"] == "mme.experiment.cache/1"
     assert report["counts"]["calls"] == 12
     assert report["counts"]["cold_calls"] == 6
     assert report["latency_ms"]["cold"]["p50"] == pytest.approx(50.0)
@@ -626,6 +631,34 @@ def test_experiment_failures_are_clear(
     )
     bounded = run_cli("experiment", "cache", "-l", "Chicago_IL", "--copies", "1001")
     assert bounded.exit_code == 2
+    assert _experiment_keys() == []
+
+
+def test_experiment_json_is_the_report_alone_on_stdout(
+    fast_deployed: dict[str, str],
+    run_cli: Run,
+    tmp_path: Path,
+    clock: FakeClock,
+    runtime: Runtime,
+) -> None:
+    _put_pointer()
+    runtime.answer(8)
+
+    result = run_cli(
+        "experiment", "cache", "-l", "Chicago_IL", "--copies", "4", "--out", str(tmp_path),
+        "--metrics-delay", "0", "--output", "json",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    document = json_document(result, "mme.experiment.cache/1")
+    assert document == json.loads((tmp_path / "cache-experiment.json").read_text())
+    assert (document["copies"], document["counts"]["calls"], document["generation"]) == (4, 8, GENERATION)
+    assert [call["copy"] for call in document["calls"]] == [0, 1, 0, 1, 0, 1, 2, 3]
+    assert document["latency_ms"]["cold"]["count"] == 4
+    assert set(document["latency_ms"]["by_phase"]) == {"1", "2", "3"}
+    assert set(document["metrics"]) == {"loaded_avg", "loaded_max", "memory", "cache_hit"}
+    for text in ("Run ", "Deleting the 4 experiment copies", f"Chart: {tmp_path / 'cache-experiment.png'}"):
+        assert text in result.stderr  # progress and messages: stderr only
     assert _experiment_keys() == []
 
 
@@ -785,3 +818,59 @@ def test_access_check_unknown_tenant_and_missing_role(
     no_stack = run_cli("--config", config, "access", "check", "--tenant", "company_a")
     assert no_stack.exit_code == 1
     assert "No stack output TenantRoleCompanyA" in no_stack.stderr
+
+
+def test_access_check_json_follows_its_schema_and_still_exits_1_on_a_mismatch(
+    fast_deployed: dict[str, str], run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast_deployed["TenantRoleCompanyA"] = ROLE_A
+    _stubbed_runtime(
+        monkeypatch,
+        [("company_a/m.tar.gz", "ok"), ("company_ab/m.tar.gz", "ok"), ("common/x", "ValidationError")],
+        [],
+    )
+
+    result = run_cli(
+        "--config", _config(tmp_path), "access", "check", "-t", "company_a", "-o", "json",
+        "--models", "company_a/m.tar.gz,company_ab/m.tar.gz,common/x",
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    document = json_document(result, "mme.access.check/1")
+    assert result.stderr == ""
+    assert {key: value for key, value in document.items() if key != "probes"} == {
+        "schema": "mme.access.check/1",
+        "tenant": "company_a",
+        "mode": "roles",
+        "role_arn": ROLE_A,
+        "endpoint_name": ENDPOINT,
+        "patterns": ["company_a/*", "Chicago_IL/*", "common/*"],
+        "mismatches": 1,
+        "all_match": False,
+    }
+    assert document["probes"] == [
+        {
+            "target_model": "company_a/m.tar.gz",
+            "source": "--models",
+            "expected": "allow",
+            "observed": "allowed",
+            "detail": None,
+            "matches": True,
+        },
+        {
+            "target_model": "company_ab/m.tar.gz",
+            "source": "--models",
+            "expected": "deny",
+            "observed": "allowed",
+            "detail": None,
+            "matches": False,
+        },
+        {
+            "target_model": "common/x",
+            "source": "--models",
+            "expected": "allow",
+            "observed": "error",
+            "detail": "ValidationError: refused",
+            "matches": True,
+        },
+    ]

@@ -38,6 +38,7 @@ from tests.cli.conftest import (
     CliResult,
     answer_body,
     create_stack,
+    json_document,
     record_complete,
     record_serving,
 )
@@ -788,6 +789,90 @@ def test_predict_help_reads_well(run_cli: RunCli) -> None:
     assert result.exit_code == 0
     for text in ("LOCATION", "FIELDS", "--csv", "--repeat", "YEAR_BUILT"):
         assert text in result.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# mme predict --output json
+
+
+def test_predict_json_follows_its_schema(stubs: SageMakerStubs, fake_time: FakeTime, run_cli: RunCli) -> None:
+    stubs.endpoint_status("InService")
+    stubs.answer("1993,2728,6,3.0,0.7,1,y,y\n", [412345.678])
+    fake_time.ticks = [0.0, 0.0421]
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE, "--output", "json")
+
+    document = json_document(result, "mme.predict/1")
+    assert result.stderr == ""
+    assert {key: value for key, value in document.items() if key not in {"predictions", "latency_ms"}} == {
+        "schema": "mme.predict/1",
+        "endpoint_name": ENDPOINT,
+        "algorithm": "linear-learner",
+        "predicts": "price",
+        "location": "Chicago_IL",
+        "generation": GENERATION,
+        "model_version": VERSION,
+        "target_model": TARGET,
+    }
+    assert document["predictions"] == [
+        {
+            "features": {
+                "YEAR_BUILT": "1993",
+                "SQUARE_FEET": "2728",
+                "NUM_BEDROOMS": "6",
+                "NUM_BATHROOMS": "3.0",
+                "LOT_ACRES": "0.7",
+                "GARAGE_SPACES": "1",
+                "FRONT_PORCH": "y",
+                "DECK": "y",
+            },
+            "value": 412345.678,
+        }
+    ]
+    assert document["latency_ms"] == {
+        "calls": 1,
+        "first": 42.1,
+        "cold": {"count": 1, "p50": 42.1, "p90": 42.1, "p99": 42.1, "max": 42.1},
+        "warm": None,
+    }
+
+
+@pytest.mark.parametrize("deployed_algorithm", ["randomcutforest"])
+def test_predict_json_of_rows_and_repeated_calls(
+    stubs: SageMakerStubs, fake_time: FakeTime, run_cli: RunCli, tmp_path: Path
+) -> None:
+    houses = tmp_path / "houses.csv"
+    houses.write_text("1993,2728,6,3.0,0.7,1,y,y\n2005,1500,3,2.0,0.25,2,N,n\n")
+    stubs.endpoint_status("InService")
+    for _ in range(4):
+        stubs.answer("1993,2728,6,3.0,0.7,1,y,y\n2005,1500,3,2.0,0.25,2,n,n\n", [1.5, 0.25])
+    fake_time.ticks = [0, 0.9, 0, 0.01, 0, 0.02, 0, 0.04]
+
+    result = run_cli("predict", "Chicago_IL", "--csv", str(houses), "-n", "4", "-o", "json")
+
+    document = json_document(result, "mme.predict/1")
+    assert (document["algorithm"], document["predicts"]) == ("randomcutforest", "anomaly score")
+    assert [
+        (row["features"]["YEAR_BUILT"], row["features"]["FRONT_PORCH"]) for row in document["predictions"]
+    ] == [
+        ("1993", "y"),
+        ("2005", "n"),
+    ]
+    assert [row["value"] for row in document["predictions"]] == [1.5, 0.25]
+    latency = document["latency_ms"]
+    assert (latency["calls"], latency["first"]) == (4, 900.0)
+    assert latency["cold"] == {"count": 1, "p50": 900.0, "p90": 900.0, "p99": 900.0, "max": 900.0}
+    assert latency["warm"] == {"count": 3, "p50": 20.0, "p90": 40.0, "p99": 40.0, "max": 40.0}
+
+
+def test_predict_json_failure_prints_nothing_on_stdout(stubs: SageMakerStubs, run_cli: RunCli) -> None:
+    stubs.endpoint_status("Updating")
+
+    result = run_cli("predict", "Chicago_IL", *HOUSE, "--output", "json")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: Endpoint {ENDPOINT} is Updating, not InService")
 
 
 class _MapRuns:
