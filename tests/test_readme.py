@@ -156,19 +156,26 @@ def shell_blocks(markdown: str) -> list[str]:
 
 
 def shell_commands(block: str) -> list[list[str]]:
-    """Each command of a shell block as words (comments dropped, ``&&`` splitting commands)."""
+    """Each command of a shell block as words (comments dropped; ``&&``, ``;`` and ``|`` split
+    commands, and a redirection ends one)."""
     commands: list[list[str]] = []
     for line in block.replace("\\\n", " ").splitlines():
         current: list[str] = []
-        for word in shlex.split(line, comments=True):
-            if word == "&&":
+        redirected = False
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        for word in lexer:
+            if word in ("&&", ";", "|", "||"):
                 commands.append(current)
-                current = []
-            else:
+                current, redirected = [], False
+            elif word in (">", ">>", "<", "2>"):
+                redirected = True
+            elif not redirected:
                 current.append(word)
         if current:
             commands.append(current)
-    return commands
+    return [command for command in commands if command]
 
 
 def quick_start_commands() -> list[list[str]]:
