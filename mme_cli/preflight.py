@@ -91,6 +91,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     TokenRetrievalError,
 )
 
+from mme_cli import errors
 from mme_cli.cdk import REPO_ROOT
 from mme_constructs import image_table
 from project_config import ProjectConfig
@@ -115,11 +116,9 @@ AUTOSCALING_ROLE_PATH: Final = f"/aws-service-role/{AUTOSCALING_SERVICE}/"
 """Together the role ``mme_constructs.multi_model_endpoint.AUTOSCALING_SERVICE_LINKED_ROLE`` names
 (repeated here because that module imports aws_cdk; a test keeps the two equal)."""
 
-_ACCESS_DENIED: Final = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
-_EXPIRED: Final = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
-_REJECTED: Final = frozenset(
-    {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException", "AuthFailure"}
-)
+_ACCESS_DENIED: Final = errors.ACCESS_DENIED_CODES
+_EXPIRED: Final = errors.EXPIRED_CODES
+_REJECTED: Final = errors.REJECTED_CODES
 
 QuotaUse = Literal["training job", "transform job", "endpoint"]
 _INSTANCE_USES: Final[Mapping[QuotaUse, types.InstanceUse]] = {
