@@ -3,8 +3,8 @@
 No Docker: the handler folder and ``mme_shared`` are copied into one staging folder at synth time
 and published as a directory asset, so a handler imports ``mme_shared`` exactly as the tests do and
 the shared code is never copied by hand. Each function gets its own role with one customer-managed
-policy (no AWS-managed policies), its own KMS-encrypted log group with a retention period, and
-X-Ray tracing.
+policy (no AWS-managed policies), its own KMS-encrypted log group with a retention period, JSON
+logs at INFO (application) and WARN (platform), and X-Ray tracing.
 """
 
 from __future__ import annotations
@@ -119,6 +119,15 @@ class HandlerFunction(Construct):
             timeout=timeout,
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
+            # Lambda's native JSON log format: every ``logging`` record (with its ``extra`` keys as
+            # top-level fields) and every platform record is one JSON object, filtered by level. See
+            # "Configuring advanced logging controls for Lambda functions" and "Using Lambda's JSON
+            # log format with Python":
+            # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html
+            # https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
         )
         for rule, reason in (
             (

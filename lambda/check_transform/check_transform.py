@@ -51,6 +51,7 @@ project key (the transform encrypts its output with it).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ from mme_shared.transform_output import TRANSFORM_ERROR_MARKER
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+LOGGER = logging.getLogger(__name__)
+"""Each decision is one record; with Lambda's JSON log format its ``extra`` keys are top-level fields."""
 
 CHECKED_SPLITS: Final = s3_layout.TRANSFORMED_SPLITS
 MAX_OUTPUT_BYTES: Final = 512 * 1024 * 1024
@@ -312,6 +316,16 @@ def _s3_client() -> S3Client:
 
 def handler(event: object, context: object) -> dict[str, Any]:
     """Lambda entry point: validate the event and environment, check both splits, report the counts."""
-    request = parse_check_event(event)
-    bucket = load_bucket(os.environ)
-    return check_transform(request, s3=_s3_client(), bucket=bucket)
+    request: CheckRequest | None = None
+    try:
+        request = parse_check_event(event)
+        bucket = load_bucket(os.environ)
+        result = check_transform(request, s3=_s3_client(), bucket=bucket)
+    except CheckTransformError as error:
+        where = {"run_id": request.run_id, "location": request.location} if request else {}
+        LOGGER.warning("rejected", extra={**where, "error": type(error).__name__, "reason": str(error)})
+        raise
+    LOGGER.info(
+        "passed", extra={"run_id": request.run_id, "location": request.location, "rows": result["rows"]}
+    )
+    return result

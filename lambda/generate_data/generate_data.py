@@ -18,6 +18,7 @@ so the state machine can build job names without string functions of its own.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import re
@@ -35,6 +36,9 @@ from mme_shared.naming import job_name_fragment, location_name_problem
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+LOGGER = logging.getLogger(__name__)
+"""Each decision is one record; with Lambda's JSON log format its ``extra`` keys are top-level fields."""
 
 _EVENT_FIELDS: Final = ("run_id", "location")
 _INTEGER_RE: Final = re.compile(r"-?[0-9]+")
@@ -194,6 +198,14 @@ def _s3_client() -> S3Client:
 
 def handler(event: object, context: object) -> dict[str, Any]:
     """Lambda entry point: validate the event and environment, generate, write, report."""
-    request = parse_data_event(event)
-    settings = load_data_settings(os.environ)
-    return generate_data(request, s3=_s3_client(), settings=settings)
+    try:
+        request = parse_data_event(event)
+        settings = load_data_settings(os.environ)
+        result = generate_data(request, s3=_s3_client(), settings=settings)
+    except DataGenerationError as error:
+        LOGGER.warning("rejected", extra={"error": type(error).__name__, "reason": str(error)})
+        raise
+    LOGGER.info(
+        "generated", extra={"run_id": request.run_id, "location": request.location, "rows": result["rows"]}
+    )
+    return result

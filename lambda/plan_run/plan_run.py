@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,9 @@ from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+LOGGER = logging.getLogger(__name__)
+"""Each decision is one record; with Lambda's JSON log format its ``extra`` keys are top-level fields."""
 
 MANIFEST_MAX_BYTES: Final = 16 * 1024 * 1024
 """Far more than any list of valid names needs; stops a wrong file from exhausting memory."""
@@ -547,6 +551,26 @@ def _s3_client() -> S3Client:
 
 def handler(event: object, context: object) -> dict[str, Any]:
     """Lambda entry point: validate the event and environment, write the plan, return its summary."""
-    request = parse_run_event(event)
-    settings = load_plan_settings(os.environ)
-    return plan_run(request, s3=_s3_client(), settings=settings)
+    try:
+        request = parse_run_event(event)
+        settings = load_plan_settings(os.environ)
+        summary = plan_run(request, s3=_s3_client(), settings=settings)
+    except PlanRunError as error:
+        LOGGER.warning("rejected", extra={"error": type(error).__name__, "reason": str(error)})
+        raise
+    LOGGER.info(
+        "planned",
+        extra={
+            key: summary[key]
+            for key in (
+                "run_id",
+                "generation",
+                "refit",
+                "refit_reason",
+                "replaces_generation",
+                "location_count",
+                "added_locations",
+            )
+        },
+    )
+    return summary

@@ -715,7 +715,33 @@ def _clients() -> tuple[SageMakerClient, S3Client]:
 
 def handler(event: object, context: object) -> dict[str, Any]:
     """Lambda entry point: validate the event and environment, promote, return the result."""
-    request = parse_promotion_event(event)
-    settings = load_settings(os.environ)
-    sagemaker, s3 = _clients()
-    return promote_artifact(request, sagemaker=sagemaker, s3=s3, settings=settings).to_dict()
+    request: PromotionRequest | None = None
+    try:
+        request = parse_promotion_event(event)
+        settings = load_settings(os.environ)
+        sagemaker, s3 = _clients()
+        result = promote_artifact(request, sagemaker=sagemaker, s3=s3, settings=settings)
+    except PromotionError as error:
+        asked = (
+            {
+                "location": request.location,
+                "generation": request.generation,
+                "training_job_name": request.training_job_name,
+            }
+            if request
+            else {}
+        )
+        LOGGER.warning("rejected", extra={**asked, "error": type(error).__name__, "reason": str(error)})
+        raise
+    LOGGER.info(
+        "promoted",
+        extra={
+            "artifact": result.artifact,
+            "location": result.location,
+            "generation": result.generation,
+            "version": result.version,
+            "target_model": result.target_model,
+            "copied": result.copied,
+        },
+    )
+    return result.to_dict()

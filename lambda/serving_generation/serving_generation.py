@@ -655,6 +655,19 @@ def process_request(
         body["Status"],
         body["Reason"],
     )
+    properties = event.get("ResourceProperties")
+    action = properties.get("Action") if isinstance(properties, Mapping) else None
+    decision = {
+        "request_type": event.get("RequestType"),
+        "action": action,
+        "generation": outcome.data.get("Generation"),
+        "status": body["Status"],
+        "reason": body["Reason"],
+    }
+    if outcome.status == "FAILED":
+        LOGGER.warning("refused", extra=decision)
+    else:
+        LOGGER.info("resolved" if action == "resolve" else "answered", extra=decision)
     send(event["ResponseURL"], encode_body(body))
     return body
 

@@ -83,6 +83,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -99,6 +100,9 @@ from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
+
+LOGGER = logging.getLogger(__name__)
+"""Each decision is one record; with Lambda's JSON log format its ``extra`` keys are top-level fields."""
 
 RETURNED_ENTRIES: Final = 50
 """Entries of each list returned to the state machine; the summary object has them all."""
@@ -675,6 +679,25 @@ def _s3_client() -> S3Client:
 
 def handler(event: object, context: object) -> dict[str, Any]:
     """Lambda entry point: validate the event and environment, summarise, return the bounded copy."""
-    request = parse_summary_event(event)
-    settings = load_summary_settings(os.environ)
-    return summarize_run(request, s3=_s3_client(), settings=settings)
+    try:
+        request = parse_summary_event(event)
+        settings = load_summary_settings(os.environ)
+        result = summarize_run(request, s3=_s3_client(), settings=settings)
+    except SummaryError as error:
+        LOGGER.warning("rejected", extra={"error": type(error).__name__, "reason": str(error)})
+        raise
+    LOGGER.info(
+        "summarized",
+        extra={
+            key: result[key]
+            for key in (
+                "run_id",
+                "generation",
+                "refit",
+                "succeeded_count",
+                "failed_count",
+                "generation_complete",
+            )
+        },
+    )
+    return result
