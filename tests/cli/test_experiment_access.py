@@ -454,7 +454,11 @@ def test_experiment_writes_chart_and_report_and_deletes_copies(
     """Real discovery: the algorithm is the endpoint stack's Algorithm output (the config's is the
     default linear learner); every call asks with its Accept header and reads its answer."""
     pointer = _put_pointer()
-    _seed_metrics(datetime.now(UTC) + timedelta(minutes=1))  # points at -1, 0 and +1 minute
+    # The experiment's wall clock is fixed mid-minute, so the seeded points (at -1, 0 and +1 minute)
+    # fall in its metric window whenever the test runs, even across a minute boundary.
+    started = datetime.now(UTC).replace(second=30, microsecond=0)
+    monkeypatch.setattr(ea, "wall_clock", lambda: started)
+    _seed_metrics(started + timedelta(minutes=1))
     invoked: list[str] = []
     runtime.answer(12)
     real_invoke = runtime.client.invoke_endpoint
