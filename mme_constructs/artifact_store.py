@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -9,6 +12,21 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mme_shared import s3_layout
+
+_PLACEHOLDER_GENERATION: Final = "pp-GENERATION"
+
+
+def generation_key(layout: Callable[[str], str], generation: str) -> str:
+    """A key of the layout for a generation that is not a literal id: a CDK token or ``*``.
+
+    ``s3_layout`` validates generation ids, so it cannot take the resolver's token (or an IAM
+    wildcard) directly; it builds the key for a placeholder generation, which is then replaced. The
+    layout stays defined in one place.
+    """
+    key = layout(_PLACEHOLDER_GENERATION)
+    if key.count(_PLACEHOLDER_GENERATION) != 1:
+        raise ValueError(f"{layout.__name__} must name the generation exactly once, got {key!r}")
+    return key.replace(_PLACEHOLDER_GENERATION, generation)
 
 
 def _acknowledge(construct: Construct, rule_id: str, reason: str) -> None:

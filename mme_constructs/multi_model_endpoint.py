@@ -28,7 +28,7 @@ the preprocessor in front of it. Two custom resources backed by one Lambda
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -42,6 +42,7 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_constructs.access import ScopedPolicy
+from mme_constructs.artifact_store import generation_key
 from mme_constructs.handler_function import HandlerFunction
 from mme_constructs.images import image_uris
 from mme_constructs.observability import RollbackAlarms
@@ -58,7 +59,6 @@ NEWEST_GENERATION: Final = "newest"
 """The requested generation that means "whatever preprocessor/newest.json names" (the Lambda's NEWEST)."""
 RESOLVE_ACTION: Final = "resolve"
 RECORD_SERVING_ACTION: Final = "record-serving"
-_PLACEHOLDER_GENERATION: Final = "pp-GENERATION"
 AUTOSCALING_SERVICE_LINKED_ROLE: Final = (
     "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
@@ -110,19 +110,6 @@ def check_pipeline(containers: Sequence[PipelineContainer]) -> None:
             raise ValueError(
                 f"the MultiModel container's ModelDataUrl must be an S3 prefix ending in '/', got {url!r}"
             )
-
-
-def generation_key(layout: Callable[[str], str], generation: str) -> str:
-    """A key of the layout for a generation that is not a literal id: a CDK token or ``*``.
-
-    ``s3_layout`` validates generation ids, so it cannot take the resolver's token (or an IAM
-    wildcard) directly; it builds the key for a placeholder generation, which is then replaced. The
-    layout stays defined in one place.
-    """
-    key = layout(_PLACEHOLDER_GENERATION)
-    if key.count(_PLACEHOLDER_GENERATION) != 1:
-        raise ValueError(f"{layout.__name__} must name the generation exactly once, got {key!r}")
-    return key.replace(_PLACEHOLDER_GENERATION, generation)
 
 
 class InferencePipelineModel(Construct):

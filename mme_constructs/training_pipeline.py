@@ -53,9 +53,9 @@ from constructs import Construct
 from mme_constructs import access
 from mme_constructs.access import ScopedPolicy
 from mme_constructs.algorithms import PreprocessorOutput
+from mme_constructs.artifact_store import generation_key
 from mme_constructs.handler_function import HandlerFunction, log_retention
 from mme_constructs.images import image_uris
-from mme_constructs.multi_model_endpoint import generation_key
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
 from mme_shared import s3_layout
 from mme_shared.generation import ALGORITHM_ENV

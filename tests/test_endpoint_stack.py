@@ -10,12 +10,12 @@ import pytest
 
 from mme_constructs import image_table
 from mme_constructs.algorithms import ALGORITHMS
+from mme_constructs.artifact_store import generation_key
 from mme_constructs.multi_model_endpoint import (
     NEWEST_GENERATION,
     InferencePipelineModel,
     PipelineContainer,
     check_pipeline,
-    generation_key,
 )
 from mme_shared import s3_layout
 from project_config import ConfigError, load_default_config
