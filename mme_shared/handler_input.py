@@ -1,7 +1,8 @@
-"""Input checks the Lambda handlers share (pure standard library)."""
+"""Input checks, and the rejection record, the Lambda handlers share (pure standard library)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -54,3 +55,11 @@ def environment_algorithm(environ: Mapping[str, str]) -> str:
         return validate_algorithm_name(value, f"Environment variable {ALGORITHM_ENV}")
     except GenerationRecordError as error:
         raise ValueError(f"{error}; the stack must set it to training.algorithm.") from None
+
+
+def log_rejected(logger: logging.Logger, error: Exception, **context: object) -> None:
+    """A handler's one "rejected" decision record: what it knew of the request (``context``), the
+    error's class and its one-sentence reason. Logged as from the caller's line."""
+    logger.warning(
+        "rejected", extra={**context, "error": type(error).__name__, "reason": str(error)}, stacklevel=2
+    )

@@ -62,7 +62,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import environment_bucket
+from mme_shared.handler_input import environment_bucket, log_rejected
 from mme_shared.naming import location_name_problem
 from mme_shared.transform_output import TRANSFORM_ERROR_MARKER
 
@@ -323,7 +323,7 @@ def handler(event: object, context: object) -> dict[str, Any]:
         result = check_transform(request, s3=_s3_client(), bucket=bucket)
     except CheckTransformError as error:
         where = {"run_id": request.run_id, "location": request.location} if request else {}
-        LOGGER.warning("rejected", extra={**where, "error": type(error).__name__, "reason": str(error)})
+        log_rejected(LOGGER, error, **where)
         raise
     LOGGER.info(
         "passed", extra={"run_id": request.run_id, "location": request.location, "rows": result["rows"]}

@@ -30,7 +30,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
+from mme_shared.handler_input import environment_bucket, environment_kms_key_arn, log_rejected
 from mme_shared.housing_data import generate_location_dataset, to_csv
 from mme_shared.naming import job_name_fragment, location_name_problem
 
@@ -203,7 +203,7 @@ def handler(event: object, context: object) -> dict[str, Any]:
         settings = load_data_settings(os.environ)
         result = generate_data(request, s3=_s3_client(), settings=settings)
     except DataGenerationError as error:
-        LOGGER.warning("rejected", extra={"error": type(error).__name__, "reason": str(error)})
+        log_rejected(LOGGER, error)
         raise
     LOGGER.info(
         "generated", extra={"run_id": request.run_id, "location": request.location, "rows": result["rows"]}

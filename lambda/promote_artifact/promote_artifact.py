@@ -82,7 +82,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from s3transfer.exceptions import S3CopyFailedError  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import environment_bucket, environment_kms_key_arn
+from mme_shared.handler_input import environment_bucket, environment_kms_key_arn, log_rejected
 from mme_shared.model_pointer import (
     CHECKSUM_ALGORITHMS,
     TRAINING_JOB_METADATA,
@@ -731,7 +731,7 @@ def handler(event: object, context: object) -> dict[str, Any]:
             if request
             else {}
         )
-        LOGGER.warning("rejected", extra={**asked, "error": type(error).__name__, "reason": str(error)})
+        log_rejected(LOGGER, error, **asked)
         raise
     LOGGER.info(
         "promoted",

@@ -95,7 +95,12 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import generation, naming, s3_layout
-from mme_shared.handler_input import environment_algorithm, environment_bucket, environment_kms_key_arn
+from mme_shared.handler_input import (
+    environment_algorithm,
+    environment_bucket,
+    environment_kms_key_arn,
+    log_rejected,
+)
 from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
@@ -684,7 +689,7 @@ def handler(event: object, context: object) -> dict[str, Any]:
         settings = load_summary_settings(os.environ)
         result = summarize_run(request, s3=_s3_client(), settings=settings)
     except SummaryError as error:
-        LOGGER.warning("rejected", extra={"error": type(error).__name__, "reason": str(error)})
+        log_rejected(LOGGER, error)
         raise
     LOGGER.info(
         "summarized",
