@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from mme_shared.generation import ALGORITHM_ENV, GenerationRecordError, validate_algorithm_name
+
 BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 """An S3 bucket name (3-63 characters, lower-case letters, digits, dots and hyphens)."""
 
@@ -48,8 +50,6 @@ def environment_kms_key_arn(environ: Mapping[str, str]) -> str:
 
 def environment_algorithm(environ: Mapping[str, str]) -> str:
     """ALGORITHM (``training.algorithm``), validated; ValueError with one sentence otherwise."""
-    from mme_shared.generation import ALGORITHM_ENV, GenerationRecordError, validate_algorithm_name
-
     value = environ.get(ALGORITHM_ENV, "")
     try:
         return validate_algorithm_name(value, f"Environment variable {ALGORITHM_ENV}")
