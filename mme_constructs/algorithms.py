@@ -307,6 +307,12 @@ JOB_STEPS: Final = tuple(algorithm.job_step for algorithm in ALGORITHMS.values()
 """Every algorithm's training-job step (for names that must not collide with any of them)."""
 
 
+def title_of(name: str) -> str:
+    """How messages call the algorithm ``name`` (a generation's record may name one this version
+    of the project does not know: then the name itself)."""
+    return ALGORITHMS[name].title if name in ALGORITHMS else name
+
+
 def algorithm_named(name: str) -> Algorithm:
     """The algorithm ``training.algorithm`` names, or ValueError listing the ones there are."""
     if name not in ALGORITHMS:

@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 
 from mme_constructs import image_table
-from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS, Algorithm, ResponseUnreadable, algorithm_named
+from mme_constructs.algorithms import (
+    ALGORITHMS,
+    JOB_STEPS,
+    Algorithm,
+    ResponseUnreadable,
+    algorithm_named,
+    title_of,
+)
 from mme_shared import naming
 from project_config.model import PREPROCESSED_FEATURE_COUNT
 
@@ -164,3 +171,8 @@ def test_knn_holds_out_on_its_test_channel() -> None:
         ("train", "train"),
         ("test", "validation"),
     ]
+
+
+def test_title_of_a_known_and_an_unknown_algorithm() -> None:
+    assert title_of("knn") == "k-NN"
+    assert title_of("factorization-machines") == "factorization-machines"

@@ -33,7 +33,7 @@ from mme_cli import generations
 from mme_cli import model_artifact as artifact_format
 from mme_cli.commands import status_models as sm
 from mme_cli.deployment import CliError
-from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS, Algorithm
+from mme_constructs.algorithms import JOB_STEPS, Algorithm, title_of
 from mme_shared import s3_layout
 from mme_shared.model_pointer import (
     ModelPointer,
@@ -200,11 +200,8 @@ def add(
             "was written."
         )
     if record.algorithm != algorithm.name:
-        trained_with = (
-            ALGORITHMS[record.algorithm].title if record.algorithm in ALGORITHMS else record.algorithm
-        )
         raise CliError(
-            f"Generation {generation} holds {trained_with} models, but the endpoint serves "
+            f"Generation {generation} holds {title_of(record.algorithm)} models, but the endpoint serves "
             f"{algorithm.title} and cannot serve that generation: add the model to a generation trained "
             f"with {algorithm.title} (see `mme status`); nothing was written."
         )

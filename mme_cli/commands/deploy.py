@@ -60,7 +60,7 @@ from mme_cli.cdk import CdkRunner, SubprocessCdk, cdk_args, run_cdk
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError, Deployment, discover
 from mme_cli.runs import Clock
-from mme_constructs.algorithms import ALGORITHMS
+from mme_constructs.algorithms import title_of
 from mme_shared import generation, naming, s3_layout
 from project_config.loader import PREPROCESSOR_GENERATION_CONTEXT_KEY, deep_merge, read_override_file
 
@@ -235,11 +235,6 @@ def _newest(s3: Any, bucket: str) -> str | None:
     return None if ref is None else str(ref.generation)
 
 
-def _title(algorithm: str) -> str:
-    known = ALGORITHMS.get(algorithm)
-    return algorithm if known is None else known.title
-
-
 def _generation_algorithm(s3: Any, bucket: str, generation_id: str) -> str | None:
     """The algorithm the generation's models were trained with (its ``complete.json``), or None
     while the generation is not complete."""
@@ -259,7 +254,7 @@ def _require_complete(s3: Any, bucket: str, generation_id: str, algorithm: str) 
         )
     if trained_with != algorithm:
         raise CliError(
-            f"Preprocessor generation {generation_id} holds {_title(trained_with)} models, but "
+            f"Preprocessor generation {generation_id} holds {title_of(trained_with)} models, but "
             f"training.algorithm is {algorithm} and an endpoint serves only its own algorithm's models, so "
             f"the endpoint was not deployed; pass --generation with a generation trained with {algorithm}, "
             "or leave it out to train one."
@@ -297,9 +292,9 @@ def _train(
     else:
         if newest is not None and trained_with is not None:
             say(
-                f"Preprocessor generation {newest} holds {_title(trained_with)} models, but "
+                f"Preprocessor generation {newest} holds {title_of(trained_with)} models, but "
                 f"training.algorithm is {algorithm}: a refit trains a new generation of "
-                f"{_title(algorithm)} models for every location.",
+                f"{title_of(algorithm)} models for every location.",
                 soft_wrap=True,
             )
             refit = True
@@ -354,9 +349,10 @@ def _newest_after_training(s3: Any, bucket: str, trained_run: str | None, algori
     trained_with = _generation_algorithm(s3, bucket, newest)
     if trained_with is not None and trained_with != algorithm:
         raise CliError(
-            f"{run} but the newest complete generation, {newest}, holds {_title(trained_with)} models, not "
-            f"{_title(algorithm)} ones (the refit for training.algorithm did not complete), so the endpoint "
-            "was not deployed; fix the failed locations in the run's summary and run `mme deploy --refit`."
+            f"{run} but the newest complete generation, {newest}, holds {title_of(trained_with)} models, "
+            f"not {title_of(algorithm)} ones (the refit for training.algorithm did not complete), so the "
+            "endpoint was not deployed; fix the failed locations in the run's summary and run "
+            "`mme deploy --refit`."
         )
     return newest
 
