@@ -610,7 +610,7 @@ def test_a_run_that_promotes_nothing_fails_and_changes_nothing_served(
     summary = flow.read_json(s3_layout.run_summary_key(PARTIAL_RUN))
     assert (summary["succeeded_count"], summary["failed_count"], summary["nothing_promoted"]) == (0, 3, True)
     assert sorted(entry["location"] for entry in summary["failed"]) == sorted(LOCATIONS)
-    assert all(FAILURE_REASON in entry["cause"] for entry in summary["failed"])
+    assert all(FAILURE_REASON in entry["cause"] for entry in summary["failed"]), summary["failed"]
 
 
 def test_a_first_run_that_promotes_nothing_completes_no_generation(flow: Flow) -> None:
