@@ -329,7 +329,7 @@ class SageMakerFake:
             raise RuntimeError(
                 f"transform job {request['TransformJobName']} sets {PREPROCESSOR_MODE_ENV}={mode!r}"
             )
-        s3 = boto3.client("s3", region_name=self.region)
+        s3 = _client("s3", self.region)
         bucket, prefix = _s3_location(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
         output_bucket, output_prefix = _s3_location(request["TransformOutput"]["S3OutputPath"])
         output = request["TransformOutput"]
@@ -370,7 +370,7 @@ class SageMakerFake:
             bucket, key = _s3_location(job.model_artifacts["S3ModelArtifacts"])
             output = request["OutputDataConfig"]
             encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]}
-            boto3.client("s3", region_name=self.region).put_object(
+            _client("s3", self.region).put_object(
                 Bucket=bucket,
                 Key=key,
                 Body=artifact_bytes(name),
@@ -543,14 +543,32 @@ def _sagemaker_service_class(fake: SageMakerFake) -> type[Any]:
     return SageMakerService
 
 
-@functools.cache
 def _sagemaker_client(region: str) -> Any:
     """A validating client (moto's own task clients skip parameter validation; AWS does not).
 
     Cached: building a SageMaker client loads its large service model (about 0.1 s), and
     ``mock_aws`` intercepts whichever client calls while it is active.
     """
-    return boto3.client("sagemaker", region_name=region)
+    return _client("sagemaker", region)
+
+
+_CLIENT_LOCK: Final = threading.Lock()
+
+
+@functools.cache
+def _cached_client(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region)
+
+
+def _client(service: str, region: str) -> Any:
+    """The one client of a service for the fakes, created under a lock and kept.
+
+    The fakes run inside moto's worker threads (Map children, Parallel branches), and boto3's default
+    session is not thread-safe: two ``boto3.client()`` calls at once can fail, which showed up under
+    CPU load as a location's task ending in States.Runtime. Clients themselves are thread-safe.
+    """
+    with _CLIENT_LOCK:
+        return _cached_client(service, region)
 
 
 # --------------------------------------------------------------------------------------------------
