@@ -61,8 +61,9 @@ synth: setup ## Synthesize every stack into cdk.out/ (CONFIG=path/to/file.json t
 	$(CDK) synth --quiet $(CDK_FLAGS)
 	@echo "Synthesized: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
-test: setup lint contract-setup ## Lint, type-check and run the whole test suite (synthesizes the app once)
-	$(BIN)/python -m pytest
+# One pytest worker per core (pytest-xdist); each worker synthesizes the app once.
+test: setup lint contract-setup ## Lint, type-check and run the whole test suite on every core
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -33,6 +33,7 @@ class CliContext:
     """Tables and results; never wraps a line when stdout is not a terminal (:mod:`mme_cli.output`)."""
     errors: Console = field(default_factory=stderr_console)
     """Warnings and progress, on stderr."""
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def create(cls, *, config_path: Path | None, region: str | None, profile: str | None) -> CliContext:
@@ -54,8 +55,12 @@ class CliContext:
         return session
 
     def client(self, service: str) -> Any:
-        """A client with the SDK's standard retries whose errors name its service (for the handler)."""
-        return record_service(self.session.client(service, config=_RETRIES))
+        """The invocation's one client of ``service``, with the SDK's standard retries, whose errors
+        name its service (for the handler). Created on first use and kept: building a client costs
+        about 10 ms of CPU, and boto3 clients are thread-safe."""
+        if service not in self._clients:
+            self._clients[service] = record_service(self.session.client(service, config=_RETRIES))
+        return self._clients[service]
 
     @cached_property
     def deployment(self) -> Deployment:
