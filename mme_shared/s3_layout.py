@@ -198,3 +198,72 @@ def run_generation_results_prefix(run_id: str) -> str:
 def run_summary_key(run_id: str) -> str:
     """The run's summary: succeeded locations with their metric, failed ones with the reason."""
     return f"{run_prefix(run_id)}summary.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing: each function is the inverse of a builder above, so a key is read the way it was written.
+# A key the layout would not produce gives None (listing a prefix can meet stray objects).
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; ValueError (one sentence) for anything else,
+    including a prefix (a key ending in ``/``)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key or key.endswith("/"):
+        raise ValueError(f"{uri!r} is not an S3 object URI: use s3://BUCKET/KEY (one object, not a prefix)")
+    return bucket, key
+
+
+def key_in_bucket(uri: str, bucket: str, prefix: str = "") -> str | None:
+    """The key of ``uri`` when it names an object of ``bucket`` under ``prefix``, else None."""
+    try:
+        uri_bucket, key = parse_s3_uri(uri)
+    except ValueError:
+        return None
+    return key if uri_bucket == bucket and key.startswith(prefix) else None
+
+
+def parse_model_version_key(generation: str, key: str) -> tuple[str, str] | None:
+    """``models/<generation>/<location>/<location>-<version>.tar.gz`` -> ``(location, version)``."""
+    relative = key.removeprefix(generation_models_prefix(generation))
+    location, _, filename = relative.partition("/")
+    stem, suffix = f"{location}-", ".tar.gz"
+    if relative == key or not (filename.startswith(stem) and filename.endswith(suffix)):
+        return None
+    version = filename[len(stem) : -len(suffix)]
+    try:
+        return (location, version) if model_version_key(generation, location, version) == key else None
+    except ValueError:
+        return None
+
+
+def parse_multi_model_key(key: str) -> tuple[str, str | None] | None:
+    """A key under ``models/`` -> ``(generation, location)``; the location is None for an object
+    directly in the generation's folder. None outside ``models/``. The parts are not validated
+    (an inventory counts whatever is there)."""
+    if not key.startswith(MULTI_MODEL_PREFIX):
+        return None
+    generation, _, rest = key.removeprefix(MULTI_MODEL_PREFIX).partition("/")
+    location, slash, _ = rest.partition("/")
+    return generation, (location if slash else None)
+
+
+def parse_pointer_key(generation: str, key: str) -> str | None:
+    """``model-pointers/<generation>/<location>.json`` -> the location (a valid name), else None."""
+    relative = key.removeprefix(generation_pointers_prefix(generation))
+    location = relative.removesuffix(".json")
+    if relative == key or location == relative:
+        return None
+    try:
+        return location if current_pointer_key(generation, location) == key else None
+    except ValueError:
+        return None
+
+
+def parse_run_prefix(prefix: str) -> str | None:
+    """``pipeline-runs/<run>/`` (a listing's common prefix) -> the run id (a valid one), else None."""
+    run_id = prefix.removeprefix(PIPELINE_RUNS_PREFIX).removesuffix("/")
+    try:
+        return run_id if run_prefix(run_id) == prefix else None
+    except ValueError:
+        return None

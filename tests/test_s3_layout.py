@@ -257,3 +257,70 @@ def test_preprocessed_output_keys_refuse_bad_parts(
     if location == "NewYork_NY":
         with pytest.raises(ValueError, match=re.escape(message)):
             s3_layout.preprocessed_split_prefix(run_id, split)
+
+
+def test_parsers_invert_the_builders() -> None:
+    key = s3_layout.model_version_key("pp-run-1", "Chicago_IL", "20261125-0130")
+    assert s3_layout.parse_model_version_key("pp-run-1", key) == ("Chicago_IL", "20261125-0130")
+    assert s3_layout.parse_multi_model_key(key) == ("pp-run-1", "Chicago_IL")
+    pointer = s3_layout.current_pointer_key("pp-run-1", "Chicago_IL")
+    assert s3_layout.parse_pointer_key("pp-run-1", pointer) == "Chicago_IL"
+    assert s3_layout.parse_run_prefix(s3_layout.run_prefix("run-1")) == "run-1"
+    assert s3_layout.parse_s3_uri(s3_layout.s3_uri("bucket", key)) == ("bucket", key)
+    assert s3_layout.key_in_bucket(s3_layout.s3_uri("b", key), "b", s3_layout.MULTI_MODEL_PREFIX) == key
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "models/pp-run-1/Chicago_IL/Houston_TX-v1.tar.gz",  # another location's file name
+        "models/pp-run-1/Chicago_IL/Chicago_IL-v1.zip",
+        "models/pp-run-1/Chicago_IL/Chicago_IL-.tar.gz",  # no version
+        "models/pp-run-2/Chicago_IL/Chicago_IL-v1.tar.gz",  # another generation
+        "models/pp-run-1/Chicago_IL/nested/Chicago_IL-v1.tar.gz",
+        "models/pp-run-1/bad name/bad name-v1.tar.gz",
+        "model-pointers/pp-run-1/Chicago_IL/Chicago_IL-v1.tar.gz",
+    ],
+)
+def test_a_key_the_layout_would_not_write_is_no_model_version(key: str) -> None:
+    assert s3_layout.parse_model_version_key("pp-run-1", key) is None
+
+
+def test_multi_model_keys_name_their_generation_and_location() -> None:
+    assert s3_layout.parse_multi_model_key("models/pp-run-1/stray.txt") == ("pp-run-1", None)
+    assert s3_layout.parse_multi_model_key("models/pp-run-1/A/B/c.tar.gz") == ("pp-run-1", "A")
+    assert s3_layout.parse_multi_model_key("model-pointers/pp-run-1/A.json") is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "model-pointers/pp-run-1/Chicago_IL",  # no .json
+        "model-pointers/pp-run-1/.json",
+        "model-pointers/pp-run-1/bad name.json",
+        "model-pointers/pp-run-1/sub/Chicago_IL.json",
+        "model-pointers/pp-run-2/Chicago_IL.json",
+        "models/pp-run-1/Chicago_IL.json",
+    ],
+)
+def test_a_key_the_layout_would_not_write_is_no_pointer(key: str) -> None:
+    assert s3_layout.parse_pointer_key("pp-run-1", key) is None
+
+
+@pytest.mark.parametrize(
+    "prefix", ["pipeline-runs/", "pipeline-runs/a/b/", "pipeline-runs/-x/", "raw-data/r/"]
+)
+def test_a_prefix_that_is_no_run_folder_is_no_run(prefix: str) -> None:
+    assert s3_layout.parse_run_prefix(prefix) is None
+
+
+@pytest.mark.parametrize("uri", ["bucket/key", "s3://bucket", "s3://bucket/", "s3:///key", "s3://b/prefix/"])
+def test_a_uri_that_names_no_object_is_refused_in_one_sentence(uri: str) -> None:
+    with pytest.raises(ValueError, match=r"is not an S3 object URI: use s3://BUCKET/KEY \(one object"):
+        s3_layout.parse_s3_uri(uri)
+    assert s3_layout.key_in_bucket(uri, "bucket") is None
+
+
+def test_a_uri_of_another_bucket_or_prefix_has_no_key_here() -> None:
+    assert s3_layout.key_in_bucket("s3://other/training-output/x", "bucket") is None
+    assert s3_layout.key_in_bucket("s3://bucket/models/x", "bucket", s3_layout.TRAINING_OUTPUT_PREFIX) is None
