@@ -96,7 +96,7 @@ def tar_gz(members: Mapping[str, bytes]) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(body)
             archive.addfile(info, io.BytesIO(body))
-    return gzip.compress(raw.getvalue())
+    return gzip.compress(raw.getvalue(), mtime=0)
 
 
 def linear_learner_model(**overrides: bytes | None) -> bytes:
@@ -195,7 +195,7 @@ def test_a_directory_named_like_the_file_is_refused() -> None:
     with pytest.raises(
         model_artifact.ArtifactInvalid, match="xgboost-model in its tar archive is not a regular"
     ):
-        model_artifact.check_artifact(gzip.compress(raw.getvalue()), XGBOOST)
+        model_artifact.check_artifact(gzip.compress(raw.getvalue(), mtime=0), XGBOOST)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_a_directory_named_like_the_file_is_refused() -> None:
     [
         (b"", "it is empty (0 bytes)"),
         (b"PK\x03\x04 not gzip", "it is not gzip-compressed (a model.tar.gz starts with the bytes 1f 8b)"),
-        (gzip.compress(b"x" * 600), "it is gzip-compressed but not a tar archive"),
+        (gzip.compress(b"x" * 600, mtime=0), "it is gzip-compressed but not a tar archive"),
         (linear_learner_model()[:-12], "its gzip stream is damaged"),
         (
             tar_gz({"model_algo-1": model_zip(), "extra.txt": b"x"}),
