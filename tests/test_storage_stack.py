@@ -7,22 +7,26 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Capture, Match, Template
+from aws_cdk.assertions import Capture, Match, Matcher
 
 from app import build_app
 from project_config import load_default_config
-from tests.conftest import SynthesizedApp, resources_of_type
+from tests.conftest import SynthesizedApp
 
 BUCKET_ID = "ArtifactStoreBucket47CE7D81"
 KEY_ID = "ArtifactStoreKey28E2B6CF"
 LOG_BUCKET_ID = "ArtifactStoreAccessLogBucketC3CDD40C"
 
 
+def _arn_of(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
 def test_logical_ids_of_stateful_resources_are_pinned(synthesized: SynthesizedApp) -> None:
     """A refactor that renames the bucket or key would make CloudFormation replace (and orphan) them."""
-    template = synthesized.template("storage")
-    assert resources_of_type(template, "AWS::KMS::Key").keys() == {KEY_ID}
-    assert resources_of_type(template, "AWS::S3::Bucket").keys() == {BUCKET_ID, LOG_BUCKET_ID}
+    template = synthesized.assertions("storage")
+    assert template.find_resources("AWS::KMS::Key").keys() == {KEY_ID}
+    assert template.find_resources("AWS::S3::Bucket").keys() == {BUCKET_ID, LOG_BUCKET_ID}
 
 
 def test_key_is_customer_managed_with_rotation(synthesized: SynthesizedApp) -> None:
@@ -37,76 +41,98 @@ def test_key_is_customer_managed_with_rotation(synthesized: SynthesizedApp) -> N
 
 
 def test_bucket_encrypted_with_project_key_and_bucket_key(synthesized: SynthesizedApp) -> None:
-    bucket = synthesized.template("storage")["Resources"][BUCKET_ID]["Properties"]
-    assert bucket["BucketEncryption"] == {
-        "ServerSideEncryptionConfiguration": [
-            {
-                "BucketKeyEnabled": True,
-                "ServerSideEncryptionByDefault": {
-                    "KMSMasterKeyID": {"Fn::GetAtt": [KEY_ID, "Arn"]},
-                    "SSEAlgorithm": "aws:kms",
-                },
-            }
-        ]
-    }
+    encryption = Match.object_equals(
+        {
+            "ServerSideEncryptionConfiguration": [
+                {
+                    "BucketKeyEnabled": True,
+                    "ServerSideEncryptionByDefault": {
+                        "KMSMasterKeyID": _arn_of(KEY_ID),
+                        "SSEAlgorithm": "aws:kms",
+                    },
+                }
+            ]
+        }
+    )
+    buckets = synthesized.assertions("storage").find_resources(
+        "AWS::S3::Bucket", {"Properties": {"BucketEncryption": encryption}}
+    )
+    assert buckets.keys() == {BUCKET_ID}
 
 
 @pytest.mark.parametrize("bucket_id", [BUCKET_ID, LOG_BUCKET_ID])
 def test_buckets_block_all_public_access_and_acls(synthesized: SynthesizedApp, bucket_id: str) -> None:
-    bucket = synthesized.template("storage")["Resources"][bucket_id]
-    props = bucket["Properties"]
-    assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True,
-        "RestrictPublicBuckets": True,
+    locked_down = {
+        "DeletionPolicy": "Retain",
+        "Properties": {
+            "PublicAccessBlockConfiguration": Match.object_equals(
+                {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                }
+            ),
+            "OwnershipControls": Match.object_equals({"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
+            "VersioningConfiguration": Match.object_equals({"Status": "Enabled"}),
+        },
     }
-    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
-    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket_id in synthesized.assertions("storage").find_resources("AWS::S3::Bucket", locked_down)
 
 
 @pytest.mark.parametrize("bucket_id", [BUCKET_ID, LOG_BUCKET_ID])
 def test_bucket_policy_denies_plain_http_and_old_tls(synthesized: SynthesizedApp, bucket_id: str) -> None:
-    template = synthesized.template("storage")
-    policies = [
-        p["Properties"]["PolicyDocument"]["Statement"]
-        for p in resources_of_type(template, "AWS::S3::BucketPolicy").values()
-        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
-    ]
-    assert len(policies) == 1
-    statements = policies[0]
-    denies = [s for s in statements if s["Effect"] == "Deny"]
-    conditions = [s["Condition"] for s in denies]
-    assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
-    assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in conditions
-    for statement in denies:
-        assert statement["Action"] == "s3:*"
-        assert statement["Principal"] == {"AWS": "*"}
-        assert statement["Resource"] == [
-            {"Fn::GetAtt": [bucket_id, "Arn"]},
-            {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]},
-        ]
+    template = synthesized.assertions("storage")
+    bucket = Match.object_equals({"Ref": bucket_id})
+    template.resource_properties_count_is("AWS::S3::BucketPolicy", {"Bucket": bucket}, 1)
+
+    def deny(condition: dict[str, Any]) -> Matcher:
+        return Match.object_like(
+            {
+                "Effect": "Deny",
+                "Action": "s3:*",
+                "Principal": Match.object_equals({"AWS": "*"}),
+                "Resource": Match.exact([_arn_of(bucket_id), {"Fn::Join": ["", [_arn_of(bucket_id), "/*"]]}]),
+                "Condition": Match.object_equals(condition),
+            }
+        )
+
     # Nothing but the TLS denies and (on the log bucket) the log-delivery service may appear.
-    allows = [s for s in statements if s["Effect"] == "Allow"]
-    assert all(s["Principal"] == {"Service": "logging.s3.amazonaws.com"} for s in allows)
+    log_delivery = Match.object_like(
+        {"Effect": "Allow", "Principal": Match.object_equals({"Service": "logging.s3.amazonaws.com"})}
+    )
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": bucket,
+            "PolicyDocument": {
+                "Statement": [
+                    deny({"Bool": {"aws:SecureTransport": "false"}}),
+                    deny({"NumericLessThan": {"s3:TlsVersion": 1.2}}),
+                    *([log_delivery] if bucket_id == LOG_BUCKET_ID else []),
+                ]
+            },
+        },
+    )
 
 
 def test_access_logs_go_to_the_separate_log_bucket(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("storage")
-    bucket = template["Resources"][BUCKET_ID]["Properties"]
-    assert bucket["LoggingConfiguration"] == {
-        "DestinationBucketName": {"Ref": LOG_BUCKET_ID},
-        "LogFilePrefix": "artifact-bucket/",
-    }
-    log_bucket = template["Resources"][LOG_BUCKET_ID]["Properties"]
-    assert "LoggingConfiguration" not in log_bucket
+    template = synthesized.assertions("storage")
+    logging = Match.object_equals(
+        {"DestinationBucketName": {"Ref": LOG_BUCKET_ID}, "LogFilePrefix": "artifact-bucket/"}
+    )
+    assert template.find_resources(
+        "AWS::S3::Bucket", {"Properties": {"LoggingConfiguration": logging}}
+    ).keys() == {BUCKET_ID}
     # S3 can deliver server access logs only to SSE-S3 buckets.
-    assert log_bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
-        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-    ]
+    sse_s3 = Match.exact([{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}])
+    log_bucket = {
+        "LoggingConfiguration": Match.absent(),
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": sse_s3},
+    }
+    assert LOG_BUCKET_ID in template.find_resources("AWS::S3::Bucket", {"Properties": log_bucket})
     delivery = Capture()
-    Template.from_json(template).has_resource_properties(
+    template.has_resource_properties(
         "AWS::S3::BucketPolicy",
         {
             "Bucket": {"Ref": LOG_BUCKET_ID},
@@ -126,23 +152,28 @@ def test_access_logs_go_to_the_separate_log_bucket(synthesized: SynthesizedApp) 
             },
         },
     )
-    assert delivery.as_object()["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": [BUCKET_ID, "Arn"]}
+    assert delivery.as_object()["ArnLike"]["aws:SourceArn"] == _arn_of(BUCKET_ID)
 
 
 def test_lifecycle_rules(synthesized: SynthesizedApp) -> None:
-    rules = synthesized.template("storage")["Resources"][BUCKET_ID]["Properties"]["LifecycleConfiguration"]
-    assert rules["Rules"] == [
-        {
-            "Id": "AbortIncompleteMultipartUploads",
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-            "Status": "Enabled",
-        },
-        {
-            "Id": "ExpireNoncurrentVersions",
-            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
-            "Status": "Enabled",
-        },
-    ]
+    rules = Match.exact(
+        [
+            {
+                "Id": "AbortIncompleteMultipartUploads",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                "Status": "Enabled",
+            },
+            {
+                "Id": "ExpireNoncurrentVersions",
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                "Status": "Enabled",
+            },
+        ]
+    )
+    buckets = synthesized.assertions("storage").find_resources(
+        "AWS::S3::Bucket", {"Properties": {"LifecycleConfiguration": {"Rules": rules}}}
+    )
+    assert BUCKET_ID in buckets
 
 
 def test_stack_is_termination_protected_and_environment_agnostic(synthesized: SynthesizedApp) -> None:
@@ -156,27 +187,32 @@ def test_stack_is_termination_protected_and_environment_agnostic(synthesized: Sy
 
 
 def test_outputs_name_the_bucket_prefix_and_key(synthesized: SynthesizedApp) -> None:
-    outputs = synthesized.template("storage")["Outputs"]
-    assert outputs["ArtifactBucketName"]["Value"] == {"Ref": BUCKET_ID}
-    assert outputs["KeyArn"]["Value"] == {"Fn::GetAtt": [KEY_ID, "Arn"]}
-    assert outputs["ModelPrefixUri"]["Value"] == {"Fn::Join": ["", ["s3://", {"Ref": BUCKET_ID}, "/models/"]]}
+    template = synthesized.assertions("storage")
+    template.has_output("ArtifactBucketName", {"Value": Match.exact({"Ref": BUCKET_ID})})
+    template.has_output("KeyArn", {"Value": Match.exact(_arn_of(KEY_ID))})
+    template.has_output(
+        "ModelPrefixUri",
+        {"Value": Match.exact({"Fn::Join": ["", ["s3://", {"Ref": BUCKET_ID}, "/models/"]]})},
+    )
 
 
 def test_throwaway_environment_destroys_everything(synthesized_throwaway: SynthesizedApp) -> None:
-    template = synthesized_throwaway.template("storage")
+    template = synthesized_throwaway.assertions("storage")
     stack = synthesized_throwaway.stacks["storage"]
     assert stack.stack_name == "SandboxStorage"
     assert (stack.account, stack.region) == ("111122223333", "eu-west-1")
-    for logical_id in (BUCKET_ID, LOG_BUCKET_ID, KEY_ID):
-        assert template["Resources"][logical_id]["DeletionPolicy"] == "Delete"
-    auto_delete = resources_of_type(template, "Custom::S3AutoDeleteObjects")
-    assert sorted(r["Properties"]["BucketName"]["Ref"] for r in auto_delete.values()) == sorted(
-        [BUCKET_ID, LOG_BUCKET_ID]
-    )
-    assert template["Resources"][KEY_ID]["Properties"]["PendingWindowInDays"] == 7
-    rules = template["Resources"][BUCKET_ID]["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert {"Id": "ExpireNoncurrentVersions", "NoncurrentVersionExpiration": {"NoncurrentDays": 3},
-            "Status": "Enabled"} in rules  # fmt: skip
+    deleted = {"DeletionPolicy": "Delete"}
+    assert template.find_resources("AWS::S3::Bucket", deleted).keys() == {BUCKET_ID, LOG_BUCKET_ID}
+    key = {**deleted, "Properties": {"PendingWindowInDays": 7}}
+    assert template.find_resources("AWS::KMS::Key", key).keys() == {KEY_ID}
+    # One auto-delete resource per bucket: two in all, and each bucket has one.
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 2)
+    for bucket_id in (BUCKET_ID, LOG_BUCKET_ID):
+        template.has_resource_properties("Custom::S3AutoDeleteObjects", {"BucketName": {"Ref": bucket_id}})
+    expire = {"Id": "ExpireNoncurrentVersions", "NoncurrentVersionExpiration": {"NoncurrentDays": 3},
+              "Status": "Enabled"}  # fmt: skip
+    rules = {"LifecycleConfiguration": {"Rules": Match.array_with([Match.object_equals(expire)])}}
+    assert BUCKET_ID in template.find_resources("AWS::S3::Bucket", {"Properties": rules})
 
 
 def test_build_app_wires_every_stack_into_the_app(cdk_context: dict[str, Any]) -> None:
@@ -201,23 +237,36 @@ def test_build_app_wires_every_stack_into_the_app(cdk_context: dict[str, Any]) -
 
 
 def test_stateless_stacks_use_the_store_through_named_exports(synthesized: SynthesizedApp) -> None:
-    outputs = synthesized.template("storage")["Outputs"]
-    assert {name: o.get("Export", {}).get("Name") for name, o in outputs.items()} == {
+    storage = synthesized.assertions("storage")
+    exports = {
         "ArtifactBucketName": "MmeStorage-ArtifactBucketName",
         "ArtifactBucketArn": "MmeStorage-ArtifactBucketArn",
         "KeyArn": "MmeStorage-KeyArn",
-        "ModelPrefixUri": None,
     }
+    assert storage.find_outputs("*").keys() == {*exports, "ModelPrefixUri"}
+    for name, export in exports.items():
+        storage.has_output(name, {"Export": {"Name": export}})
+    storage.has_output("ModelPrefixUri", {"Export": Match.absent()})
     training = json.dumps(synthesized.template("training"))
     assert "Fn::GetStackOutput" not in training
     assert '{"Fn::ImportValue": "MmeStorage-KeyArn"}' in training
 
 
 def test_key_lets_cloudwatch_logs_encrypt_only_this_accounts_log_groups(synthesized: SynthesizedApp) -> None:
-    statements = synthesized.template("storage")["Resources"][KEY_ID]["Properties"]["KeyPolicy"]["Statement"]
-    (logs,) = [s for s in statements if s.get("Sid") == "AllowCloudWatchLogsOfThisAccount"]
-    assert logs["Principal"] == {
-        "Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]}
+    template = synthesized.assertions("storage")
+    sid = Match.object_like({"Sid": "AllowCloudWatchLogsOfThisAccount"})
+    log_group_arn = Capture()
+    logs = {
+        "Sid": "AllowCloudWatchLogsOfThisAccount",
+        "Principal": Match.object_equals(
+            {"Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]}}
+        ),
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": {"Fn::Join": ["", log_group_arn]}}},
     }
-    condition = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
-    assert condition["Fn::Join"][1][-1] == ":log-group:*"
+    # Exactly one such statement: one as follows, and no two with its Sid.
+    for statements in (Match.array_with([Match.object_like(logs)]), Match.not_(Match.array_with([sid, sid]))):
+        keys = template.find_resources(
+            "AWS::KMS::Key", {"Properties": {"KeyPolicy": {"Statement": statements}}}
+        )
+        assert KEY_ID in keys
+    assert log_group_arn.as_array()[-1] == ":log-group:*"
