@@ -4,8 +4,9 @@ platform records at WARN and above, into its own log group (see ``mme_constructs
 from __future__ import annotations
 
 import pytest
+from aws_cdk.assertions import Capture, Match
 
-from tests.conftest import SynthesizedApp, resources_of_type
+from tests.conftest import SynthesizedApp
 
 EXPECTED_LOGGING = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
 HANDLERS = {
@@ -17,12 +18,14 @@ HANDLERS = {
 
 @pytest.mark.parametrize("role", sorted(HANDLERS))
 def test_every_handler_function_logs_json_at_info(synthesized: SynthesizedApp, role: str) -> None:
-    template = synthesized.template(role)
-    functions = resources_of_type(template, "AWS::Lambda::Function")
-    handlers = {resource["Properties"]["Handler"]: resource for resource in functions.values()}
-    assert set(handlers) == {f"{name}.handler" for name in HANDLERS[role]}
-    for handler, resource in handlers.items():
-        config = resource["Properties"]["LoggingConfig"]
-        assert {key: config.get(key) for key in EXPECTED_LOGGING} == EXPECTED_LOGGING, handler
-        (log_group,) = config["LogGroup"].values()  # {"Ref": ...}: the function's own log group
-        assert template["Resources"][log_group]["Type"] == "AWS::Logs::LogGroup", handler
+    template = synthesized.assertions(role)
+    # As many functions as handlers, and one of each: exactly these handlers.
+    template.resource_count_is("AWS::Lambda::Function", len(HANDLERS[role]))
+    log_groups = template.find_resources("AWS::Logs::LogGroup")
+    for name in sorted(HANDLERS[role]):
+        log_group = Capture()  # {"Ref": ...}: the function's own log group
+        logging = {**EXPECTED_LOGGING, "LogGroup": Match.object_equals({"Ref": log_group})}
+        template.has_resource_properties(
+            "AWS::Lambda::Function", {"Handler": f"{name}.handler", "LoggingConfig": logging}
+        )
+        assert log_group.as_string() in log_groups, name
