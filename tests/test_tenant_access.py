@@ -7,6 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Capture, Match, Template
 
 from app import add_compliance_checks
 from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, pointer_key_patterns
@@ -55,6 +56,20 @@ def _templates(cdk_context: dict[str, Any], tenants: TenantsConfig) -> dict[str,
     return {s.stack_name: s.template for s in assembly.stacks}
 
 
+def _policy_has_one_statement(template: Template, sid: str, statement: dict[str, Any]) -> None:
+    """The template's only managed policy has exactly one statement with this Sid, and it is like
+    ``statement``."""
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 1)
+    with_sid = Match.object_like({"Sid": sid})
+    for statements in (
+        Match.array_with([Match.object_like({"Sid": sid, **statement})]),
+        Match.not_(Match.array_with([with_sid, with_sid])),
+    ):
+        template.has_resource_properties(
+            "AWS::IAM::ManagedPolicy", {"PolicyDocument": {"Statement": statements}}
+        )
+
+
 def test_a_thousand_tenants_fit_in_cloudformation_limits(cdk_context: dict[str, Any]) -> None:
     templates = _templates(cdk_context, _tenants(1000))
     assert 1 < len(templates) <= TENANT_SHARDS
@@ -71,22 +86,27 @@ def test_abac_template_does_not_grow_with_tenants(cdk_context: dict[str, Any]) -
     few = _templates(cdk_context, _tenants(2, mode="abac"))
     many = _templates(cdk_context, _tenants(1500, mode="abac"))
     assert json.dumps(few, sort_keys=True) == json.dumps(many, sort_keys=True)
-    (template,) = few.values()
-    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
-    (allow,) = [
-        s
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if s.get("Sid") == "InvokeOnlyTheseModels"
-    ]
-    assert allow["Condition"]["StringLike"]["sagemaker:TargetModel"] == [ABAC_TENANT_PATTERN, "common/*"]
-    (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
-    assert trust["Condition"] == {
-        "StringLike": {"aws:RequestTag/tenant": "?*"},
-        "ForAllValues:StringEquals": {"aws:TagKeys": ["tenant"]},
+    (template,) = [Template.from_json(t) for t in few.values()]
+    models = Match.exact([ABAC_TENANT_PATTERN, "common/*"])
+    _policy_has_one_statement(
+        template, "InvokeOnlyTheseModels", {"Condition": {"StringLike": {"sagemaker:TargetModel": models}}}
+    )
+    template.resource_count_is("AWS::IAM::Role", 1)
+    actions = Capture()
+    trust = {
+        "Action": actions,
+        "Condition": Match.object_equals(
+            {
+                "StringLike": {"aws:RequestTag/tenant": "?*"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["tenant"]},
+            }
+        ),
     }
-    assert set(template["Outputs"]) == {"TenantAbacRoleArn"}
+    template.has_resource_properties(
+        "AWS::IAM::Role", {"AssumeRolePolicyDocument": {"Statement": [Match.object_like(trust)]}}
+    )
+    assert sorted(actions.as_array()) == ["sts:AssumeRole", "sts:TagSession"]
+    assert template.find_outputs("*").keys() == {"TenantAbacRoleArn"}
 
 
 def test_sharding_is_stable_when_tenants_are_added() -> None:
@@ -148,15 +168,12 @@ def test_wildcard_patterns_give_pointer_patterns_and_pass_cdk_nag(cdk_context: d
     )
     add_compliance_checks(app)
     (stack,) = app.synth().stacks  # raises if cdk-nag has an unacknowledged finding
-    (policy,) = [r for r in stack.template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
-    (read,) = [
-        s
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if s.get("Sid") == "ReadOwnModelPointers"
-    ]
-    assert read["Resource"] == {
+    pointers = {
         "Fn::Join": [
             "",
             [{"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}, "/model-pointers/pp-*/company_*.json"],
         ]
     }
+    _policy_has_one_statement(
+        Template.from_json(stack.template), "ReadOwnModelPointers", {"Resource": Match.exact(pointers)}
+    )
