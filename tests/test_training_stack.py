@@ -12,7 +12,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Capture, Match
 
 from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS
 from mme_constructs.training_pipeline import LOG_DELIVERY_ACTIONS
@@ -25,6 +25,17 @@ from tests.conftest import REPO_ROOT, STORAGE_EXPORTS, SynthesizedApp, resources
 
 SYNC = "arn:aws:states:::sagemaker:{}.sync"
 KEY_ARN = STORAGE_EXPORTS["MmeStorage-KeyArn"]
+
+
+def _policy_with(statement: dict[str, Any]) -> dict[str, Any]:
+    """A managed policy's properties, as a pattern: it has a statement like ``statement``."""
+    return {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(statement)])}}
+
+
+def _policy_without_two(statement: dict[str, Any]) -> dict[str, Any]:
+    """A managed policy's properties, as a pattern: it has at most one statement like ``statement``."""
+    like = Match.object_like(statement)
+    return {"PolicyDocument": {"Statement": Match.not_(Match.array_with([like, like]))}}
 
 
 def _chain(states: dict[str, Any], start: str) -> list[str]:
@@ -278,11 +289,14 @@ def test_state_machine_logs_and_traces(synthesized: SynthesizedApp) -> None:
             "StateMachineType": "STANDARD",
         },
     )
-    log_groups = resources_of_type(synthesized.template("training"), "AWS::Logs::LogGroup")
-    assert len(log_groups) == 6  # the state machine and five Lambdas
-    for group in log_groups.values():
-        assert group["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "MmeStorage-KeyArn"}
-        assert group["Properties"]["RetentionInDays"] == load_default_config().training.log_retention_days
+    template.resource_count_is("AWS::Logs::LogGroup", 6)  # the state machine and five Lambdas
+    template.all_resources_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "KmsKeyId": Match.exact({"Fn::ImportValue": "MmeStorage-KeyArn"}),
+            "RetentionInDays": load_default_config().training.log_retention_days,
+        },
+    )
 
 
 def test_definition_passes_the_asl_validator(
@@ -320,13 +334,12 @@ def _policy_statements(template: dict[str, Any], path_fragment: str) -> list[dic
 def test_roles_have_one_managed_policy_each_and_no_inline_or_aws_managed_policies(
     synthesized: SynthesizedApp,
 ) -> None:
-    template = synthesized.template("training")
-    assert resources_of_type(template, "AWS::IAM::Policy") == {}
-    roles = resources_of_type(template, "AWS::IAM::Role")
-    assert len(roles) == 7  # job, state machine, five Lambdas
-    for role in roles.values():
-        assert "ManagedPolicyArns" not in role["Properties"]
-        assert "Policies" not in role["Properties"]
+    template = synthesized.assertions("training")
+    template.resource_count_is("AWS::IAM::Policy", 0)
+    template.resource_count_is("AWS::IAM::Role", 7)  # job, state machine, five Lambdas
+    template.all_resources_properties(
+        "AWS::IAM::Role", {"ManagedPolicyArns": Match.absent(), "Policies": Match.absent()}
+    )
 
 
 def test_only_unscoped_apis_get_a_star_resource(synthesized: SynthesizedApp) -> None:
@@ -350,30 +363,46 @@ def test_only_unscoped_apis_get_a_star_resource(synthesized: SynthesizedApp) -> 
 
 
 def test_state_machine_may_pass_only_the_job_role_and_only_to_sagemaker(synthesized: SynthesizedApp) -> None:
-    statements = _policy_statements(synthesized.template("training"), "StateMachinePermissions")
-    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
-    assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("TrainingPipelineJobRole")
-    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    sagemaker_resources = json.dumps(
-        [s["Resource"] for s in statements if "sagemaker:CreateTrainingJob" in s["Action"]]
-    )
-    assert ":training-job/pp-*" in sagemaker_resources
-    assert ":training-job/ll-*" in sagemaker_resources
+    template = synthesized.assertions("training")
+    policies = template.find_resources("AWS::IAM::ManagedPolicy")
+    (policy_id,) = [logical_id for logical_id in policies if "StateMachinePermissions" in logical_id]
+    job_role = Capture(Match.string_like_regexp("^TrainingPipelineJobRole"))
+    pass_role = {
+        "Action": "iam:PassRole",
+        "Resource": {"Fn::GetAtt": [job_role, "Arn"]},
+        "Condition": Match.object_equals(
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+        ),
+    }
+
+    def create_training_jobs(step: str) -> dict[str, Any]:
+        arn = Match.string_like_regexp(rf":training-job/{step}-\*$")
+        return {
+            "Action": "sagemaker:CreateTrainingJob",
+            "Resource": Match.array_with([{"Fn::Join": ["", Match.array_with([arn])]}]),
+        }
+
+    for properties in (
+        _policy_with(pass_role),
+        _policy_without_two({"Action": "iam:PassRole"}),  # so pass_role is its only iam:PassRole
+        _policy_with(create_training_jobs("pp")),
+        _policy_with(create_training_jobs("ll")),
+    ):
+        assert policy_id in template.find_resources("AWS::IAM::ManagedPolicy", {"Properties": properties})
+    assert job_role.as_string() in template.find_resources("AWS::IAM::Role")
 
 
 def test_lambdas_run_on_the_latest_python_with_tracing(synthesized: SynthesizedApp) -> None:
-    functions = resources_of_type(synthesized.template("training"), "AWS::Lambda::Function")
-    handlers = {f["Properties"]["Handler"] for f in functions.values()}
-    assert handlers == {
-        "plan_run.handler",
-        "generate_data.handler",
-        "check_transform.handler",
-        "promote_artifact.handler",
-        "summarize_run.handler",
-    }
-    for function in functions.values():
-        assert function["Properties"]["Runtime"] == "python3.14"
-        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    template = synthesized.assertions("training")
+    handlers = ["plan_run", "generate_data", "check_transform", "promote_artifact", "summarize_run"]
+    # As many functions as handlers, and one of each: exactly these handlers.
+    template.resource_count_is("AWS::Lambda::Function", len(handlers))
+    for name in handlers:
+        template.has_resource_properties("AWS::Lambda::Function", {"Handler": f"{name}.handler"})
+    template.all_resources_properties(
+        "AWS::Lambda::Function",
+        {"Runtime": "python3.14", "TracingConfig": Match.object_equals({"Mode": "Active"})},
+    )
 
 
 def test_template_does_not_grow_with_the_number_of_locations(cdk_context: dict[str, Any]) -> None:
@@ -405,11 +434,10 @@ def test_warm_pools_keep_each_slots_instance_within_the_bound(cdk_context: dict[
         app, "MmeTraining", storage=StorageExports(stack_name="MmeStorage"), training=config.training,
         data=config.data,
     )  # fmt: skip
-    template = cdk.assertions.Template.from_stack(stack).to_json()
-    definition = TemplateRenderer(template, STORAGE_EXPORTS).render(
-        next(r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")[
-            "Properties"
-        ]["DefinitionString"]
+    template = cdk.assertions.Template.from_stack(stack)
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
+    definition = TemplateRenderer(template.to_json(), STORAGE_EXPORTS).render(
+        machine["Properties"]["DefinitionString"]
     )
     states = json.loads(definition)["States"]
     train = states["TrainLocations"]["ItemProcessor"]["States"]["TrainModel"]["Parameters"]
@@ -417,14 +445,13 @@ def test_warm_pools_keep_each_slots_instance_within_the_bound(cdk_context: dict[
     assert train["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 300
     # ... and the preprocessor's job, which runs once per refit, keeps none.
     assert "KeepAlivePeriodInSeconds" not in states["FitPreprocessor"]["Parameters"]["ResourceConfig"]
-    (create,) = [
-        statement
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::IAM::ManagedPolicy"
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Action"] == "sagemaker:CreateTrainingJob"
-    ]
-    assert create["Condition"] == {"NumericLessThanEqualsIfExists": {"sagemaker:KeepAlivePeriod": 300}}
+    # Exactly one statement of all the managed policies creates training jobs (one policy has one,
+    # none has two), and it bounds the keep-alive period.
+    create = {"Action": "sagemaker:CreateTrainingJob"}
+    template.resource_properties_count_is("AWS::IAM::ManagedPolicy", _policy_with(create), 1)
+    template.all_resources_properties("AWS::IAM::ManagedPolicy", _policy_without_two(create))
+    bound = Match.object_equals({"NumericLessThanEqualsIfExists": {"sagemaker:KeepAlivePeriod": 300}})
+    template.has_resource_properties("AWS::IAM::ManagedPolicy", _policy_with({**create, "Condition": bound}))
 
 
 @pytest.mark.parametrize(
@@ -433,10 +460,12 @@ def test_warm_pools_keep_each_slots_instance_within_the_bound(cdk_context: dict[
 def test_lambda_assets_hold_the_handler_and_the_shared_package(
     synthesized: SynthesizedApp, name: str
 ) -> None:
-    template = synthesized.template("training")
-    (function,) = [f for f in resources_of_type(template, "AWS::Lambda::Function").values()
-                   if f["Properties"]["Handler"] == f"{name}.handler"]  # fmt: skip
-    asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    template = synthesized.assertions("training")
+    handler = {"Handler": f"{name}.handler"}
+    template.resource_properties_count_is("AWS::Lambda::Function", handler, 1)
+    s3_key = Capture()
+    template.has_resource_properties("AWS::Lambda::Function", {**handler, "Code": {"S3Key": s3_key}})
+    asset_hash = s3_key.as_string().removesuffix(".zip")
     folder = synthesized.outdir / f"asset.{asset_hash}"
     assert (folder / f"{name}.py").is_file()
     assert (folder / "mme_shared" / "s3_layout.py").is_file()
@@ -588,18 +617,19 @@ def test_training_jobs_are_granted_on_the_algorithms_step_only(
 def test_the_lambdas_know_the_algorithm_and_its_step(
     name: str, synthesized_for_algorithm: Callable[[str], SynthesizedApp]
 ) -> None:
-    functions = resources_of_type(
-        synthesized_for_algorithm(name).template("training"), "AWS::Lambda::Function"
+    template = synthesized_for_algorithm(name).assertions("training")
+
+    def function(handler: str, variables: dict[str, Any]) -> dict[str, Any]:
+        return {"Handler": f"{handler}.handler", "Environment": {"Variables": variables}}
+
+    step = EXPECTED_JOBS[name]["step"]
+    template.has_resource_properties(
+        "AWS::Lambda::Function", function("plan_run", {"TRAINING_JOB_STEP": step, "ALGORITHM": name})
     )
-    environments = {
-        f["Properties"]["Handler"].removesuffix(".handler"): f["Properties"]["Environment"]["Variables"]
-        for f in functions.values()
-    }
-    assert environments["plan_run"]["TRAINING_JOB_STEP"] == EXPECTED_JOBS[name]["step"]
-    assert environments["plan_run"]["ALGORITHM"] == name
-    assert environments["summarize_run"]["ALGORITHM"] == name
+    template.has_resource_properties("AWS::Lambda::Function", function("summarize_run", {"ALGORITHM": name}))
     # Only the plan names training jobs.
-    assert [h for h, variables in environments.items() if "TRAINING_JOB_STEP" in variables] == ["plan_run"]
+    names_jobs = {"Environment": {"Variables": {"TRAINING_JOB_STEP": Match.any_value()}}}
+    template.resource_properties_count_is("AWS::Lambda::Function", names_jobs, 1)
 
 
 @pytest.mark.parametrize("name", ALGORITHM_NAMES)
