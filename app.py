@@ -8,6 +8,7 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
+from mme_constructs.metrics import EndpointMetrics
 from mme_constructs.multi_model_endpoint import NEWEST_GENERATION
 from project_config import ConfigError, ProjectConfig, load_config
 from project_config.loader import (
@@ -58,10 +59,9 @@ def build_app(
         app,
         f"{config.stack_prefix}Monitoring",
         storage=storage.exports,
-        endpoint_name=endpoint.endpoint.endpoint_name,
-        variant_name=endpoint.endpoint.variant_name,
-        state_machine_arn=training.pipeline.state_machine.state_machine_arn,
-        promotion_function_name=training.pipeline.promote_artifact.function.function_name,
+        endpoint=EndpointMetrics(endpoint.endpoint.endpoint_name, endpoint.endpoint.variant_name),
+        state_machine=training.pipeline.state_machine,
+        promotion_function=training.pipeline.promote_artifact.function,
         alarms=config.alarms,
         env=env,
     )
