@@ -26,6 +26,7 @@ from constructs import Construct
 from mme_constructs.access import acknowledge
 from mme_constructs.dashboard import OperatorDashboard
 from mme_constructs.metrics import FIVE_MINUTES, MICROSECONDS_TO_MS, EndpointMetrics, TrainingMetrics
+from mme_shared.stack_names import rollback_alarm_name
 from project_config.model import ROLLBACK_ALARM_WINDOW_SECONDS, AlarmsConfig
 
 AT_LEAST: Final = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -136,7 +137,7 @@ class RollbackAlarms(Construct):
         self.alarm_names: list[str] = []
         self.alarm_arns: list[str] = []
         for spec in endpoint_health_alarms(alarms):
-            name = f"{stack.stack_name}-Rollback-{spec.name_suffix}"
+            name = rollback_alarm_name(stack.stack_name, spec.name_suffix)
             self.alarms[spec.construct_id] = cloudwatch.Alarm(
                 self,
                 spec.construct_id,

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from mme_constructs.metrics import EndpointMetrics
 from mme_constructs.observability import EndpointObservability
+from mme_shared.stack_names import ALARM_TOPIC_ARN, DASHBOARD_NAME
 from project_config.model import AlarmsConfig
 from stacks.storage_stack import StorageExports
 
@@ -43,5 +44,5 @@ class MonitoringStack(Stack):
             key=storage.import_key(self),
             alarms=alarms,
         )
-        CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)
-        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+        CfnOutput(self, DASHBOARD_NAME.key, value=self.observability.dashboard.dashboard_name)
+        CfnOutput(self, ALARM_TOPIC_ARN.key, value=self.observability.topic.topic_arn)

@@ -10,7 +10,7 @@ import pytest
 
 from app import add_compliance_checks
 from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, pointer_key_patterns
-from mme_shared.naming import tenant_role_output_key
+from mme_shared.stack_names import tenant_role_output_key
 from project_config.model import TenantsConfig
 from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import (
