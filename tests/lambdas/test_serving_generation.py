@@ -9,10 +9,17 @@ deliberate change to this file too.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import os
+import subprocess
 import sys
+import tarfile
+import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -847,3 +854,169 @@ def test_handler_names_its_log_group_and_stream_in_an_unexpected_failure(
         "The serving-generation request failed: NoSuchBucket: An error occurred (NoSuchBucket)"
     )
     assert reason.endswith(" (log group MmeEndpoint-ServingGenerationLogs, stream 2026/12/01/x)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Through CDK's Provider framework: its real runtime (aws-cdk-lib's provider-framework/runtime), with
+# only its outbound AWS calls faked: Lambda Invoke runs this handler here (answering as the Lambda
+# runtime does, errorMessage and FunctionError on an exception), and the PUT to the ResponseURL is
+# recorded instead of sent.
+
+CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
+_FAKE_OUTBOUND = """\
+"use strict";
+const fs = require("fs");
+exports.invokeFunction = async (request) => {
+  const response = await fetch(process.env.HANDLER_URL, { method: "POST", body: request.Payload });
+  const answer = await response.json();
+  return { StatusCode: 200, Payload: Buffer.from(answer.Payload), FunctionError: answer.FunctionError };
+};
+exports.httpRequest = async (options, body) => {
+  fs.appendFileSync(process.env.RESPONSES_FILE, JSON.stringify({ options, body }) + "\\n");
+};
+exports.startExecution = async () => { throw new Error("this provider has no waiter state machine"); };
+"""
+_DRIVER = """\
+const framework = require(process.argv[2] + "/framework.js");
+const event = JSON.parse(require("fs").readFileSync(process.argv[3], "utf8"));
+framework.onEvent(event).catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+@pytest.fixture(scope="module")
+def framework_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CDK's provider framework runtime from the installed aws-cdk-lib (what synth deploys)."""
+    spec = importlib.util.find_spec("aws_cdk")
+    assert spec is not None
+    assert spec.submodule_search_locations
+    (tarball,) = Path(next(iter(spec.submodule_search_locations)), "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
+    folder = tmp_path_factory.mktemp("provider-framework")
+    prefix = "package/custom-resources/lib/provider-framework/runtime/"
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            name = member.name.removeprefix(prefix)
+            if member.name.startswith(prefix) and name.endswith(".js") and "/" not in name:
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                (folder / name).write_bytes(extracted.read())
+    assert (folder / "framework.js").is_file()
+    (folder / "outbound.js").write_text(_FAKE_OUTBOUND)
+    (folder / "driver.js").write_text(_DRIVER)
+    return folder
+
+
+@dataclass
+class FrameworkRun:
+    response: dict[str, Any]
+    """The document the framework PUT to the ResponseURL."""
+    url_path: str
+    invocations: list[dict[str, Any]]
+    """What the framework invoked the handler with."""
+
+
+def through_framework(runtime: Path, event: dict[str, Any], s3: Any, environ: dict[str, str]) -> FrameworkRun:
+    invocations: list[dict[str, Any]] = []
+
+    class LambdaInvoke(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            invocations.append(payload)
+            try:
+                answer: dict[str, Any] = {"Payload": json.dumps(run(payload, s3, environ=environ))}
+            except Exception as error:  # what the Lambda runtime returns for an unhandled exception
+                error_document = {"errorMessage": str(error), "errorType": type(error).__name__}
+                answer = {"Payload": json.dumps(error_document), "FunctionError": "Unhandled"}
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LambdaInvoke)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (runtime / "event.json").write_text(json.dumps(event))
+        responses = runtime / "responses.jsonl"
+        responses.unlink(missing_ok=True)
+        host, port = server.server_address[:2]
+        completed = subprocess.run(
+            ["node", str(runtime / "driver.js"), str(runtime), str(runtime / "event.json")],
+            env={**os.environ, "USER_ON_EVENT_FUNCTION_ARN": FUNCTION_ARN,
+                 "HANDLER_URL": f"http://{host!s}:{port}/", "RESPONSES_FILE": str(responses)},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert completed.returncode == 0, completed.stderr
+    ((sent),) = [json.loads(line) for line in responses.read_text().splitlines()]
+    assert sent["options"]["method"] == "PUT"
+    assert sent["options"]["headers"]["content-type"] == ""
+    return FrameworkRun(json.loads(sent["body"]), sent["options"]["path"], invocations)
+
+
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:MmeEndpoint-ServingGenerationHandler"
+
+
+def test_the_framework_answers_success_with_the_handlers_id_and_data(
+    aws: MotoAccount, framework_runtime: Path
+) -> None:
+    seed(aws, GEN_A)
+    event = resolve_request("Create", GEN_A)
+
+    done = through_framework(framework_runtime, event, aws.s3, aws.environment())
+
+    assert done.response == {
+        "Status": "SUCCESS",
+        "Reason": "SUCCESS",
+        "StackId": STACK_ID,
+        "RequestId": event["RequestId"],
+        "PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz",
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": {"Generation": GEN_A, "ArtifactVersionId": artifact_version(aws, GEN_A)},
+    }
+    assert done.url_path == RESPONSE_URL.removeprefix(
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com"
+    )
+    (invocation,) = done.invocations
+    assert invocation == event  # CloudFormation's request, as it came
+
+
+def test_a_refusal_becomes_failed_with_the_sentence_first(aws: MotoAccount, framework_runtime: Path) -> None:
+    """A failed Create gets the marker id, so the Delete CloudFormation sends next never reaches us."""
+    create = resolve_request("Create", "newest")
+
+    failed = through_framework(framework_runtime, create, aws.s3, aws.environment()).response
+
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith(
+        "Error: No complete preprocessor generation exists yet "
+        f"(s3://{BUCKET}/preprocessor/newest.json does not exist): {DEPLOY_FIRST}.\n"
+    )
+    assert len(json.dumps(failed).encode()) < 4096
+    assert failed["PhysicalResourceId"] == CREATE_FAILED_MARKER
+    delete = resolve_request("Delete", "newest", PhysicalResourceId=CREATE_FAILED_MARKER)
+
+    deleted = through_framework(framework_runtime, delete, aws.s3, aws.environment())
+
+    assert (deleted.response["Status"], deleted.invocations) == ("SUCCESS", [])
+
+
+def test_a_failed_update_keeps_its_id_and_a_delete_keeps_the_record_id(
+    aws: MotoAccount, framework_runtime: Path
+) -> None:
+    update = record_request("Update", "newest")  # an invalid Generation for record-serving
+    failed = through_framework(framework_runtime, update, aws.s3, aws.environment()).response
+    assert (failed["Status"], failed["PhysicalResourceId"]) == ("FAILED", SERVING_ID)
+    assert failed["Reason"].startswith("Error: The Generation property: preprocessor generation 'newest'")
+    serving(aws, GEN_A)
+
+    deleted = through_framework(framework_runtime, record_request("Delete", GEN_A), aws.s3, aws.environment())
+
+    assert (deleted.response["Status"], deleted.response["PhysicalResourceId"]) == ("SUCCESS", SERVING_ID)
+    assert SERVING_KEY not in aws.object_keys()
