@@ -159,8 +159,8 @@ class MultiModelEndpoint(Construct):
     def _serving_generation(
         self, bucket: s3.IBucket, key: kms.IKey, training: TrainingConfig
     ) -> ServingGenerationProvider:
-        """The serving-generation handler (construct id of its own, as before the Provider) and the
-        Provider framework in front of it."""
+        """The serving-generation handler (at the construct path it had before the Provider, so its
+        role, policy and log group stay) and the Provider framework in front of it."""
         handler = serving_generation_function(
             self, "ServingGenerationFunction", bucket=bucket, key=key, training=training
         )

@@ -17,9 +17,9 @@ Stacks deployed before the framework. Their two custom resources have the handle
 ``ServiceToken``, and CloudFormation refuses to change an existing custom resource's
 ``ServiceToken`` ("Modifying service token is not allowed"). New construct ids would replace the
 resources instead, but the cleanup then sends the old resources' Delete straight to the handler,
-which no longer answers CloudFormation (the deploy waits for the custom resource timeout, an hour,
-per attempt) and whose record-serving Delete would remove the serving.json the new resource has
-just written. So the token stays what it was: the framework function takes over the logical id the
+which no longer answers CloudFormation (the deploy would wait out the custom resource timeout, an
+hour) and whose record-serving Delete would remove the serving.json the new resource has just
+written. So the token stays what it was: the framework function takes over the logical id the
 handler function had (an in-place update of that ``AWS::Lambda::Function``: same function, same
 ARN, now the framework's code, runtime and role), the handler moves to a logical id of its own, and
 the custom resources keep their ids, type and properties (see :meth:`_keep_service_token`).
