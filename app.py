@@ -8,7 +8,9 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
+from mme_constructs.metrics import EndpointMetrics
 from mme_constructs.multi_model_endpoint import NEWEST_GENERATION
+from mme_shared.stack_names import StackRole, stack_name
 from project_config import ConfigError, ProjectConfig, load_config
 from project_config.loader import (
     CONTEXT_KEY,
@@ -35,10 +37,11 @@ def build_app(
         if config.account or config.region
         else None
     )
-    storage = StorageStack(app, f"{config.stack_prefix}Storage", storage=config.storage, env=env)
+    prefix = config.stack_prefix
+    storage = StorageStack(app, stack_name(prefix, StackRole.STORAGE), storage=config.storage, env=env)
     training = TrainingStack(
         app,
-        f"{config.stack_prefix}Training",
+        stack_name(prefix, StackRole.TRAINING),
         storage=storage.exports,
         training=config.training,
         data=config.data,
@@ -46,7 +49,7 @@ def build_app(
     )
     endpoint = EndpointStack(
         app,
-        f"{config.stack_prefix}Endpoint",
+        stack_name(prefix, StackRole.ENDPOINT),
         storage=storage.exports,
         endpoint=config.endpoint,
         training=config.training,
@@ -56,18 +59,17 @@ def build_app(
     )
     monitoring = MonitoringStack(
         app,
-        f"{config.stack_prefix}Monitoring",
+        stack_name(prefix, StackRole.MONITORING),
         storage=storage.exports,
-        endpoint_name=endpoint.endpoint.endpoint_name,
-        variant_name=endpoint.endpoint.variant_name,
-        state_machine_arn=training.pipeline.state_machine.state_machine_arn,
-        promotion_function_name=training.pipeline.promote_artifact.function.function_name,
+        endpoint=EndpointMetrics(endpoint.endpoint.endpoint_name, endpoint.endpoint.variant_name),
+        state_machine=training.pipeline.state_machine,
+        promotion_function=training.pipeline.promote_artifact.function,
         alarms=config.alarms,
         env=env,
     )
     tenant_stacks = build_tenant_stacks(
         app,
-        config.stack_prefix,
+        prefix,
         endpoint_arn=endpoint.endpoint.endpoint_arn,
         storage=storage.exports,
         tenants=config.tenants,

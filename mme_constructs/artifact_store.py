@@ -54,7 +54,6 @@ class ArtifactStore(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         destroy = removal_policy == RemovalPolicy.DESTROY
-
         self.key = kms.Key(
             self,
             "Key",
@@ -63,8 +62,24 @@ class ArtifactStore(Construct):
             removal_policy=removal_policy,
             pending_window=Duration.days(7) if destroy else None,
         )
-        # CloudWatch Logs encrypts the project's log groups (state machine, Lambdas) with this key;
-        # the encryption context pins the grant to log groups of this account and region.
+        self._allow_cloudwatch_logs()
+        self._allow_alarm_topics()
+        self.access_log_bucket = self._access_log_bucket(
+            removal_policy=removal_policy,
+            expiration=access_log_expiration,
+            abort_incomplete_multipart_upload_after=abort_incomplete_multipart_upload_after,
+        )
+        self.bucket = self._artifact_bucket(
+            removal_policy=removal_policy,
+            noncurrent_version_expiration=noncurrent_version_expiration,
+            abort_incomplete_multipart_upload_after=abort_incomplete_multipart_upload_after,
+        )
+
+    def _allow_cloudwatch_logs(self) -> None:
+        """CloudWatch Logs encrypts the project's log groups (state machine, Lambdas) with the key.
+
+        The encryption context pins the grant to log groups of this account and region.
+        """
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchLogsOfThisAccount",
@@ -87,7 +102,8 @@ class ArtifactStore(Construct):
             )
         )
 
-        # CloudWatch alarms publish to the project's SNS topic, which this key encrypts.
+    def _allow_alarm_topics(self) -> None:
+        """CloudWatch alarms publish to the project's SNS topic, which the key encrypts."""
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
@@ -98,9 +114,19 @@ class ArtifactStore(Construct):
             )
         )
 
-        # Server access logs can only be delivered to an SSE-S3 bucket (S3 does not write logs to
-        # SSE-KMS targets), so this bucket uses S3-managed keys; it holds request metadata only.
-        self.access_log_bucket = s3.Bucket(
+    def _access_log_bucket(
+        self,
+        *,
+        removal_policy: RemovalPolicy,
+        expiration: Duration,
+        abort_incomplete_multipart_upload_after: Duration,
+    ) -> s3.Bucket:
+        """The server access logs of the artifact bucket.
+
+        Server access logs can only be delivered to an SSE-S3 bucket (S3 does not write logs to
+        SSE-KMS targets), so this bucket uses S3-managed keys; it holds request metadata only.
+        """
+        bucket = s3.Bucket(
             self,
             "AccessLogBucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -112,27 +138,36 @@ class ArtifactStore(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireAccessLogs",
-                    expiration=access_log_expiration,
+                    expiration=expiration,
                     noncurrent_version_expiration=Duration.days(1),
                     abort_incomplete_multipart_upload_after=abort_incomplete_multipart_upload_after,
                 )
             ],
             removal_policy=removal_policy,
-            auto_delete_objects=destroy,
+            auto_delete_objects=removal_policy == RemovalPolicy.DESTROY,
         )
         _acknowledge(
-            self.access_log_bucket,
+            bucket,
             "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
             "S3 server access log delivery supports only SSE-S3 destination buckets.",
         )
         _acknowledge(
-            self.access_log_bucket,
+            bucket,
             "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
             "Access logs are audit copies kept for a fixed period; cross-region replication "
             "is an account-level decision left to the operator.",
         )
+        return bucket
 
-        self.bucket = s3.Bucket(
+    def _artifact_bucket(
+        self,
+        *,
+        removal_policy: RemovalPolicy,
+        noncurrent_version_expiration: Duration,
+        abort_incomplete_multipart_upload_after: Duration,
+    ) -> s3.Bucket:
+        """The bucket every artifact lives in, encrypted with the key and logged to the log bucket."""
+        bucket = s3.Bucket(
             self,
             "Bucket",
             encryption=s3.BucketEncryption.KMS,
@@ -156,14 +191,15 @@ class ArtifactStore(Construct):
                 ),
             ],
             removal_policy=removal_policy,
-            auto_delete_objects=destroy,
+            auto_delete_objects=removal_policy == RemovalPolicy.DESTROY,
         )
         _acknowledge(
-            self.bucket,
+            bucket,
             "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
             "Every object is reproducible by rerunning the training pipeline and versioning "
             "protects against overwrites; cross-region replication is left to the operator.",
         )
+        return bucket
 
     @property
     def bucket_name(self) -> str:

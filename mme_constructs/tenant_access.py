@@ -39,7 +39,8 @@ from constructs import Construct
 
 from mme_constructs import access
 from mme_shared import s3_layout
-from mme_shared.naming import PREPROCESSOR_STEP, tenant_role_output_key
+from mme_shared.naming import PREPROCESSOR_STEP
+from mme_shared.stack_names import TENANT_ABAC_ROLE_ARN, tenant_role_output_key
 from project_config.model import TenantConfig
 
 TENANT_TAG: Final = "tenant"
@@ -228,5 +229,8 @@ class TenantAbacRole(Construct):
             model_patterns=[ABAC_TENANT_PATTERN, *shared_model_patterns],
         )
         CfnOutput(
-            scope, "TenantAbacRoleArn", value=self.role.role_arn, description="Assume with tag tenant=<name>"
+            scope,
+            TENANT_ABAC_ROLE_ARN.key,
+            value=self.role.role_arn,
+            description="Assume with tag tenant=<name>",
         )

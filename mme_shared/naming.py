@@ -156,11 +156,3 @@ def validate_generation(generation: object) -> str:
         raise ValueError(problem)
     assert isinstance(generation, str)
     return generation
-
-
-def tenant_role_output_key(tenant: str) -> str:
-    """The stack output naming a tenant's role: ``company_a`` -> ``TenantRoleCompanyA``.
-
-    The config rejects tenant names that differ only in ``_`` and ``-``, so these keys are unique.
-    """
-    return "TenantRole" + "".join(part.capitalize() for part in re.split(r"[_-]", tenant) if part)

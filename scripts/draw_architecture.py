@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mme_shared.stack_names import TENANT_SHARD, StackRole, stack_name
 from project_config import ConfigError, ProjectConfig, load_default_config
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -204,7 +205,8 @@ def _tenant_part(config: ProjectConfig) -> tuple[DiagramCluster, list[DiagramNod
     if tenants.mode == "abac":
         cluster = DiagramCluster(
             "tenants",
-            f"{prefix}TenantAccess (abac mode: one role for {_count(len(tenants.tenants), 'tenant')})",
+            f"{stack_name(prefix, StackRole.TENANT_ACCESS)} "
+            f"(abac mode: one role for {_count(len(tenants.tenants), 'tenant')})",
         )
         patterns = [ABAC_TARGET_MODEL_PATTERN, *shared]
         nodes.append(
@@ -229,7 +231,8 @@ def _tenant_part(config: ProjectConfig) -> tuple[DiagramCluster, list[DiagramNod
         return cluster, nodes, edges
     cluster = DiagramCluster(
         "tenants",
-        f"{prefix}TenantsNN (roles mode: one role per tenant, {_count(len(tenants.tenants), 'tenant')})",
+        f"{prefix}{TENANT_SHARD}NN "
+        f"(roles mode: one role per tenant, {_count(len(tenants.tenants), 'tenant')})",
     )
     names = sorted(tenants.tenants)
     if not names:
@@ -280,8 +283,12 @@ def architecture(config: ProjectConfig) -> ArchitectureModel:
     training, endpoint, alarms = config.training, config.endpoint, config.alarms
     algorithm = training.algorithm_spec
     locations = len(config.data.locations)
-    storage_stack, training_stack = f"{prefix}Storage", f"{prefix}Training"
-    endpoint_stack, monitoring_stack = f"{prefix}Endpoint", f"{prefix}Monitoring"
+    storage_stack, training_stack = (
+        stack_name(prefix, StackRole.STORAGE),
+        stack_name(prefix, StackRole.TRAINING),
+    )
+    endpoint_stack = stack_name(prefix, StackRole.ENDPOINT)
+    monitoring_stack = stack_name(prefix, StackRole.MONITORING)
 
     tenant_cluster, tenant_nodes, tenant_edges = _tenant_part(config)
     clusters = (

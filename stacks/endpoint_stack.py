@@ -6,6 +6,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from mme_constructs.multi_model_endpoint import NEWEST_GENERATION, MultiModelEndpoint
+from mme_shared.stack_names import ALGORITHM, ENDPOINT_ARN, ENDPOINT_NAME, VARIANT_NAME
 from project_config.model import AlarmsConfig, EndpointConfig, TrainingConfig
 from stacks.storage_stack import StorageExports
 
@@ -49,22 +50,22 @@ class EndpointStack(Stack):
             alarms=alarms,
             preprocessor_generation=preprocessor_generation,
         )
-        for name, value, description in (
-            ("EndpointName", self.endpoint.endpoint_name, "InvokeEndpoint target"),
+        for output, value, description in (
+            (ENDPOINT_NAME, self.endpoint.endpoint_name, "InvokeEndpoint target"),
             (
-                "EndpointArn",
+                ENDPOINT_ARN,
                 self.endpoint.endpoint_arn,
                 "Resource of every tenant's InvokeEndpoint permission",
             ),
             (
-                "VariantName",
+                VARIANT_NAME,
                 self.endpoint.variant_name,
                 "Production variant (CloudWatch dimension VariantName)",
             ),
             (
-                "Algorithm",
+                ALGORITHM,
                 training.algorithm,
                 "The built-in algorithm of the MultiModel container (how mme reads its answers)",
             ),
         ):
-            CfnOutput(self, name, value=value, description=description)
+            CfnOutput(self, output.key, value=value, description=description)

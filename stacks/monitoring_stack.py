@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mme_constructs.metrics import EndpointMetrics
 from mme_constructs.observability import EndpointObservability
+from mme_shared.stack_names import ALARM_TOPIC_ARN, DASHBOARD_NAME
 from project_config.model import AlarmsConfig
 from stacks.storage_stack import StorageExports
 
@@ -19,10 +23,9 @@ class MonitoringStack(Stack):
         construct_id: str,
         *,
         storage: StorageExports,
-        endpoint_name: str,
-        variant_name: str,
-        state_machine_arn: str,
-        promotion_function_name: str,
+        endpoint: EndpointMetrics,
+        state_machine: sfn.IStateMachine,
+        promotion_function: lambda_.IFunction,
         alarms: AlarmsConfig,
         env: Environment | None = None,
     ) -> None:
@@ -35,12 +38,11 @@ class MonitoringStack(Stack):
         self.observability = EndpointObservability(
             self,
             "Observability",
-            endpoint_name=endpoint_name,
-            variant_name=variant_name,
-            state_machine_arn=state_machine_arn,
-            promotion_function_name=promotion_function_name,
+            endpoint=endpoint,
+            state_machine=state_machine,
+            promotion_function=promotion_function,
             key=storage.import_key(self),
             alarms=alarms,
         )
-        CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)
-        CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+        CfnOutput(self, DASHBOARD_NAME.key, value=self.observability.dashboard.dashboard_name)
+        CfnOutput(self, ALARM_TOPIC_ARN.key, value=self.observability.topic.topic_arn)

@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mme_constructs.artifact_store import ArtifactStore
+from mme_shared.stack_names import ARTIFACT_BUCKET_ARN, ARTIFACT_BUCKET_NAME, KEY_ARN, MODEL_PREFIX_URI
 from project_config.model import StorageConfig
 
 
@@ -28,15 +29,15 @@ class StorageExports:
 
     @property
     def bucket_name(self) -> str:
-        return f"{self.stack_name}-ArtifactBucketName"
+        return f"{self.stack_name}-{ARTIFACT_BUCKET_NAME.key}"
 
     @property
     def bucket_arn(self) -> str:
-        return f"{self.stack_name}-ArtifactBucketArn"
+        return f"{self.stack_name}-{ARTIFACT_BUCKET_ARN.key}"
 
     @property
     def key_arn(self) -> str:
-        return f"{self.stack_name}-KeyArn"
+        return f"{self.stack_name}-{KEY_ARN.key}"
 
     def import_bucket(self, scope: Construct) -> s3.IBucket:
         return s3.Bucket.from_bucket_attributes(
@@ -91,27 +92,27 @@ class StorageStack(Stack):
 
         CfnOutput(
             self,
-            "ArtifactBucketName",
+            ARTIFACT_BUCKET_NAME.key,
             value=self.bucket.bucket_name,
             export_name=self.exports.bucket_name,
             description="Bucket holding data, training outputs and the multi-model prefix",
         )
         CfnOutput(
             self,
-            "ArtifactBucketArn",
+            ARTIFACT_BUCKET_ARN.key,
             value=self.bucket.bucket_arn,
             export_name=self.exports.bucket_arn,
             description="ARN of the artifact bucket",
         )
         CfnOutput(
             self,
-            "ModelPrefixUri",
+            MODEL_PREFIX_URI.key,
             value=self.artifact_store.model_prefix_uri,
             description="S3 prefix the multi-model endpoint serves models from",
         )
         CfnOutput(
             self,
-            "KeyArn",
+            KEY_ARN.key,
             value=self.key.key_arn,
             export_name=self.exports.key_arn,
             description="Customer-managed KMS key encrypting the project's data",

@@ -17,6 +17,7 @@ from aws_cdk import Environment, Fn, Stack
 from constructs import Construct
 
 from mme_constructs.tenant_access import TenantAbacRole, TenantRoles
+from mme_shared.stack_names import StackRole, stack_name, tenant_shard_stack_name
 from project_config.model import TenantConfig, TenantsConfig
 from stacks.storage_stack import StorageExports
 
@@ -118,7 +119,7 @@ def build_tenant_stacks(
         return [
             TenantAbacStack(
                 scope,
-                f"{prefix}TenantAccess",
+                stack_name(prefix, StackRole.TENANT_ACCESS),
                 endpoint_arn=endpoint_arn,
                 storage=storage,
                 tenants=tenants,
@@ -128,7 +129,7 @@ def build_tenant_stacks(
     return [
         TenantRolesStack(
             scope,
-            f"{prefix}Tenants{index:02d}",
+            tenant_shard_stack_name(prefix, index),
             endpoint_arn=endpoint_arn,
             storage=storage,
             tenants=members,

@@ -6,6 +6,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from mme_constructs.training_pipeline import TrainingPipeline
+from mme_shared.stack_names import PROMOTE_FUNCTION_NAME, STATE_MACHINE_ARN
 from project_config.model import DataConfig, TrainingConfig
 from stacks.storage_stack import StorageExports
 
@@ -39,13 +40,13 @@ class TrainingStack(Stack):
         )
         CfnOutput(
             self,
-            "StateMachineArn",
+            STATE_MACHINE_ARN.key,
             value=self.pipeline.state_machine.state_machine_arn,
             description='Start an execution named <run id> with {"locations": [...]} to train',
         )
         CfnOutput(
             self,
-            "PromoteFunctionName",
+            PROMOTE_FUNCTION_NAME.key,
             value=self.pipeline.promote_artifact.function.function_name,
             description="Lambda that promotes a finished training job into the multi-model prefix",
         )

@@ -11,12 +11,8 @@ import pytest
 from mme_constructs import image_table
 from mme_constructs.algorithms import ALGORITHMS
 from mme_constructs.artifact_store import generation_key
-from mme_constructs.multi_model_endpoint import (
-    NEWEST_GENERATION,
-    InferencePipelineModel,
-    PipelineContainer,
-    check_pipeline,
-)
+from mme_constructs.inference_pipeline import InferencePipelineModel, PipelineContainer, check_pipeline
+from mme_constructs.multi_model_endpoint import NEWEST_GENERATION
 from mme_shared import s3_layout
 from project_config import ConfigError, load_default_config
 from project_config.loader import deep_merge, default_context, load_preprocessor_generation
@@ -98,22 +94,119 @@ def test_the_resolver_asks_for_the_newest_generation_unless_one_is_pinned(
     assert resolver["Properties"]["Generation"] == "pp-deploy-20261201-120000"
 
 
-def test_one_function_answers_both_custom_resources_directly(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
+FRAMEWORK_FUNCTION_LOGICAL_ID = "MultiModelEndpointServingGenerationFunctionF092A5CE"
+"""The logical id of the function both custom resources name as ServiceToken, from before the Provider
+framework (then the handler itself) to now (the framework's function): CloudFormation refuses to change
+an existing custom resource's ServiceToken, so this id, and with it the function's ARN, must stay."""
+
+
+def _framework_and_handler(template: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """The Provider framework's function (every custom resource's ServiceToken) and the handler it
+    invokes (its ``USER_ON_EVENT_FUNCTION_ARN``): logical ids and properties."""
     tokens = [
         r["Properties"]["ServiceToken"]
         for r in resources_of_type(template, "AWS::CloudFormation::CustomResource").values()
     ]
     assert len(tokens) == 2
-    (function_id,) = {token["Fn::GetAtt"][0] for token in tokens}  # the function itself, no Provider
-    function = template["Resources"][function_id]["Properties"]
-    assert function["Handler"] == "serving_generation.handler"
-    assert function["Timeout"] == 60
-    assert function["Environment"]["Variables"] == {
+    ((framework_id, attribute),) = {tuple(token["Fn::GetAtt"]) for token in tokens}
+    assert attribute == "Arn"
+    framework = template["Resources"][framework_id]["Properties"]
+    handler_id, _ = framework["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"]["Fn::GetAtt"]
+    return framework_id, framework, handler_id, template["Resources"][handler_id]["Properties"]
+
+
+def test_the_provider_framework_answers_both_custom_resources_by_invoking_the_handler(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = synthesized.template("endpoint")
+    framework_id, framework, _, handler = _framework_and_handler(template)
+    assert framework["Handler"] == "framework.onEvent"  # CDK's custom resource provider framework
+    assert framework["Environment"]["Variables"].keys() == {"USER_ON_EVENT_FUNCTION_ARN"}
+    assert framework_id == FRAMEWORK_FUNCTION_LOGICAL_ID
+    assert handler["Handler"] == "serving_generation.handler"
+    assert handler["Timeout"] == 60
+    assert handler["Environment"]["Variables"] == {
         "BUCKET_NAME": BUCKET,
         "KMS_KEY_ARN": KEY_ARN,
         "ALGORITHM": "linear-learner",
     }
+
+
+def test_the_custom_resources_keep_their_logical_ids_type_and_service_token(
+    synthesized: SynthesizedApp,
+) -> None:
+    """What an endpoint stack deployed before the Provider framework has: the update changes neither
+    (a changed id would replace the resource, and the old one's Delete would remove serving.json)."""
+    template = synthesized.template("endpoint")
+    assert {action: _custom_resource(template, action)[0] for action in ("resolve", "record-serving")} == {
+        "resolve": "MultiModelEndpointPreprocessorGeneration60C6DCAF",
+        "record-serving": "MultiModelEndpointServingGenerationRecord2E505481",
+    }
+    for action in ("resolve", "record-serving"):
+        _, resource = _custom_resource(template, action)
+        assert resource["Properties"]["ServiceToken"] == {
+            "Fn::GetAtt": [FRAMEWORK_FUNCTION_LOGICAL_ID, "Arn"]
+        }
+
+
+def test_the_framework_function_logs_to_its_own_encrypted_log_group(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("endpoint")
+    _, framework, _, handler = _framework_and_handler(template)
+    config = framework["LoggingConfig"]
+    assert (config["LogFormat"], config["ApplicationLogLevel"]) == ("JSON", "INFO")
+    (log_group_id,) = config["LogGroup"].values()
+    assert config["LogGroup"] != handler["LoggingConfig"]["LogGroup"]
+    log_group = template["Resources"][log_group_id]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["KmsKeyId"] == KEY_ARN
+    assert log_group["Properties"]["RetentionInDays"] == load_default_config().training.log_retention_days
+
+
+def test_the_framework_role_may_log_and_invoke_exactly_the_handler(synthesized: SynthesizedApp) -> None:
+    """Its own role, no AWS managed policy (CDK would attach AWSLambdaBasicExecutionRole to a role it
+    creates), and one policy of ours: CDK adds none of its own grants (the role is passed immutable)."""
+    template = synthesized.template("endpoint")
+    _, framework, handler_id, handler = _framework_and_handler(template)
+    (role_id, _) = framework["Role"]["Fn::GetAtt"]
+    assert role_id != handler["Role"]["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    assert "Policies" not in role
+    attached = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+        and {"Ref": role_id} in r["Properties"].get("Roles", [])
+    ]
+    (policy,) = attached
+    (log_group_id,) = framework["LoggingConfig"]["LogGroup"].values()
+    assert policy["PolicyDocument"]["Statement"] == [
+        {
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [log_group_id, "Arn"]},
+        },
+        {
+            "Action": ["lambda:GetFunction", "lambda:InvokeFunction"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [handler_id, "Arn"]},
+        },
+    ]
+
+
+def test_the_custom_resources_wait_for_both_policies(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("endpoint")
+    _, framework, _, handler = _framework_and_handler(template)
+    roles = {framework["Role"]["Fn::GetAtt"][0], handler["Role"]["Fn::GetAtt"][0]}
+    policies = {
+        k
+        for k, r in resources_of_type(template, "AWS::IAM::ManagedPolicy").items()
+        if {role["Ref"] for role in r["Properties"]["Roles"]} & roles
+    }
+    assert len(policies) == 2
+    for action in ("resolve", "record-serving"):
+        _, resource = _custom_resource(template, action)
+        assert policies <= set(resource["DependsOn"]), action
 
 
 def test_serving_json_is_recorded_only_after_the_endpoint_and_its_autoscaling(

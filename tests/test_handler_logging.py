@@ -13,14 +13,19 @@ HANDLERS = {
     "training": {"plan_run", "generate_data", "check_transform", "promote_artifact", "summarize_run"},
     "endpoint": {"serving_generation"},
 }
-"""Every Lambda function of each template is a HandlerFunction: ``<name>.handler``."""
+"""Every Lambda function of each template is a HandlerFunction: ``<name>.handler``, except CDK's
+custom resource provider framework in front of ``serving_generation`` (checked below)."""
+PROVIDER_FRAMEWORK = "framework.onEvent"
 
 
 @pytest.mark.parametrize("role", sorted(HANDLERS))
 def test_every_handler_function_logs_json_at_info(synthesized: SynthesizedApp, role: str) -> None:
     template = synthesized.assertions(role)
-    # As many functions as handlers, and one of each: exactly these handlers.
-    template.resource_count_is("AWS::Lambda::Function", len(HANDLERS[role]))
+    # As many functions (besides the provider framework) as handlers, and one of each: exactly these.
+    ours = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": Match.not_(PROVIDER_FRAMEWORK)}}
+    )
+    assert len(ours) == len(HANDLERS[role])
     log_groups = template.find_resources("AWS::Logs::LogGroup")
     for name in sorted(HANDLERS[role]):
         log_group = Capture()  # {"Ref": ...}: the function's own log group
@@ -29,3 +34,22 @@ def test_every_handler_function_logs_json_at_info(synthesized: SynthesizedApp, r
             "AWS::Lambda::Function", {"Handler": f"{name}.handler", "LoggingConfig": logging}
         )
         assert log_group.as_string() in log_groups, name
+
+
+def test_the_provider_framework_logs_json_at_info_into_its_own_log_group(synthesized: SynthesizedApp) -> None:
+    """What the Provider's API can set (its platform log level it cannot)."""
+    template = synthesized.assertions("endpoint")
+    log_group = Capture()
+    template.resource_properties_count_is("AWS::Lambda::Function", {"Handler": PROVIDER_FRAMEWORK}, 1)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": PROVIDER_FRAMEWORK,
+            "LoggingConfig": {
+                "LogFormat": "JSON",
+                "ApplicationLogLevel": "INFO",
+                "LogGroup": Match.object_equals({"Ref": log_group}),
+            },
+        },
+    )
+    assert log_group.as_string() in template.find_resources("AWS::Logs::LogGroup")

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
 
+from mme_constructs.metrics import EndpointMetrics
 from project_config import load_default_config
 from project_config.loader import deep_merge, default_context
 from project_config.model import ProjectConfig
 from stacks.monitoring_stack import MonitoringStack
 from stacks.storage_stack import StorageExports
+from stacks.training_stack import TrainingStack
 from tests.cfn_render import TemplateRenderer
 from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, resources_of_type
 
@@ -253,14 +261,18 @@ def test_email_subscriptions_from_config(cdk_context: dict[str, Any], emails: li
     config = ProjectConfig.model_validate(
         deep_merge(default_context(), {"alarms": {"email_subscriptions": emails}})
     )
+    # The training stack's state machine and function, imported into a stack of another app that is
+    # never synthesized (it holds no resources).
+    training = cdk.Stack(cdk.App(), "MmeTraining")
     stack = MonitoringStack(
         cdk.App(context=cdk_context),
         "MmeMonitoring",
         storage=StorageExports(stack_name="MmeStorage"),
-        endpoint_name="mme-endpoint",
-        variant_name="AllTraffic",
-        state_machine_arn="arn:aws:states:us-east-1:111122223333:stateMachine:training",
-        promotion_function_name="promote",
+        endpoint=EndpointMetrics("mme-endpoint", "AllTraffic"),
+        state_machine=sfn.StateMachine.from_state_machine_arn(
+            training, "StateMachine", "arn:aws:states:us-east-1:111122223333:stateMachine:training"
+        ),
+        promotion_function=lambda_.Function.from_function_name(training, "Promote", "promote"),
         alarms=config.alarms,
     )
     template = cdk.assertions.Template.from_stack(stack).to_json()
@@ -295,3 +307,49 @@ def test_the_notifying_health_alarms_watch_what_the_rollback_alarms_watch(
     rollback = watched(synthesized.template("endpoint"))
     assert len(rollback) == 2
     assert watched(synthesized.template("monitoring")) == rollback
+
+
+def _dimension_values(value: Any) -> Iterator[tuple[str, Any]]:
+    """(dimension name, value) of every metric dimension in a template fragment: an alarm's
+    ``{"Name": ..., "Value": ...}``, or a dashboard body's ``..."StateMachineArn","`` followed by the
+    value in its ``Fn::Join``."""
+    if isinstance(value, dict):
+        if set(value) == {"Name", "Value"}:
+            yield value["Name"], value["Value"]
+        for item in value.values():
+            yield from _dimension_values(item)
+    elif isinstance(value, list):
+        for before, item in itertools.pairwise(value):
+            named = re.search(r'"(\w+)","$', before) if isinstance(before, str) else None
+            if named is not None and isinstance(item, dict):
+                yield named.group(1), item
+        for item in value:
+            yield from _dimension_values(item)
+
+
+def test_training_metrics_are_those_of_the_training_stacks_state_machine_and_function(
+    synthesized: SynthesizedApp,
+) -> None:
+    """Every Step Functions and Lambda metric (dashboard and alarms) is keyed by the training stack's
+    state machine and promotion function, read from that stack's outputs."""
+    stack = synthesized.stacks["training"]
+    assert isinstance(stack, TrainingStack)
+    function = stack.pipeline.promote_artifact.function.node.default_child
+    assert isinstance(function, cdk.CfnElement)
+    training = synthesized.template("training")
+    (state_machine,) = resources_of_type(training, "AWS::StepFunctions::StateMachine")
+    expected = {
+        "StateMachineArn": {"Ref": state_machine},
+        "FunctionName": {"Ref": stack.get_logical_id(function)},
+    }
+    found = [
+        (name, value)
+        for name, value in _dimension_values(synthesized.template("monitoring")["Resources"])
+        if name in expected
+    ]
+    # 5 dashboard lines and 2 alarm queries per state machine; 4 lines and 1 alarm per function.
+    assert sorted(Counter(name for name, _ in found).items()) == [("FunctionName", 5), ("StateMachineArn", 7)]
+    for name, value in found:
+        output = value["Fn::GetStackOutput"]
+        assert output["StackName"] == stack.stack_name
+        assert training["Outputs"][output["OutputName"]]["Value"] == expected[name]

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from app import add_compliance_checks
 from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, pointer_key_patterns
-from mme_shared.naming import tenant_role_output_key
+from mme_shared.stack_names import tenant_role_output_key
 from project_config.model import TenantsConfig
 from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import (

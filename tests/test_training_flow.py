@@ -633,10 +633,10 @@ def test_a_first_run_that_promotes_nothing_completes_no_generation(flow: Flow) -
 @pytest.mark.parametrize(
     ("execution_input", "message"),
     [
-        pytest.param({}, "needs exactly one of 'locations'", id="neither"),
+        pytest.param({}, "must have exactly one of locations and locations_manifest_key", id="neither"),
         pytest.param(
             {"locations": ["NewYork_NY"], "locations_manifest_key": "location-manifests/all.json"},
-            "needs exactly one of 'locations'",
+            "must have exactly one of locations and locations_manifest_key",
             id="both",
         ),
         pytest.param(

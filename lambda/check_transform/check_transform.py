@@ -62,8 +62,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import environment_bucket, log_rejected
-from mme_shared.naming import location_name_problem
+from mme_shared.handler_input import environment_bucket, event_object, log_rejected, rejected_as
 from mme_shared.transform_output import TRANSFORM_ERROR_MARKER
 
 S3Client: TypeAlias = Any
@@ -151,35 +150,15 @@ class OutputScan:
 
 def parse_check_event(event: object) -> CheckRequest:
     """Validate the event; raise InvalidCheckRequest naming the field and what is expected."""
-    if not isinstance(event, Mapping):
-        raise InvalidCheckRequest(
-            f"The event must be a JSON object, got {type(event).__name__}; {_EXPECTED_EVENT}."
-        )
-    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
-    if unknown:
-        raise InvalidCheckRequest(
-            f"The event has unexpected field(s) {', '.join(unknown)}; {_EXPECTED_EVENT}."
-        )
-    missing = [name for name in _EVENT_FIELDS if name not in event]
-    if missing:
-        raise InvalidCheckRequest(f"The event is missing {', '.join(missing)}; {_EXPECTED_EVENT}.")
-    run_id, location = event["run_id"], event["location"]
-    problem = location_name_problem(location)
-    if problem is not None:
-        raise InvalidCheckRequest(f"location {problem}.")
-    try:
-        s3_layout.preprocessed_split_prefix(run_id, CHECKED_SPLITS[0])  # the layout's rule for run ids
-    except ValueError as error:
-        raise InvalidCheckRequest(f"{error}.") from None
-    return CheckRequest(run_id=run_id, location=location)
+    with rejected_as(InvalidCheckRequest):
+        fields = event_object(event, allowed=_EVENT_FIELDS, required=_EVENT_FIELDS, expected=_EXPECTED_EVENT)
+        return CheckRequest(run_id=fields.run_id(), location=fields.location())
 
 
 def load_bucket(environ: Mapping[str, str]) -> str:
     """BUCKET_NAME, validated; InvalidEnvironment otherwise."""
-    try:
+    with rejected_as(InvalidEnvironment):
         return environment_bucket(environ)
-    except ValueError as error:
-        raise InvalidEnvironment(str(error)) from None
 
 
 class _LineScanner:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -30,9 +28,17 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import environment_bucket, environment_kms_key_arn, log_rejected
+from mme_shared.handler_input import (
+    environment_bucket,
+    environment_fraction,
+    environment_integer,
+    environment_kms_key_arn,
+    event_object,
+    log_rejected,
+    rejected_as,
+)
 from mme_shared.housing_data import generate_location_dataset, to_csv
-from mme_shared.naming import job_name_fragment, location_name_problem
+from mme_shared.naming import job_name_fragment
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
@@ -41,7 +47,7 @@ LOGGER = logging.getLogger(__name__)
 """Each decision is one record; with Lambda's JSON log format its ``extra`` keys are top-level fields."""
 
 _EVENT_FIELDS: Final = ("run_id", "location")
-_INTEGER_RE: Final = re.compile(r"-?[0-9]+")
+_EXPECTED_EVENT: Final = 'expected {"run_id": str, "location": str}'
 
 
 # The class names are the contract with the state machine: Lambda reports an uncaught exception's
@@ -82,71 +88,22 @@ class DataSettings:
 
 def parse_data_event(event: object) -> DataRequest:
     """Validate the event; raise InvalidDataRequest naming the field and what is expected."""
-    expected = 'expected {"run_id": str, "location": str}'
-    if not isinstance(event, Mapping):
-        raise InvalidDataRequest(f"The event must be a JSON object, got {type(event).__name__}; {expected}.")
-    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
-    if unknown:
-        raise InvalidDataRequest(f"The event has unexpected field(s) {', '.join(unknown)}; {expected}.")
-    missing = [name for name in _EVENT_FIELDS if name not in event]
-    if missing:
-        raise InvalidDataRequest(f"The event is missing {', '.join(missing)}; {expected}.")
-    run_id, location = event["run_id"], event["location"]
-    problem = location_name_problem(location)
-    if problem is not None:
-        raise InvalidDataRequest(f"location {problem}.")
-    try:
-        s3_layout.raw_data_key(run_id, location, "train")  # the layout's rule for run ids
-    except ValueError as error:
-        raise InvalidDataRequest(f"{error}.") from None
-    return DataRequest(run_id=run_id, location=location)
-
-
-def _require(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "").strip()
-    if not value:
-        raise InvalidEnvironment(f"Environment variable {name} is not set; the stack must set it.")
-    return value
-
-
-def _integer(environ: Mapping[str, str], name: str, *, minimum: int) -> int:
-    text = _require(environ, name)
-    if _INTEGER_RE.fullmatch(text) is None or int(text) < minimum:
-        raise InvalidEnvironment(
-            f"Environment variable {name} {text!r} must be an integer of at least {minimum}."
-        )
-    return int(text)
-
-
-def _fraction(environ: Mapping[str, str], name: str) -> float:
-    text = _require(environ, name)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not 0.0 <= value < 1.0:
-        raise InvalidEnvironment(
-            f"Environment variable {name} {text!r} must be a number from 0 up to (not including) 1."
-        )
-    return value
+    with rejected_as(InvalidDataRequest):
+        fields = event_object(event, allowed=_EVENT_FIELDS, required=_EVENT_FIELDS, expected=_EXPECTED_EVENT)
+        return DataRequest(run_id=fields.run_id(), location=fields.location())
 
 
 def load_data_settings(environ: Mapping[str, str]) -> DataSettings:
     """Read and validate the six variables; raise InvalidEnvironment naming the first bad one."""
-    _require(environ, "BUCKET_NAME")
-    _require(environ, "KMS_KEY_ARN")
-    try:
-        bucket, kms_key_arn = environment_bucket(environ), environment_kms_key_arn(environ)
-    except ValueError as error:
-        raise InvalidEnvironment(str(error)) from None
-    return DataSettings(
-        bucket=bucket,
-        kms_key_arn=kms_key_arn,
-        houses_per_location=_integer(environ, "HOUSES_PER_LOCATION", minimum=1),
-        seed=_integer(environ, "SEED", minimum=0),
-        validation_fraction=_fraction(environ, "VALIDATION_FRACTION"),
-        test_fraction=_fraction(environ, "TEST_FRACTION"),
-    )
+    with rejected_as(InvalidEnvironment):
+        return DataSettings(
+            bucket=environment_bucket(environ),
+            kms_key_arn=environment_kms_key_arn(environ),
+            houses_per_location=environment_integer(environ, "HOUSES_PER_LOCATION", minimum=1),
+            seed=environment_integer(environ, "SEED", minimum=0),
+            validation_fraction=environment_fraction(environ, "VALIDATION_FRACTION"),
+            test_fraction=environment_fraction(environ, "TEST_FRACTION"),
+        )
 
 
 def generate_data(request: DataRequest, *, s3: S3Client, settings: DataSettings) -> dict[str, Any]:

@@ -62,7 +62,6 @@ import functools
 import json
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -72,8 +71,16 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from mme_shared import generation, naming, s3_layout
-from mme_shared.handler_input import environment_algorithm, environment_bucket, log_rejected
-from mme_shared.handler_input import json_type as _json_type
+from mme_shared.handler_input import (
+    environment_algorithm,
+    environment_bucket,
+    environment_integer,
+    environment_training_step,
+    event_object,
+    json_type,
+    log_rejected,
+    rejected_as,
+)
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
@@ -97,7 +104,6 @@ _EXPECTED_EVENT: Final = (
 REFIT_REQUESTED: Final = "requested"
 REFIT_FIRST_GENERATION: Final = "first generation"
 REFIT_ALGORITHM_CHANGED: Final = "algorithm changed"
-_INTEGER_RE: Final = re.compile(r"[0-9]+")
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _FORBIDDEN_CODES: Final = frozenset({"403", "AccessDenied"})
 _PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
@@ -161,60 +167,32 @@ class PlanSettings:
 
 def parse_run_event(event: object) -> RunRequest:
     """Validate the event's shape, run id and request; raise InvalidRunRequest naming what is wrong."""
-    if not isinstance(event, Mapping):
-        raise InvalidRunRequest(
-            f"The event must be a JSON object, got {_json_type(event)}; {_EXPECTED_EVENT}."
+    with rejected_as(InvalidRunRequest):
+        fields = event_object(event, allowed=_EVENT_FIELDS, required=("run_id",), expected=_EXPECTED_EVENT)
+        run_id = fields.run_id(
+            hint="the run id is the Step Functions execution name, so start the execution with a name that "
+            "follows this rule"
         )
-    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
-    if unknown:
-        raise InvalidRunRequest(f"The event has unexpected field(s) {', '.join(unknown)}; {_EXPECTED_EVENT}.")
-    if "run_id" not in event:
-        raise InvalidRunRequest(f"The event is missing run_id; {_EXPECTED_EVENT}.")
-    try:
-        run_id = naming.validate_run_id(event["run_id"])
-    except ValueError as error:
-        raise InvalidRunRequest(
-            f"{error}; the run id is the Step Functions execution name, so start the execution with a "
-            "name that follows this rule."
-        ) from None
-    request = event.get("request")
-    if not isinstance(request, Mapping):
-        raise InvalidRunRequest(
-            f"The execution input must be a JSON object, got {_json_type(request)}; {_EXPECTED_REQUEST}."
+        request = event_object(
+            fields.values.get("request"),
+            allowed=_REQUEST_FIELDS,
+            expected=_EXPECTED_REQUEST,
+            what="The execution input",
         )
-    unknown = sorted(str(name) for name in request if name not in _REQUEST_FIELDS)
-    if unknown:
-        raise InvalidRunRequest(
-            f"The execution input has unexpected field(s) {', '.join(unknown)}; {_EXPECTED_REQUEST}."
+        refit = request.boolean("refit", default=False)
+        if request.one_of("locations", "locations_manifest_key") == "locations":
+            locations = request.array("locations", items="location names")
+            return RunRequest(run_id=run_id, locations=tuple(locations), manifest_key=None, refit=refit)
+        manifest_key = request.string(
+            "locations_manifest_key", rule=f"an S3 key under {s3_layout.LOCATION_MANIFESTS_PREFIX}"
         )
-    refit = request.get("refit", False)
-    if not isinstance(refit, bool):
-        raise InvalidRunRequest(f"refit must be true or false, got {_json_type(refit)}; {_EXPECTED_REQUEST}.")
-    locations = request.get("locations")
-    manifest_key = request.get("locations_manifest_key")
-    if (locations is None) == (manifest_key is None):
-        raise InvalidRunRequest(
-            "The execution input needs exactly one of 'locations' (a list of location names) and "
-            "'locations_manifest_key' (a JSON array under location-manifests/ in the artifact bucket), got "
-            f"{'neither' if locations is None else 'both'}."
-        )
-    if manifest_key is not None:
         return RunRequest(
             run_id=run_id, locations=None, manifest_key=_manifest_key(manifest_key), refit=refit
         )
-    if not isinstance(locations, list):
-        raise InvalidRunRequest(
-            f"locations must be a JSON array of location names, got {_json_type(locations)}."
-        )
-    return RunRequest(run_id=run_id, locations=tuple(locations), manifest_key=None, refit=refit)
 
 
-def _manifest_key(key: object) -> str:
+def _manifest_key(key: str) -> str:
     prefix = s3_layout.LOCATION_MANIFESTS_PREFIX
-    if not isinstance(key, str):
-        raise InvalidRunRequest(
-            f"locations_manifest_key must be a string (an S3 key under {prefix}), got {_json_type(key)}."
-        )
     if not key.startswith(prefix) or len(key) == len(prefix):
         raise InvalidRunRequest(
             f"locations_manifest_key {key!r} is not allowed: upload the manifest under {prefix} in the "
@@ -231,25 +209,13 @@ def _manifest_key(key: object) -> str:
 def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
     """Read BUCKET_NAME, MAX_LOCATIONS, TRAINING_JOB_STEP and ALGORITHM; raise InvalidEnvironment
     naming the variable if wrong."""
-    try:
-        bucket = environment_bucket(environ)
-    except ValueError as error:
-        raise InvalidEnvironment(str(error)) from None
-    text = environ.get("MAX_LOCATIONS", "").strip()
-    if _INTEGER_RE.fullmatch(text) is None or int(text) < 1:
-        raise InvalidEnvironment(
-            f"Environment variable MAX_LOCATIONS {text!r} must be a whole number of at least 1."
+    with rejected_as(InvalidEnvironment):
+        return PlanSettings(
+            bucket=environment_bucket(environ),
+            max_locations=environment_integer(environ, "MAX_LOCATIONS", minimum=1),
+            training_step=environment_training_step(environ),
+            algorithm=environment_algorithm(environ),
         )
-    step = environ.get(naming.TRAINING_STEP_ENV, "")
-    try:
-        naming.validate_training_step(step)
-    except ValueError as error:
-        raise InvalidEnvironment(f"Environment variable {naming.TRAINING_STEP_ENV}: {error}.") from None
-    try:
-        algorithm = environment_algorithm(environ)
-    except ValueError as error:
-        raise InvalidEnvironment(str(error)) from None
-    return PlanSettings(bucket=bucket, max_locations=int(text), training_step=step, algorithm=algorithm)
 
 
 def location_list_problem(
@@ -510,13 +476,13 @@ def read_location_manifest(s3: S3Client, bucket: str, key: str) -> list[object]:
         ) from None
     if not isinstance(names, list):
         raise LocationManifestError(
-            f"The location manifest {uri} holds a JSON {_json_type(names)}, not an array; it must be a "
+            f"The location manifest {uri} holds a JSON {json_type(names)}, not an array; it must be a "
             'JSON array of location names, e.g. ["NewYork_NY", "Chicago_IL"].'
         )
     for index, name in enumerate(names):
         if not isinstance(name, str):
             raise LocationManifestError(
-                f"Entry [{index}] of the location manifest {uri} is a JSON {_json_type(name)}, not a "
+                f"Entry [{index}] of the location manifest {uri} is a JSON {json_type(name)}, not a "
                 "location name string."
             )
     return names

@@ -82,7 +82,13 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from s3transfer.exceptions import S3CopyFailedError  # type: ignore[import-untyped]
 
 from mme_shared import s3_layout
-from mme_shared.handler_input import environment_bucket, environment_kms_key_arn, log_rejected
+from mme_shared.handler_input import (
+    environment_bucket,
+    environment_kms_key_arn,
+    event_object,
+    log_rejected,
+    rejected_as,
+)
 from mme_shared.model_pointer import (
     CHECKSUM_ALGORITHMS,
     TRAINING_JOB_METADATA,
@@ -92,7 +98,7 @@ from mme_shared.model_pointer import (
     preferred_checksum,
     validation_metrics,
 )
-from mme_shared.naming import generation_problem, location_name_problem
+from mme_shared.naming import generation_problem
 from mme_shared.pointer_store import UNCONDITIONAL, write_pointer
 
 LOGGER = logging.getLogger(__name__)
@@ -127,6 +133,10 @@ TRAINING_JOB_NAME_RULE: Final = (
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 _PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed"})
 _EVENT_FIELDS: Final = ("training_job_name", "location", "artifact", "generation")
+_EXPECTED_EVENT: Final = (
+    'expected {"training_job_name": str, "location": str, "generation": str (optional)} or '
+    '{"training_job_name": "pp-<run id>", "artifact": "preprocessor"}'
+)
 
 
 # The class names are the contract with the state machine: Lambda reports an uncaught exception's
@@ -244,40 +254,29 @@ class PromotionResult:
 
 def parse_promotion_event(event: object) -> PromotionRequest:
     """Validate the event; raise InvalidPromotionRequest naming the field and what is expected."""
-    expected = (
-        'expected {"training_job_name": str, "location": str, "generation": str (optional)} or '
-        '{"training_job_name": "pp-<run id>", "artifact": "preprocessor"}'
-    )
-    if not isinstance(event, Mapping):
-        raise InvalidPromotionRequest(
-            f"The event must be a JSON object, got {type(event).__name__}; {expected}."
+    with rejected_as(InvalidPromotionRequest):
+        fields = event_object(
+            event, allowed=_EVENT_FIELDS, required=("training_job_name",), expected=_EXPECTED_EVENT
         )
-    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
-    if unknown:
-        raise InvalidPromotionRequest(f"The event has unexpected field(s) {', '.join(unknown)}; {expected}.")
-    if "training_job_name" not in event:
-        raise InvalidPromotionRequest(f"The event is missing training_job_name; {expected}.")
-    job_name = event["training_job_name"]
-    if not isinstance(job_name, str) or TRAINING_JOB_NAME_RE.fullmatch(job_name) is None:
-        raise InvalidPromotionRequest(
-            f"training_job_name {job_name!r} is not a SageMaker training job name ({TRAINING_JOB_NAME_RULE})."
+        job_name = fields.string(
+            "training_job_name", rule=TRAINING_JOB_NAME_RULE, pattern=TRAINING_JOB_NAME_RE
         )
-    has_location, has_artifact = "location" in event, "artifact" in event
-    if has_location == has_artifact:
-        raise InvalidPromotionRequest(
-            f"The event must have exactly one of location and artifact, got "
-            f"{'both' if has_location else 'neither'}; {expected}."
-        )
-    if has_artifact:
-        if event["artifact"] != PREPROCESSOR_ARTIFACT:
+        if fields.one_of("location", "artifact") == "location":
+            return PromotionRequest(
+                training_job_name=job_name,
+                location=fields.location(),
+                generation=fields.generation() if fields.has("generation") else None,
+            )
+        artifact = fields.values["artifact"]
+        if artifact != PREPROCESSOR_ARTIFACT:
             raise InvalidPromotionRequest(
-                f"artifact {event['artifact']!r} is not supported; the only shared artifact is "
+                f"artifact {artifact!r} is not supported; the only shared artifact is "
                 f"{PREPROCESSOR_ARTIFACT!r} (pass location to promote a location's model)."
             )
-        if "generation" in event:
+        if fields.has("generation"):
             raise InvalidPromotionRequest(
                 "A preprocessor promotion takes no generation: it starts the generation named after its "
-                f"training job; {expected}."
+                f"training job; {_EXPECTED_EVENT}."
             )
         problem = generation_problem(job_name)
         if problem is not None:
@@ -286,24 +285,12 @@ def parse_promotion_event(event: object) -> PromotionRequest:
                 "fitted by the job pp-<run id>."
             )
         return PromotionRequest(training_job_name=job_name, location=None)
-    problem = location_name_problem(event["location"])
-    if problem is not None:
-        raise InvalidPromotionRequest(f"location {problem}.")
-    generation = event.get("generation")
-    if generation is not None:
-        problem = generation_problem(generation)
-        if problem is not None:
-            raise InvalidPromotionRequest(f"{problem}.")
-    return PromotionRequest(training_job_name=job_name, location=event["location"], generation=generation)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read BUCKET_NAME and KMS_KEY_ARN; raise InvalidEnvironment naming the variable if wrong."""
-    try:
-        bucket, kms_key_arn = environment_bucket(environ), environment_kms_key_arn(environ)
-    except ValueError as error:
-        raise InvalidEnvironment(str(error)) from None
-    return Settings(bucket=bucket, kms_key_arn=kms_key_arn)
+    with rejected_as(InvalidEnvironment):
+        return Settings(bucket=environment_bucket(environ), kms_key_arn=environment_kms_key_arn(environ))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""CloudFormation custom resource: which preprocessor generation the endpoint serves.
+"""The endpoint stack's two custom resources (on_event handler): which preprocessor generation it serves.
 
 The endpoint serves exactly one preprocessor generation (``mme_shared.s3_layout``): its first
 container reads ``preprocessor/<generation>/model.tar.gz`` and its MultiModel container the prefix
@@ -56,15 +56,22 @@ resource updated after ``record-serving`` fails, and the stack makes it depend o
 that could), the rollback fails here; ``aws cloudformation continue-update-rollback
 --resources-to-skip <resolve resource>`` finishes it.
 
-CloudFormation invokes this function directly (the resource's ``ServiceToken`` is the function's
-ARN; no Provider framework) and waits for the answer PUT to the request's pre-signed
-``ResponseURL``. Every path therefore ends in exactly one response, FAILED included, so a stack is
-never left waiting for CloudFormation's one-hour timeout.
+CDK's custom resource Provider framework (``aws_cdk.custom_resources.Provider``, built in
+``mme_constructs/serving_generation.py``) is both resources' ``ServiceToken``: its Node.js function
+receives CloudFormation's request, invokes this function synchronously with it, and answers the
+request's pre-signed ``ResponseURL`` itself. This function is a plain on_event handler: it returns
+``{"PhysicalResourceId", "Data"}`` (the framework answers SUCCESS) or raises an exception whose
+message is one sentence (the framework answers FAILED, its Reason ``Error: <that sentence>``
+followed by its own pointer to the logs and its stack trace). The framework also covers the rest of
+the protocol: a FAILED Create gets a marker id, and the Delete CloudFormation then sends for it is
+answered without calling this function; a FAILED Update keeps the resource's id. This function never
+uses or logs the ``ResponseURL`` the framework passes along.
 
-Request (the fields CloudFormation sends; the resource's own properties)::
+Request (CloudFormation's request, as the framework passes it)::
 
-    RequestType: Create | Update | Delete, ResponseURL, StackId, RequestId, LogicalResourceId,
-    PhysicalResourceId (Update, Delete),
+    RequestType: Create | Update | Delete, ServiceToken (the framework's function), StackId,
+    RequestId, LogicalResourceId, ResourceType, ResponseURL (unused), PhysicalResourceId (Update,
+    Delete), OldResourceProperties (Update),
     ResourceProperties: {ServiceToken, Action: "resolve", Generation: "newest" | "pp-<run id>"}
                      or {ServiceToken, Action: "record-serving", Generation: "pp-<run id>",
                          EndpointName: str}
@@ -74,21 +81,28 @@ CloudFormation sends an Update only when a property changes: ``newest`` is resol
 resource is created and again only when its properties change, so a plain ``cdk deploy`` of other
 changes never switches the endpoint to another generation by surprise.
 
-Response::
+Returns::
 
-    resolve Create/Update, servable: SUCCESS,
-        PhysicalResourceId "<bucket>/preprocessor/<generation>/model.tar.gz" (a new generation is a new
-        id, so CloudFormation later sends a Delete for the old one: harmless, resolve deletes nothing),
-        Data {"Generation": <id>, "ArtifactVersionId": <S3 version id, "null" if unversioned>}
-    record-serving Create/Update: SUCCESS, PhysicalResourceId "<bucket>/preprocessor/serving.json"
-        (the same for every update: a changed id would make CloudFormation delete the "old" record
-        right after writing the new one), Data {"Generation": <id>}
-    Create/Update otherwise: FAILED, Reason = one sentence (cut to CloudFormation's 4 KB)
-    Delete: always SUCCESS (nothing may block a stack deletion or rollback); record-serving
-        removes serving.json as described above, resolve touches nothing
+    resolve Create/Update, servable: {"PhysicalResourceId":
+        "<bucket>/preprocessor/<generation>/model.tar.gz" (a new generation is a new id, so
+        CloudFormation later sends a Delete for the old one: harmless, resolve deletes nothing),
+        "Data": {"Generation": <id>, "ArtifactVersionId": <S3 version id, "null" if unversioned>}}
+    record-serving Create/Update: {"PhysicalResourceId": "<bucket>/preprocessor/serving.json" (the
+        same for every update: a changed id would make CloudFormation delete the "old" record right
+        after writing the new one), "Data": {"Generation": <id>}}
+    Delete: {"PhysicalResourceId": <the request's, which the framework requires>, "Data": {}}, and
+        never raises (nothing may block a stack deletion or rollback); record-serving removes
+        serving.json as described above, resolve touches nothing
+
+Raises (Create/Update only): :class:`Unservable` (resolve: the generation cannot be served, saying
+what to run), :class:`InvalidRequest` (a property or the environment is wrong, naming it), and
+:class:`RequestFailed` for anything unexpected (an S3 error, an unreadable record): "The
+serving-generation request failed: <type>: <message> (log group <group>, stream <stream>)", the
+message cut to 1,000 characters (CloudFormation refuses an answer over 4 KB, and the framework adds
+its own lines; its log pointer names ``/aws/lambda/<function>``, not this function's log group).
 
 Environment: ``BUCKET_NAME`` (the artifact bucket), ``KMS_KEY_ARN`` (the project key, used to
-encrypt ``serving.json``).
+encrypt ``serving.json``), ``ALGORITHM`` (the endpoint's MultiModel algorithm).
 
 Permissions: ``s3:GetObject`` on ``preprocessor/newest.json``, ``preprocessor/serving.json``,
 ``preprocessor/*/complete.json`` and ``preprocessor/*/model.tar.gz`` (HeadObject is authorised as
@@ -99,24 +113,20 @@ it to announce or withdraw ``next_generation``); ``kms:Decrypt`` (reading the SS
 ``kms:GenerateDataKey`` (writing serving.json) on the project key. S3 answers a GetObject of a
 missing key with 404 only to a caller that may list the whole bucket, and with 403 otherwise; rather
 than grant an unconditional ListBucket, this function asks whether a key exists with a ListObjectsV2
-whose prefix is that key (:func:`object_exists`) and reads only keys that exist. The response goes
-to a pre-signed S3 URL, which needs no permission.
+whose prefix is that key (:func:`object_exists`) and reads only keys that exist. The framework's
+role is the stack's only role that may invoke this function; the answer to CloudFormation is the
+framework's (a PUT to a pre-signed URL, which needs no permission).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, Protocol, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
@@ -142,15 +152,8 @@ ALLOWED_PROPERTIES: Final = {
 }
 REQUEST_TYPES: Final = ("Create", "Update", "Delete")
 SHOWN_MISSING_LOCATIONS: Final = 10
-
-RESPONSE_MAX_BYTES: Final = 4096
-"""CloudFormation rejects a custom resource response body larger than 4 KB."""
-SEND_TIMEOUT_SECONDS: Final = 10.0
-SEND_ATTEMPTS: Final = 3
-SEND_BACKOFF_SECONDS: Final = 1.0
-"""Waits 1 s, then 2 s, between attempts: at most about 33 s in all, well inside the 1-minute timeout."""
-FALLBACK_PHYSICAL_ID: Final = "serving-generation-not-created"
-"""Only when a Create fails: CloudFormation requires some id, and a Delete of it does nothing."""
+MAX_DETAIL_CHARS: Final = 1000
+"""How much of an unexpected error's message a FAILED reason carries (CloudFormation: 4 KB in all)."""
 
 _DEPLOY_FIRST: Final = (
     "run `make deploy` (it deploys storage and training, trains, then deploys the endpoint), or start "
@@ -158,30 +161,36 @@ _DEPLOY_FIRST: Final = (
 )
 
 
-class InvalidRequest(Exception):  # noqa: N818  (reads as what happened, like the other handlers)
+class Refused(Exception):  # noqa: N818  (reads as what happened, like the other handlers)
+    """A Create or Update this function refuses; its message is the one sentence of the FAILED reason."""
+
+
+class InvalidRequest(Refused):
     """The event or the environment is not what this function expects."""
 
 
-Status: TypeAlias = Literal["SUCCESS", "FAILED"]
+class Unservable(Refused):
+    """resolve: the requested generation cannot be served by this endpoint."""
+
+
+class RequestFailed(Exception):  # noqa: N818
+    """Something unexpected (an S3 error, an unreadable record) stopped a Create or Update."""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to tell CloudFormation."""
+    """A successful answer: the resource's id, its attributes, and a sentence for the decision log."""
 
-    status: Status
     physical_resource_id: str
-    reason: str
+    summary: str
     data: dict[str, str] = field(default_factory=dict)
 
-
-class Sender(Protocol):
-    """Delivers the JSON response body to CloudFormation's pre-signed URL."""
-
-    def __call__(self, url: str, body: bytes) -> None: ...
-
-
-UrlOpener: TypeAlias = Callable[..., Any]
+    def response(self) -> dict[str, Any]:
+        """What the on_event handler returns to the Provider framework (no id: the request's)."""
+        answer: dict[str, Any] = {"Data": dict(self.data)}
+        if self.physical_resource_id:
+            answer["PhysicalResourceId"] = self.physical_resource_id
+        return answer
 
 
 @dataclass(frozen=True)
@@ -288,7 +297,8 @@ def switch_reason(serving: str, target: str, missing: list[str]) -> str:
 
 
 def resolve(s3: S3Client, settings: Settings, requested: str, now: datetime) -> Outcome:
-    """The generation the endpoint may serve for ``requested`` (``newest`` or an id), or FAILED saying why.
+    """The generation the endpoint may serve for ``requested`` (``newest`` or an id); Unservable saying
+    why it cannot.
 
     On success it also announces a switch in serving.json (:func:`announce_next_generation`).
     """
@@ -301,17 +311,17 @@ def resolve(s3: S3Client, settings: Settings, requested: str, now: datetime) -> 
             else None
         )
         if newest is None:
-            return Outcome("FAILED", "", no_generation_reason(bucket))
+            raise Unservable(no_generation_reason(bucket))
         generation_id = newest.generation
     record_key = s3_layout.generation_record_key(generation_id)
     complete = object_exists(s3, bucket, record_key) and generation.read_complete(s3, bucket, generation_id)
     if not complete:
-        return Outcome("FAILED", "", incomplete_reason(bucket, generation_id))
+        raise Unservable(incomplete_reason(bucket, generation_id))
     if complete.algorithm != settings.algorithm:
-        return Outcome("FAILED", "", algorithm_reason(generation_id, complete.algorithm, settings.algorithm))
+        raise Unservable(algorithm_reason(generation_id, complete.algorithm, settings.algorithm))
     artifact_key = s3_layout.preprocessor_artifact_key(generation_id)
     if not object_exists(s3, bucket, artifact_key):
-        return Outcome("FAILED", "", missing_artifact_reason(bucket, generation_id))
+        raise Unservable(missing_artifact_reason(bucket, generation_id))
     version_id = str(s3.head_object(Bucket=bucket, Key=artifact_key).get("VersionId") or "null")
     serving = (
         generation.read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
@@ -323,11 +333,10 @@ def resolve(s3: S3Client, settings: Settings, requested: str, now: datetime) -> 
             pointer_locations(s3, bucket, serving.generation) - pointer_locations(s3, bucket, generation_id)
         )
         if missing:
-            return Outcome("FAILED", "", switch_reason(serving.generation, generation_id, missing))
+            raise Unservable(switch_reason(serving.generation, generation_id, missing))
     how = f"{NEWEST} is " if requested == NEWEST else ""
     announced = announce_next_generation(s3, settings, serving, generation_id, now)
     return Outcome(
-        "SUCCESS",
         f"{bucket}/{artifact_key}",
         f"{how}{generation_id}: complete, artifact {_uri(bucket, artifact_key)} version {version_id}."
         + announced,
@@ -349,7 +358,7 @@ def announce_next_generation(
     ``generation_id``. Staying (``serving`` names ``generation_id``: a plain deploy, or a rollback's
     Update with the old properties) with a ``next_generation`` left from a switch that did not
     complete: it is removed. Otherwise serving.json is not touched (no serving.json: nothing is
-    served yet, so there is nothing to announce). Returns a sentence for the response's Reason.
+    served yet, so there is nothing to announce). Returns a sentence for the decision log.
     """
     if serving is None:
         return ""
@@ -396,7 +405,6 @@ def record_serving(
         s3, settings.bucket, s3_layout.SERVING_GENERATION_KEY, ref, kms_key_arn=settings.kms_key_arn
     )
     return Outcome(
-        "SUCCESS",
         serving_physical_id(settings.bucket),
         f"Recorded in {_uri(settings.bucket, s3_layout.SERVING_GENERATION_KEY)} that endpoint "
         f"{endpoint_name} serves generation {generation_id}.",
@@ -412,23 +420,20 @@ def remove_serving(s3: S3Client, bucket: str, endpoint_name: str, physical_id: s
     """
     uri = _uri(bucket, s3_layout.SERVING_GENERATION_KEY)
     if not object_exists(s3, bucket, s3_layout.SERVING_GENERATION_KEY):
-        return Outcome("SUCCESS", physical_id, f"Nothing to remove: {uri} does not exist.")
+        return Outcome(physical_id, f"Nothing to remove: {uri} does not exist.")
     try:
         ref = generation.read_ref(s3, bucket, s3_layout.SERVING_GENERATION_KEY)
     except generation.GenerationRecordError as error:
-        return Outcome("SUCCESS", physical_id, f"Left {uri} in place: it is not readable ({error}).")
+        return Outcome(physical_id, f"Left {uri} in place: it is not readable ({error}).")
     if ref is None:
-        return Outcome("SUCCESS", physical_id, f"Nothing to remove: {uri} does not exist.")
+        return Outcome(physical_id, f"Nothing to remove: {uri} does not exist.")
     if ref.endpoint_name != endpoint_name:
         return Outcome(
-            "SUCCESS",
             physical_id,
             f"Left {uri} in place: it names endpoint {ref.endpoint_name}, not {endpoint_name}.",
         )
     s3.delete_object(Bucket=bucket, Key=s3_layout.SERVING_GENERATION_KEY)
-    return Outcome(
-        "SUCCESS", physical_id, f"Removed {uri}: endpoint {endpoint_name} no longer serves a generation."
-    )
+    return Outcome(physical_id, f"Removed {uri}: endpoint {endpoint_name} no longer serves a generation.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -481,13 +486,11 @@ def parse_properties(properties: object) -> Request:
 def delete(
     event: Mapping[str, Any], *, get_s3: Callable[[], S3Client], environ: Mapping[str, str]
 ) -> Outcome:
-    """Never FAILED: a resolve, a failed Create or a malformed record is simply let go."""
-    existing = str(event.get("PhysicalResourceId") or FALLBACK_PHYSICAL_ID)
+    """Never raises: a resolve or a malformed request is simply let go, keeping the request's id."""
+    existing = str(event.get("PhysicalResourceId") or "")
     properties = event.get("ResourceProperties")
-    nothing = Outcome("SUCCESS", existing, "Nothing to delete: this resource wrote nothing.")
-    if existing == FALLBACK_PHYSICAL_ID or not isinstance(properties, Mapping):
-        return nothing
-    if properties.get("Action") != RECORD_SERVING:
+    nothing = Outcome(existing, "Nothing to delete: this resource wrote nothing.")
+    if not isinstance(properties, Mapping) or properties.get("Action") != RECORD_SERVING:
         return nothing
     try:
         request = parse_properties(properties)
@@ -497,7 +500,6 @@ def delete(
     except Exception as error:
         LOGGER.exception("Could not remove the serving record")
         return Outcome(
-            "SUCCESS",
             existing,
             f"Did not remove {s3_layout.SERVING_GENERATION_KEY} ({type(error).__name__}: {error}); the "
             "deletion goes on: remove that object by hand if it still names this endpoint.",
@@ -511,7 +513,7 @@ def evaluate(
     environ: Mapping[str, str],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Outcome:
-    """Decide the response; may raise (the caller turns that into FAILED)."""
+    """Decide the answer to one request; a Create or Update may raise (Refused, or anything else)."""
     request_type = event.get("RequestType")
     if request_type == "Delete":
         return delete(event, get_s3=get_s3, environ=environ)
@@ -525,98 +527,26 @@ def evaluate(
     return record_serving(get_s3(), settings, request.generation, request.endpoint_name, now())
 
 
-def failure_physical_id(event: Mapping[str, Any]) -> str:
-    """The id to report with a FAILED answer: keep an existing one (a changed id on Update would be
-    a replacement), else the fallback a Delete recognises as "nothing was created"."""
-    existing = event.get("PhysicalResourceId")
-    return existing if isinstance(existing, str) and existing else FALLBACK_PHYSICAL_ID
-
-
-# --------------------------------------------------------------------------------------------------
-# The response
-
-
-def response_body(event: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
-    """The JSON document CloudFormation expects at the ResponseURL, its Reason cut to fit 4 KB."""
-    body = {
-        "Status": outcome.status,
-        "Reason": "",
-        "PhysicalResourceId": outcome.physical_resource_id,
-        "StackId": event.get("StackId", ""),
-        "RequestId": event.get("RequestId", ""),
-        "LogicalResourceId": event.get("LogicalResourceId", ""),
-        "Data": dict(outcome.data),
-    }
-    budget = RESPONSE_MAX_BYTES - len(encode_body(body))
-    body["Reason"] = _shorten(outcome.reason, budget)
-    return body
-
-
-def _json_size(text: str) -> int:
-    return len(json.dumps(text)) - 2
-
-
-def _shorten(text: str, limit: int) -> str:
-    """``text``, or its start plus "...", taking at most ``limit`` bytes inside a JSON string."""
-    if _json_size(text) <= limit:
-        return text
-    kept, size = [], 3
-    for char in text:
-        size += _json_size(char)
-        if size > limit:
-            break
-        kept.append(char)
-    return "".join(kept) + "..."
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Compact JSON (ASCII escapes, so the byte count is what CloudFormation measures)."""
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
-
-
-def send_response(
-    url: str,
-    body: bytes,
-    *,
-    urlopen: UrlOpener = urllib.request.urlopen,
-    sleep: Callable[[float], None] = time.sleep,
-    attempts: int = SEND_ATTEMPTS,
-    timeout: float = SEND_TIMEOUT_SECONDS,
-    allowed_schemes: Collection[str] = ("https",),
-) -> None:
-    """PUT ``body`` to the pre-signed URL, retrying network errors and 5xx answers.
-
-    The Content-Type must be empty: the URL is signed for exactly that. A 4xx answer (an expired or
-    wrong URL) is not retried because it cannot get better. Raises the last error when every
-    attempt fails.
-    """
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in allowed_schemes:
-        raise ValueError(f"ResponseURL must be an {'/'.join(allowed_schemes)} URL, got scheme {scheme!r}.")
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(  # noqa: S310  (scheme checked above)
-            url,
-            data=body,
-            method="PUT",
-            headers={"Content-Type": "", "Content-Length": str(len(body))},
-        )
-        try:
-            with urlopen(request, timeout=timeout) as response:
-                LOGGER.info("CloudFormation response delivered (HTTP %s).", response.status)
-                return
-        except urllib.error.HTTPError as error:
-            if error.code < 500 or attempt == attempts:
-                raise
-            LOGGER.warning("Response attempt %d got HTTP %s; retrying.", attempt, error.code)
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            if attempt == attempts:
-                raise
-            LOGGER.warning("Response attempt %d failed (%s); retrying.", attempt, error)
-        sleep(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1))
-
-
 # --------------------------------------------------------------------------------------------------
 # Entry point
+
+
+def _shorten(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _decision(
+    event: Mapping[str, Any], status: str, reason: str, generation_id: str | None
+) -> dict[str, Any]:
+    """The fields of the one decision record each request logs (never the ResponseURL)."""
+    properties = event.get("ResourceProperties")
+    return {
+        "request_type": event.get("RequestType"),
+        "action": properties.get("Action") if isinstance(properties, Mapping) else None,
+        "generation": generation_id,
+        "status": status,
+        "reason": reason,
+    }
 
 
 def process_request(
@@ -624,52 +554,36 @@ def process_request(
     *,
     get_s3: Callable[[], S3Client],
     environ: Mapping[str, str],
-    send: Sender,
-    log_stream: str | None = None,
+    log_location: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
-    """Answer one CloudFormation request; return the response body that was sent.
+    """Answer one request from the Provider framework: the on_event result, or an exception.
 
-    Only an event without a usable ResponseURL raises: there is nobody to answer.
+    ``log_location`` goes into an unexpected failure's sentence, so that the FAILED reason says where
+    the traceback is.
     """
-    if not isinstance(event, Mapping) or not isinstance(event.get("ResponseURL"), str):
+    if not isinstance(event, Mapping):
         raise InvalidRequest(
-            "The event is not a CloudFormation custom resource request (no ResponseURL); this function "
-            "is meant to be the ServiceToken of a custom resource."
+            "The event is not a custom resource request (an object with RequestType and "
+            "ResourceProperties); this function answers the endpoint stack's custom resources."
         )
     try:
         outcome = evaluate(event, get_s3=get_s3, environ=environ, now=now)
+    except Refused as refusal:
+        LOGGER.warning("refused", extra=_decision(event, "FAILED", str(refusal), None))
+        raise
     except Exception as error:
         LOGGER.exception("The serving-generation request failed unexpectedly")
-        where = f" (log stream {log_stream})" if log_stream else ""
-        outcome = Outcome(
-            "FAILED", "", f"The serving-generation request failed: {type(error).__name__}: {error}{where}"
+        where = f" ({log_location})" if log_location else ""
+        failure = RequestFailed(
+            f"The serving-generation request failed: {type(error).__name__}: {_shorten(str(error))}{where}"
         )
-    if outcome.status == "FAILED":
-        outcome = Outcome("FAILED", failure_physical_id(event), outcome.reason, outcome.data)
-    body = response_body(event, outcome)
-    LOGGER.info(
-        "%s %s -> %s: %s",
-        event.get("RequestType"),
-        event.get("LogicalResourceId"),
-        body["Status"],
-        body["Reason"],
-    )
-    properties = event.get("ResourceProperties")
-    action = properties.get("Action") if isinstance(properties, Mapping) else None
-    decision = {
-        "request_type": event.get("RequestType"),
-        "action": action,
-        "generation": outcome.data.get("Generation"),
-        "status": body["Status"],
-        "reason": body["Reason"],
-    }
-    if outcome.status == "FAILED":
-        LOGGER.warning("refused", extra=decision)
-    else:
-        LOGGER.info("resolved" if action == "resolve" else "answered", extra=decision)
-    send(event["ResponseURL"], encode_body(body))
-    return body
+        LOGGER.warning("refused", extra=_decision(event, "FAILED", str(failure), None))
+        raise failure from error
+    decision = _decision(event, "SUCCESS", outcome.summary, outcome.data.get("Generation"))
+    resolved = decision["action"] == RESOLVE and event.get("RequestType") != "Delete"
+    LOGGER.info("resolved" if resolved else "answered", extra=decision)
+    return outcome.response()
 
 
 @functools.cache
@@ -680,12 +594,11 @@ def _s3_client() -> S3Client:
 
 
 def handler(event: object, context: object) -> dict[str, Any]:
-    """Lambda entry point (invoked by CloudFormation). The ResponseURL is never logged: it is a
-    pre-signed URL that would let anyone answer for this resource."""
+    """Lambda entry point, invoked by the Provider framework's function."""
+    group, stream = getattr(context, "log_group_name", None), getattr(context, "log_stream_name", None)
     return process_request(
         event,
         get_s3=_s3_client,
         environ=os.environ,
-        send=send_response,
-        log_stream=getattr(context, "log_stream_name", None),
+        log_location=f"log group {group}, stream {stream}" if group and stream else None,
     )

@@ -85,6 +85,7 @@ import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -99,9 +100,11 @@ from mme_shared.handler_input import (
     environment_algorithm,
     environment_bucket,
     environment_kms_key_arn,
+    event_object,
+    json_type,
     log_rejected,
+    rejected_as,
 )
-from mme_shared.handler_input import json_type as _json_type
 
 S3Client: TypeAlias = Any
 """A boto3 S3 client (boto3 ships no type information; the Lambda runtime provides boto3)."""
@@ -134,6 +137,13 @@ _EXPECTED_EVENT: Final = (
     '"ResultWriterDetails": {"Bucket": str, "Key": str}}, "generation": "pp-<run id>", "refit": bool, '
     '"location_count": int}'
 )
+_EXPECTED_MAP_RESULT: Final = (
+    'expected the training Map\'s output with a ResultWriter, {"MapRunArn": str, '
+    '"ResultWriterDetails": {"Bucket": str, "Key": str}}'
+)
+_NOT_EMPTY: Final = re.compile(r".+", re.DOTALL)
+_MANIFEST_KEY_RE: Final = re.compile(r".*/manifest\.json", re.DOTALL)
+_MANIFEST_KEY_RULE: Final = "the key of a ResultWriter manifest, <prefix><map run id>/manifest.json"
 _MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied"})
 
 
@@ -222,76 +232,40 @@ class _MalformedOutput(Exception):  # noqa: N818
 
 def parse_summary_event(event: object) -> SummaryRequest:
     """Validate the event; raise InvalidSummaryRequest naming the field and what is expected."""
-    if not isinstance(event, Mapping):
-        raise InvalidSummaryRequest(
-            f"The event must be a JSON object, got {_json_type(event)}; {_EXPECTED_EVENT}."
+    with rejected_as(InvalidSummaryRequest):
+        fields = event_object(event, allowed=_EVENT_FIELDS, required=_EVENT_FIELDS, expected=_EXPECTED_EVENT)
+        run_id = fields.run_id(hint="pass the execution name as run_id")
+        map_result = fields.nested(
+            "map_result", required=("MapRunArn", "ResultWriterDetails"), expected=_EXPECTED_MAP_RESULT
         )
-    unknown = sorted(str(name) for name in event if name not in _EVENT_FIELDS)
-    if unknown:
-        raise InvalidSummaryRequest(
-            f"The event has unexpected field(s) {', '.join(unknown)}; {_EXPECTED_EVENT}."
+        map_run_arn = map_result.string("MapRunArn", rule="the Map Run's ARN", pattern=_NOT_EMPTY)
+        details = map_result.nested(
+            "ResultWriterDetails", required=("Bucket", "Key"), expected=_EXPECTED_MAP_RESULT
         )
-    missing = [name for name in _EVENT_FIELDS if name not in event]
-    if missing:
-        raise InvalidSummaryRequest(f"The event is missing {', '.join(missing)}; {_EXPECTED_EVENT}.")
-    try:
-        run_id = naming.validate_run_id(event["run_id"])
-    except ValueError as error:
-        raise InvalidSummaryRequest(f"{error}; pass the execution name as run_id.") from None
-    map_result = event["map_result"]
-    details = map_result.get("ResultWriterDetails") if isinstance(map_result, Mapping) else None
-    map_run_arn = map_result.get("MapRunArn") if isinstance(map_result, Mapping) else None
-    bucket = details.get("Bucket") if isinstance(details, Mapping) else None
-    key = details.get("Key") if isinstance(details, Mapping) else None
-    if not (
-        isinstance(map_run_arn, str) and map_run_arn and isinstance(bucket, str) and isinstance(key, str)
-    ):
-        raise InvalidSummaryRequest(
-            "map_result must be the training Map's output with a ResultWriter, "
-            '{"MapRunArn": str, "ResultWriterDetails": {"Bucket": str, "Key": str}}, '
-            f"got {_preview(map_result)}."
+        bucket = details.string("Bucket", rule="the bucket the ResultWriter wrote to")
+        key = details.string("Key", rule=_MANIFEST_KEY_RULE, pattern=_MANIFEST_KEY_RE)
+        return SummaryRequest(
+            run_id=run_id,
+            map_run_arn=map_run_arn,
+            manifest_bucket=bucket,
+            manifest_key=key,
+            generation=fields.generation(hint="pass the run plan's generation"),
+            refit=fields.boolean("refit"),
+            location_count=fields.integer(
+                "location_count", minimum=1, hint="pass the run plan's location_count"
+            ),
         )
-    if not key.endswith("/manifest.json"):
-        raise InvalidSummaryRequest(
-            f"map_result.ResultWriterDetails.Key {key!r} does not name a ResultWriter manifest "
-            "(<prefix><map run id>/manifest.json)."
-        )
-    generation = event["generation"]
-    problem = naming.generation_problem(generation)
-    if problem is not None:
-        raise InvalidSummaryRequest(f"{problem}; pass the run plan's generation.")
-    refit, count = event["refit"], event["location_count"]
-    if not isinstance(refit, bool):
-        raise InvalidSummaryRequest(f"refit must be true or false, got {_json_type(refit)}.")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise InvalidSummaryRequest(
-            f"location_count must be the plan's positive number of locations, got {_preview(count)}."
-        )
-    return SummaryRequest(
-        run_id=run_id,
-        map_run_arn=map_run_arn,
-        manifest_bucket=bucket,
-        manifest_key=key,
-        generation=generation,
-        refit=refit,
-        location_count=count,
-    )
 
 
 def load_summary_settings(environ: Mapping[str, str]) -> SummarySettings:
     """Read BUCKET_NAME, KMS_KEY_ARN and ALGORITHM; raise InvalidEnvironment naming a missing or
     malformed one."""
-    try:
-        bucket, kms_key_arn = environment_bucket(environ), environment_kms_key_arn(environ)
-        algorithm = environment_algorithm(environ)
-    except ValueError as error:
-        raise InvalidEnvironment(str(error)) from None
-    return SummarySettings(bucket=bucket, kms_key_arn=kms_key_arn, algorithm=algorithm)
-
-
-def _preview(value: object, limit: int = 200) -> str:
-    text = json.dumps(value, default=repr)
-    return text if len(text) <= limit else text[:limit] + "..."
+    with rejected_as(InvalidEnvironment):
+        return SummarySettings(
+            bucket=environment_bucket(environ),
+            kms_key_arn=environment_kms_key_arn(environ),
+            algorithm=environment_algorithm(environ),
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -589,7 +563,7 @@ def _iterator_result(text: object, *, location: str, execution_arn: str | None) 
     except ValueError:
         raise _MalformedOutput("is not JSON") from None
     if not isinstance(output, Mapping):
-        raise _MalformedOutput(f"is a JSON {_json_type(output)}, not an object")
+        raise _MalformedOutput(f"is a JSON {json_type(output)}, not an object")
     if output.get("location") != location:
         raise _MalformedOutput(f"names location {output.get('location')!r} instead of {location!r}")
     status = output.get("status")

@@ -62,6 +62,7 @@ from mme_cli.deployment import CliError, Deployment, discover
 from mme_cli.runs import Clock
 from mme_constructs.algorithms import title_of
 from mme_shared import generation, naming, s3_layout
+from mme_shared.stack_names import ENDPOINT_NAME, VARIANT_NAME, StackRole, stack_name
 from project_config.loader import PREPROCESSOR_GENERATION_CONTEXT_KEY, deep_merge, read_override_file
 
 CLOCK: Clock = Clock()
@@ -132,7 +133,7 @@ def deploy(
     region = str(cli.session.region_name)
     say = cli.console.print
     prefix = cli.config.stack_prefix
-    storage, training = f"{prefix}Storage", f"{prefix}Training"
+    storage, training = stack_name(prefix, StackRole.STORAGE), stack_name(prefix, StackRole.TRAINING)
 
     if skip_preflight:
         say("[0/5] Preflight skipped (--skip-preflight)")
@@ -363,10 +364,10 @@ def _newest_after_training(s3: Any, bucket: str, trained_run: str | None, algori
 
 def deployed_instance_type(cli: CliContext, deployment: Deployment) -> tuple[str, bool] | None:
     """``(instance type, autoscaling registered)`` of the deployed endpoint, or None when there is none."""
-    outputs = deployment.outputs.get(f"{deployment.prefix}Endpoint")
-    if not outputs or "EndpointName" not in outputs:
+    outputs = deployment.outputs_of(StackRole.ENDPOINT)
+    if not outputs or ENDPOINT_NAME.key not in outputs:
         return None
-    name, variant = outputs["EndpointName"], outputs.get("VariantName", "AllTraffic")
+    name, variant = outputs[ENDPOINT_NAME.key], outputs.get(VARIANT_NAME.key, "AllTraffic")
     found = generations.endpoint_and_config(cli.client("sagemaker"), name)
     if found is None:
         return None
@@ -409,7 +410,7 @@ def _prepare_instance_type_change(
             cdk,
             _args(
                 cli,
-                [f"{deployment.prefix}Endpoint"],
+                [deployment.stack_name(StackRole.ENDPOINT)],
                 generation_id=serving,
                 config_path=interim,
                 exclusively=True,

@@ -51,6 +51,7 @@ from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
 from mme_constructs.algorithms import JOB_STEPS
 from mme_shared import naming, s3_layout
+from mme_shared.stack_names import ENDPOINT_NAME, StackRole, is_deployment_stack, is_tenant_stack, stack_name
 
 CDK_FACTORY: Callable[[str], CdkRunner] = SubprocessCdk
 """Makes the CDK runner for a region; the tests replace it with a recording fake."""
@@ -64,11 +65,11 @@ BUCKET_DELETE_ATTEMPTS: Final = 3
 """Server access logs can arrive in the log bucket after it was emptied; empty it again and retry."""
 DELETED: Final = "DELETE_COMPLETE"
 
-STACK_ROLES: Final = {
-    "Monitoring": "the dashboard, the alarms and their SNS topic",
-    "Endpoint": "the multi-model endpoint, its endpoint config, model and autoscaling; "
+STACK_ROLES: Final[Mapping[StackRole, str]] = {
+    StackRole.MONITORING: "the dashboard, the alarms and their SNS topic",
+    StackRole.ENDPOINT: "the multi-model endpoint, its endpoint config, model and autoscaling; "
     "the stack's custom resource removes preprocessor/serving.json",
-    "Training": "the training state machine, its SageMaker job role and its four Lambdas",
+    StackRole.TRAINING: "the training state machine, its SageMaker job role and its four Lambdas",
 }
 TENANT_ROLE: Final = "the tenants' invoke roles"
 JOB_ROLE_LOGICAL_ID_PREFIX: Final = "TrainingPipelineJobRole"
@@ -141,31 +142,18 @@ class Inventory:
 
     @property
     def storage_stack(self) -> str:
-        return f"{self.prefix}Storage"
+        return stack_name(self.prefix, StackRole.STORAGE)
 
     def stateless_stacks(self) -> list[str]:
         """The live stateless stacks, dependents first."""
-        tenants = sorted(
-            name
-            for name in self.stacks
-            if name == f"{self.prefix}TenantAccess" or _is_tenant_shard(name, self.prefix)
-        )
-        ordered = [*tenants, *(f"{self.prefix}{suffix}" for suffix in STACK_ROLES)]
+        tenants = sorted(name for name in self.stacks if is_tenant_stack(self.prefix, name))
+        ordered = [*tenants, *(stack_name(self.prefix, role) for role in STACK_ROLES)]
         return [name for name in ordered if self.live(name)]
 
     def role_of(self, name: str) -> str:
-        return STACK_ROLES.get(name.removeprefix(self.prefix), TENANT_ROLE)
-
-
-def _is_tenant_shard(name: str, prefix: str) -> bool:
-    rest = name.removeprefix(f"{prefix}Tenants")
-    return name.startswith(f"{prefix}Tenants") and rest.isdigit()
-
-
-def _is_ours(name: str, prefix: str) -> bool:
-    return name in {
-        f"{prefix}{s}" for s in ("Storage", "Training", "Endpoint", "Monitoring", "TenantAccess")
-    } or _is_tenant_shard(name, prefix)
+        """What a stateless stack holds, for the summary before anything is deleted."""
+        held = {stack_name(self.prefix, role): what for role, what in STACK_ROLES.items()}
+        return held.get(name, TENANT_ROLE)
 
 
 def find_stacks(cloudformation: Any, prefix: str) -> dict[str, StackRef]:
@@ -178,7 +166,7 @@ def find_stacks(cloudformation: Any, prefix: str) -> dict[str, StackRef]:
     for page in cloudformation.get_paginator("list_stacks").paginate():
         for summary in page["StackSummaries"]:
             name = summary["StackName"]
-            if not _is_ours(name, prefix):
+            if not is_deployment_stack(prefix, name):
                 continue
             ref = StackRef(name=name, stack_id=summary["StackId"], status=summary["StackStatus"])
             if not ref.deleted:
@@ -227,14 +215,14 @@ def take_inventory(cli: CliContext) -> Inventory:
             log_bucket=_physical(resources, "AWS::S3::Bucket", LOG_BUCKET_LOGICAL_ID_PREFIX),
             key_id=_physical(resources, "AWS::KMS::Key", ""),
         )
-    training_ref = inventory.stacks.get(f"{prefix}Training")
+    training_ref = inventory.stacks.get(stack_name(prefix, StackRole.TRAINING))
     if training_ref is not None:
         inventory.job_role_name = _physical(
             _resources(cloudformation, training_ref), "AWS::IAM::Role", JOB_ROLE_LOGICAL_ID_PREFIX
         )
-    endpoint_ref = inventory.stacks.get(f"{prefix}Endpoint")
+    endpoint_ref = inventory.stacks.get(stack_name(prefix, StackRole.ENDPOINT))
     if endpoint_ref is not None:
-        inventory.endpoint_name = _outputs(cloudformation, endpoint_ref).get("EndpointName")
+        inventory.endpoint_name = _outputs(cloudformation, endpoint_ref).get(ENDPOINT_NAME.key)
     if inventory.storage is not None and inventory.storage.bucket is not None:
         _read_job_names(cli.client("s3"), inventory.storage.bucket, inventory)
     return inventory

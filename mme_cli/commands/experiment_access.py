@@ -33,7 +33,7 @@ from mme_cli.deployment import CliError
 from mme_cli.output import Decision, Observed
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
-from mme_shared.naming import tenant_role_output_key
+from mme_shared.stack_names import TENANT_ABAC_ROLE_ARN, tenant_role_output_key
 
 # Seams for tests: the clock (latency and --max-minutes), the wall clock, sleeping, and the runtime
 # client built from a tenant's assumed credentials.
@@ -346,7 +346,7 @@ def default_probes(ctx: CliContext, tenant: str, s3: Any, bucket: str) -> list[P
 
 def role_for(ctx: CliContext, tenant: str) -> str:
     roles = ctx.deployment.tenant_roles
-    key = "TenantAbacRoleArn" if ctx.config.tenants.mode == "abac" else tenant_role_output_key(tenant)
+    key = TENANT_ABAC_ROLE_ARN.key if ctx.config.tenants.mode == "abac" else tenant_role_output_key(tenant)
     arn = roles.get(key)
     if arn is None:
         raise CliError(

@@ -45,6 +45,14 @@ from mme_shared.model_pointer import (
 )
 from mme_shared.naming import validate_location_name
 from mme_shared.pointer_store import PointerChanged, delete_pointer, write_pointer
+from mme_shared.stack_names import (
+    ALARM_TOPIC_ARN,
+    DASHBOARD_NAME,
+    PROMOTE_FUNCTION_NAME,
+    ROLLBACK_ALARM_INFIX,
+    StackRole,
+    stack_name,
+)
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _TARBALL_SUFFIX = ".tar.gz"
@@ -620,9 +628,6 @@ def _training_rows(training: output.TrainingState) -> list[tuple[str, str]]:
 
 # --- the monitoring stack: dashboard and alarms ----------------------------------------------------
 
-ROLLBACK_ALARM_INFIX: Final = "-Rollback-"
-"""The endpoint stack names its rollback alarms ``<stack>-Rollback-<condition>``
-(:class:`mme_constructs.observability.RollbackAlarms`)."""
 _ALARM_STATE_ORDER: Final[Mapping[str, int]] = {"ALARM": 0, "INSUFFICIENT_DATA": 1, "OK": 2}
 
 
@@ -651,28 +656,27 @@ def alarm_name_prefixes(prefix: str) -> dict[str, str]:
     """Stack name -> what the names of its alarms start with.
 
     The monitoring stack's alarms have names CloudFormation generates, ``<stack>-<logical id>-<random>``;
-    the endpoint stack names its rollback alarms ``<stack>-Rollback-<condition>``. Stack names are
-    unique per account and region, and end before the ``-``, so no other deployment's alarm matches.
+    the endpoint stack names its rollback alarms ``<stack>-Rollback-<condition>``
+    (:func:`mme_shared.stack_names.rollback_alarm_name`). Stack names are unique per account and
+    region, and end before the ``-``, so no other deployment's alarm matches.
     """
-    return {
-        f"{prefix}Monitoring": f"{prefix}Monitoring-",
-        f"{prefix}Endpoint": f"{prefix}Endpoint{ROLLBACK_ALARM_INFIX}",
-    }
+    monitoring, endpoint = stack_name(prefix, StackRole.MONITORING), stack_name(prefix, StackRole.ENDPOINT)
+    return {monitoring: f"{monitoring}-", endpoint: f"{endpoint}{ROLLBACK_ALARM_INFIX}"}
 
 
 def _monitoring_state(cli: CliContext) -> output.MonitoringState:
     deployment = cli.deployment
-    outputs = deployment.outputs.get(f"{deployment.prefix}Monitoring")
+    outputs = deployment.outputs_of(StackRole.MONITORING)
     if outputs is None:
         return output.MonitoringState(
             deployed=False, dashboard_name=None, dashboard_url=None, alarm_topic_arn=None
         )
-    name = outputs.get("DashboardName")
+    name = outputs.get(DASHBOARD_NAME.key)
     return output.MonitoringState(
         deployed=True,
         dashboard_name=name,
         dashboard_url=None if name is None else dashboard_url(deployment.region, name),
-        alarm_topic_arn=outputs.get("AlarmTopicArn"),
+        alarm_topic_arn=outputs.get(ALARM_TOPIC_ARN.key),
     )
 
 
@@ -723,7 +727,8 @@ def _monitoring_rows(
         rows.append(
             (
                 "Dashboard",
-                monitoring["dashboard_url"] or "unknown (the Monitoring stack has no DashboardName output)",
+                monitoring["dashboard_url"]
+                or f"unknown (the Monitoring stack has no {DASHBOARD_NAME.key} output)",
             )
         )
         if monitoring["alarm_topic_arn"] is not None:
@@ -952,7 +957,7 @@ def promote(
     else:
         event["artifact"] = "preprocessor"
     cli = _context(ctx)
-    function_name = cli.deployment.output("Training", "PromoteFunctionName")
+    function_name = cli.deployment.output(PROMOTE_FUNCTION_NAME)
     with cli.errors.status(f"Promoting {training_job} with {function_name}..."):
         response = cli.client("lambda").invoke(
             FunctionName=function_name,

@@ -27,9 +27,12 @@ from mme_cli import output
 from mme_cli.main import run
 from mme_constructs.algorithms import ALGORITHMS
 from mme_shared import s3_layout
+from mme_shared import stack_names as names
 from mme_shared.generation import CompleteGeneration, GenerationRef
+from mme_shared.stack_names import StackRole, stack_name
 
 REGION = "us-east-1"
+PREFIX = "Mme"  # the default config's stack_prefix
 ACCOUNT = "123456789012"  # moto's default account
 BUCKET = "mme-artifacts-test"
 ENDPOINT = "mme-endpoint-test"
@@ -119,20 +122,27 @@ def deployed(aws: None, deployed_algorithm: str) -> None:
     """The four stacks of the default config (prefix Mme), with the outputs the CLI reads."""
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     create_stack(
-        "MmeStorage",
-        {"ArtifactBucketName": BUCKET, "ModelPrefixUri": f"s3://{BUCKET}/models/", "KeyArn": KEY_ARN},
-    )
-    create_stack("MmeTraining", {"StateMachineArn": STATE_MACHINE_ARN})
-    create_stack(
-        "MmeEndpoint",
+        stack_name(PREFIX, StackRole.STORAGE),
         {
-            "EndpointName": ENDPOINT,
-            "VariantName": "AllTraffic",
-            "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}",
-            "Algorithm": deployed_algorithm,
+            names.ARTIFACT_BUCKET_NAME.key: BUCKET,
+            names.MODEL_PREFIX_URI.key: f"s3://{BUCKET}/models/",
+            names.KEY_ARN.key: KEY_ARN,
         },
     )
-    create_stack("MmeMonitoring", {"DashboardName": "mme-dashboard", "AlarmTopicArn": "arn:aws:sns:x"})
+    create_stack(stack_name(PREFIX, StackRole.TRAINING), {names.STATE_MACHINE_ARN.key: STATE_MACHINE_ARN})
+    create_stack(
+        stack_name(PREFIX, StackRole.ENDPOINT),
+        {
+            names.ENDPOINT_NAME.key: ENDPOINT,
+            names.VARIANT_NAME.key: "AllTraffic",
+            names.ENDPOINT_ARN.key: f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}",
+            names.ALGORITHM.key: deployed_algorithm,
+        },
+    )
+    create_stack(
+        stack_name(PREFIX, StackRole.MONITORING),
+        {names.DASHBOARD_NAME.key: "mme-dashboard", names.ALARM_TOPIC_ARN.key: "arn:aws:sns:x"},
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ bucket and key policies as the resource policies that really apply:
   generations are served while SageMaker switches the fleet over), but not the generation records
   beside the artifacts, nor the pointers;
 * the serving-generation Lambda reads the records it checks, lists only the prefixes it asks about,
-  and writes and deletes ``preprocessor/serving.json`` and nothing else.
+  and writes and deletes ``preprocessor/serving.json`` and nothing else;
+* CDK's custom resource Provider framework in front of it writes to its own log group and invokes
+  exactly that Lambda (no version or alias of it, no other function), and reaches no data.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ ALLOWED, IMPLICIT, EXPLICIT = Decision.ALLOWED, Decision.IMPLICITLY_DENIED, Deci
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 ENDPOINT_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/MultiModelEndpointExecutionRole/SageMaker"
 FUNCTION_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/ServingGenerationFunctionRole/function"
+FRAMEWORK_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/ServingGenerationProviderRole/framework"
+OTHER_FUNCTION = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:MmeTraining-PromoteArtifact"
 TRAINING_JOB = naming.training_job_name("X", "run-1", load_default_config().training.algorithm_spec.job_step)
 """A location's training job as the default app (the one synthesized here) names it."""
 
@@ -36,8 +40,12 @@ TRAINING_JOB = naming.training_job_name("X", "run-1", load_default_config().trai
 class Policies:
     endpoint_role: list[dict[str, Any]]
     function_role: list[dict[str, Any]]
+    framework_role: list[dict[str, Any]]
     bucket_policy: dict[str, Any]
     key_policy: dict[str, Any]
+    arns: dict[str, str]
+    """The rendered ARNs of the two functions and of a log stream in each one's log group
+    (``handler``, ``framework``, ``handler-logs``, ``framework-logs``)."""
 
 
 def _role(template: dict[str, Any], description: str) -> str:
@@ -47,6 +55,26 @@ def _role(template: dict[str, Any], description: str) -> str:
         if r["Properties"].get("Description") == description
     ]
     return logical_id
+
+
+def _function(template: dict[str, Any], handler: str) -> tuple[str, dict[str, Any]]:
+    ((logical_id, function),) = [
+        (k, r["Properties"])
+        for k, r in resources_of_type(template, "AWS::Lambda::Function").items()
+        if r["Properties"]["Handler"] == handler
+    ]
+    return logical_id, function
+
+
+def _arns(template: dict[str, Any], renderer: TemplateRenderer) -> dict[str, str]:
+    arns: dict[str, str] = {}
+    for name, handler in (("handler", "serving_generation.handler"), ("framework", "framework.onEvent")):
+        logical_id, function = _function(template, handler)
+        arns[name] = renderer.render({"Fn::GetAtt": [logical_id, "Arn"]})
+        log_group = renderer.render(function["LoggingConfig"]["LogGroup"]).removesuffix(":*")
+        arns[f"{name}-logs"] = f"{log_group}:log-stream:2026/12/01/[$LATEST]0123abcd"
+    assert len(set(arns.values())) == 4, arns
+    return arns
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +95,16 @@ def policies(synthesized: SynthesizedApp) -> Policies:
         function_role=role_identity_policies(
             renderer, _role(endpoint, "Runs the serving_generation Lambda handler")
         ),
+        framework_role=role_identity_policies(
+            renderer,
+            _role(
+                endpoint,
+                "Runs CDK's custom resource provider framework in front of the serving_generation handler",
+            ),
+        ),
         bucket_policy=render_policy(bucket_policy, _BucketRenderer(storage)),
         key_policy=render_policy(key["Properties"]["KeyPolicy"], TemplateRenderer(storage, {})),
+        arns=_arns(endpoint, renderer),
     )
 
 
@@ -168,6 +204,46 @@ def _cases(p: Policies) -> list[tuple[Case, Decision]]:
         resource_account=ACCOUNT,
     )
     cases.append((plain_text, EXPLICIT))
+    cases += _framework_cases(p)
+    return cases
+
+
+def _framework_cases(p: Policies) -> list[tuple[Case, Decision]]:
+    """The Provider framework's role: its log group and the handler, nothing else."""
+    handler, logs = p.arns["handler"], p.arns["framework-logs"]
+    rows: list[tuple[str, str, str, Decision]] = [
+        ("invokes the handler", "lambda:InvokeFunction", handler, ALLOWED),
+        ("waits for the handler to be active", "lambda:GetFunction", handler, ALLOWED),
+        ("invokes a version of the handler", "lambda:InvokeFunction", f"{handler}:1", IMPLICIT),
+        ("invokes an alias of the handler", "lambda:InvokeFunction", f"{handler}:live", IMPLICIT),
+        ("invokes itself", "lambda:InvokeFunction", p.arns["framework"], IMPLICIT),
+        ("invokes another function", "lambda:InvokeFunction", OTHER_FUNCTION, IMPLICIT),
+        ("changes the handler's code", "lambda:UpdateFunctionCode", handler, IMPLICIT),
+        ("changes the handler's configuration", "lambda:UpdateFunctionConfiguration", handler, IMPLICIT),
+        ("writes to its log group", "logs:PutLogEvents", logs, ALLOWED),
+        ("creates a stream in its log group", "logs:CreateLogStream", logs, ALLOWED),
+        ("writes to the handler's log group", "logs:PutLogEvents", p.arns["handler-logs"], IMPLICIT),
+    ]
+    cases = [
+        (Case(id=f"framework: {label}", identity_policies=p.framework_role, action=action, resource=resource,
+              principal=FRAMEWORK_ROLE), expected)
+        for label, action, resource, expected in rows
+    ]  # fmt: skip
+    data: list[tuple[str, str, str]] = [
+        ("reads serving.json", "s3:GetObject", _object("preprocessor/serving.json")),
+        ("writes serving.json", "s3:PutObject", _object("preprocessor/serving.json")),
+        ("lists the bucket", "s3:ListBucket", BUCKET_ARN),
+    ]
+    cases += [
+        (Case(id=f"framework: {label}", identity_policies=p.framework_role, action=action, resource=resource,
+              principal=FRAMEWORK_ROLE, context=TLS, resource_policy=p.bucket_policy,
+              resource_account=ACCOUNT), IMPLICIT)
+        for label, action, resource in data
+    ]  # fmt: skip
+    decrypt = Case(id="framework: decrypts with the project key", identity_policies=p.framework_role,
+                   action="kms:Decrypt", resource=KEY_ARN, principal=FRAMEWORK_ROLE,
+                   resource_policy=p.key_policy)  # fmt: skip
+    cases.append((decrypt, IMPLICIT))
     return cases
 
 

@@ -323,8 +323,8 @@ EXPECTED = 'expected {"run_id": str, "location": str}'
 @pytest.mark.parametrize(
     ("event", "message"),
     [
-        pytest.param(["run"], f"The event must be a JSON object, got list; {EXPECTED}.", id="not-an-object"),
-        pytest.param(None, f"The event must be a JSON object, got NoneType; {EXPECTED}.", id="null"),
+        pytest.param(["run"], f"The event must be a JSON object, got array; {EXPECTED}.", id="not-an-object"),
+        pytest.param(None, f"The event must be a JSON object, got null; {EXPECTED}.", id="null"),
         pytest.param(
             {**EVENT, "split": "train"},
             f"The event has unexpected field(s) split; {EXPECTED}.",
@@ -341,9 +341,16 @@ EXPECTED = 'expected {"run_id": str, "location": str}'
             {"run_id": RUN_ID, "location": 7}, "location must be a string (", id="location-not-a-string"
         ),
         pytest.param(
-            {"run_id": "run/7", "location": LOCATION}, "run id 'run/7' is not allowed: use", id="bad-run-id"
+            {"run_id": "run/7", "location": LOCATION},
+            "run_id 'run/7' is not allowed: use 1 to 24 characters",
+            id="bad-run-id",
         ),
-        pytest.param({"run_id": None, "location": LOCATION}, "run id None is not allowed", id="run-id-null"),
+        pytest.param(
+            {"run_id": None, "location": LOCATION},
+            "run_id must be a string (1 to 24 characters from A-Z, a-z, 0-9 and '-', starting and ending "
+            "with a letter or digit), got null.",
+            id="run-id-null",
+        ),
     ],
 )
 def test_bad_events_are_refused_before_any_read(aws: MotoAccount, event: object, message: str) -> None:

@@ -288,7 +288,9 @@ def test_serving_generation_logs_the_generation_it_resolved(
     aws: MotoAccount, logs: pytest.LogCaptureFixture
 ) -> None:
     serving_tests.seed(aws, serving_tests.GEN_A, locations=["Chicago_IL"])
-    body = serving_tests.run(serving_tests.resolve_request("Create", serving_tests.GEN_A), aws.s3).only
+    event = serving_tests.resolve_request("Create", serving_tests.GEN_A)
+    summary = serving_tests.decide(event, aws.s3).summary
+    serving_tests.run(event, aws.s3)
 
     assert only_decision(logs, serving_generation, "resolved") == (
         "INFO",
@@ -297,13 +299,13 @@ def test_serving_generation_logs_the_generation_it_resolved(
             "action": "resolve",
             "generation": serving_tests.GEN_A,
             "status": "SUCCESS",
-            "reason": body["Reason"],
+            "reason": summary,
         },
     )
 
 
 def test_serving_generation_logs_a_refusal_and_why(aws: MotoAccount, logs: pytest.LogCaptureFixture) -> None:
-    body = serving_tests.run(serving_tests.resolve_request("Create", "newest"), aws.s3).only
+    reason = serving_tests.refusal(serving_tests.resolve_request("Create", "newest"), aws.s3)
 
     level, extra = only_decision(logs, serving_generation, "refused")
     assert (level, extra) == (
@@ -313,7 +315,7 @@ def test_serving_generation_logs_a_refusal_and_why(aws: MotoAccount, logs: pytes
             "action": "resolve",
             "generation": None,
             "status": "FAILED",
-            "reason": body["Reason"],
+            "reason": reason,
         },
     )
     assert "No complete preprocessor generation exists yet" in extra["reason"]

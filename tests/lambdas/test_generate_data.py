@@ -92,9 +92,9 @@ def test_the_handler_reads_its_environment(
         ({"run_id": RUN_ID, "location": LOCATION, "houses": 5}, "The event has unexpected field(s) houses"),
         ({"run_id": RUN_ID, "location": "New York"}, "location 'New York' is not allowed"),
         ({"run_id": RUN_ID, "location": None}, "location must be a string"),
-        ({"run_id": "run/../1", "location": LOCATION}, "run id 'run/../1' is not allowed"),
-        ({"run_id": 17, "location": LOCATION}, "run id 17 is not allowed"),
-        ("NewYork_NY", "The event must be a JSON object, got str"),
+        ({"run_id": "run/../1", "location": LOCATION}, "run_id 'run/../1' is not allowed: use 1 to 24"),
+        ({"run_id": 17, "location": LOCATION}, "run_id must be a string (1 to 24 characters"),
+        ("NewYork_NY", "The event must be a JSON object, got string"),
     ],
 )
 def test_bad_events_are_rejected_and_nothing_is_written(
@@ -109,12 +109,12 @@ def test_bad_events_are_rejected_and_nothing_is_written(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"BUCKET_NAME": ""}, "Environment variable BUCKET_NAME is not set"),
+        ({"BUCKET_NAME": ""}, "Environment variable BUCKET_NAME '' is not an S3 bucket name"),
         ({"KMS_KEY_ARN": "not-an-arn"}, "KMS_KEY_ARN 'not-an-arn' is not a KMS key ARN"),
-        ({"HOUSES_PER_LOCATION": "many"}, "HOUSES_PER_LOCATION 'many' must be an integer of at least 1"),
-        ({"HOUSES_PER_LOCATION": "0"}, "HOUSES_PER_LOCATION '0' must be an integer of at least 1"),
-        ({"SEED": "4.2"}, "SEED '4.2' must be an integer of at least 0"),
-        ({"SEED": ""}, "Environment variable SEED is not set"),
+        ({"HOUSES_PER_LOCATION": "many"}, "HOUSES_PER_LOCATION 'many' must be a whole number of at least 1"),
+        ({"HOUSES_PER_LOCATION": "0"}, "HOUSES_PER_LOCATION '0' must be a whole number of at least 1"),
+        ({"SEED": "4.2"}, "SEED '4.2' must be a whole number of at least 0"),
+        ({"SEED": ""}, "Environment variable SEED '' must be a whole number of at least 0."),
         ({"VALIDATION_FRACTION": "1.5"}, "VALIDATION_FRACTION '1.5' must be a number from 0 up to"),
         ({"TEST_FRACTION": "nan"}, "TEST_FRACTION 'nan' must be a number from 0 up to"),
         (

@@ -259,18 +259,18 @@ BAD_EVENTS = [
     ),
     pytest.param(
         {"run_id": RUN_ID, "request": {"locations": LOCATIONS, "refit": "yes"}},
-        "refit must be true or false, got string;",
+        "refit must be true or false, got string.",
         id="refit-not-a-bool",
     ),
     pytest.param({"request": {"locations": LOCATIONS}}, "The event is missing run_id;", id="missing-run-id"),
     pytest.param(
         {"run_id": "run_2025", "request": {"locations": LOCATIONS}},
-        "run id 'run_2025' is not allowed: use 1 to 24 characters",
+        "run_id 'run_2025' is not allowed: use 1 to 24 characters",
         id="run-id-underscore",
     ),
     pytest.param(
         {"run_id": "run-2025-", "request": {"locations": LOCATIONS}},
-        "run id 'run-2025-' is not allowed: use 1 to 24 characters from A-Z, a-z, 0-9 and '-', starting "
+        "run_id 'run-2025-' is not allowed: use 1 to 24 characters from A-Z, a-z, 0-9 and '-', starting "
         "and ending with a letter or digit",
         id="run-id-ends-with-a-hyphen",
     ),
@@ -281,12 +281,13 @@ BAD_EVENTS = [
     ),
     pytest.param(
         {"run_id": RUN_ID, "request": {"locations": LOCATIONS, "locations_manifest_key": MANIFEST_KEY}},
-        "needs exactly one of 'locations' (a list of location names) and 'locations_manifest_key'",
+        "The execution input must have exactly one of locations and locations_manifest_key, got both; "
+        'expected {"locations": [str, ...]} or {"locations_manifest_key": ',
         id="both-sources",
     ),
     pytest.param(
         {"run_id": RUN_ID, "request": {"locations": None, "locations_manifest_key": None}},
-        "in the artifact bucket), got neither.",
+        "must have exactly one of locations and locations_manifest_key, got neither;",
         id="no-source",
     ),
     pytest.param(

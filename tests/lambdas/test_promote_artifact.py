@@ -441,9 +441,13 @@ def assert_rejected(
         ({"training_job_name": JOB, "location": 7}, "location must be a string (1 to 32 characters"),
         (
             {"training_job_name": "bad_name!", "location": LOCATION},
-            "'bad_name!' is not a SageMaker training job",
+            "training_job_name 'bad_name!' is not allowed: use 1 to 63 characters",
         ),
-        ({"training_job_name": ["x"], "location": LOCATION}, "['x'] is not a SageMaker training job name"),
+        (
+            {"training_job_name": ["x"], "location": LOCATION},
+            "training_job_name must be a string (1 to 63 characters from A-Z, a-z, 0-9 and '-', starting and "
+            "ending with a letter or digit), got array.",
+        ),
         ({"training_job_name": JOB, "artifact": "tokenizer"}, "artifact 'tokenizer' is not supported"),
         (
             {"training_job_name": "pp-run-1", "artifact": "preprocessor", "generation": "pp-run-1"},
@@ -455,9 +459,9 @@ def assert_rejected(
         ),
         (
             {"training_job_name": JOB, "location": LOCATION, "generation": "latest"},
-            "preprocessor generation 'latest' is not allowed",
+            "generation 'latest' is not allowed: use 'pp-' followed by a run id",
         ),
-        ([JOB, LOCATION], "The event must be a JSON object, got list"),
+        ([JOB, LOCATION], "The event must be a JSON object, got array"),
     ],
 )
 def test_malformed_events_are_rejected(

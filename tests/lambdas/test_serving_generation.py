@@ -1,20 +1,24 @@
-"""The serving-generation custom resource: its decisions against moto S3, and the response it PUTs.
+"""The serving-generation on_event handler: its decisions against moto S3, and what it returns or raises.
 
-The reasons are spelled out literally here, so a reworded message (which users read in the
-CloudFormation console) is a deliberate change to this file too.
+CDK's Provider framework answers CloudFormation; this handler returns ``{"PhysicalResourceId",
+"Data"}`` or raises with one sentence, which becomes the FAILED reason. The sentences are spelled
+out literally here, so a reworded message (which users read in the CloudFormation console) is a
+deliberate change to this file too.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import os
+import subprocess
 import sys
+import tarfile
 import threading
-import urllib.error
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,7 +39,8 @@ NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 ENDPOINT = "Endpoint-0a1b2c3d4e5f"
 SERVING_KEY = "preprocessor/serving.json"
 SERVING_ID = f"{BUCKET}/{SERVING_KEY}"
-FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:MmeEndpoint-ServingGeneration"
+FRAMEWORK_ARN = "arn:aws:lambda:us-east-1:123456789012:function:MmeEndpoint-ServingGenerationFunction"
+"""The Provider framework's function: the resources' ServiceToken."""
 RESPONSE_URL = (
     "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/"
     "arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/MmeEndpoint/abc%7CGen%7Creq-1"
@@ -48,6 +53,7 @@ DEPLOY_FIRST = (
     "run `make deploy` (it deploys storage and training, trains, then deploys the endpoint), or start "
     "the training state machine and wait for it to succeed before deploying the endpoint stack"
 )
+ENVIRONMENT = {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN, "ALGORITHM": ALGORITHM}
 
 
 @pytest.fixture(autouse=True)
@@ -115,16 +121,16 @@ def artifact_version(aws: MotoAccount, generation_id: str) -> str:
 
 
 def request(request_type: str, properties: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """A CloudFormation custom resource request as CloudFormation sends it."""
+    """A custom resource request as the Provider framework passes it on (CloudFormation's request)."""
     event: dict[str, Any] = {
         "RequestType": request_type,
-        "ServiceToken": FUNCTION_ARN,
+        "ServiceToken": FRAMEWORK_ARN,
         "ResponseURL": RESPONSE_URL,
         "StackId": STACK_ID,
         "RequestId": "5f1c0f6e-1b1d-4a5e-9c0a-6f0e7d1c2b3a",
         "LogicalResourceId": "ServingGeneration",
         "ResourceType": "AWS::CloudFormation::CustomResource",
-        "ResourceProperties": {"ServiceToken": FUNCTION_ARN, **properties},
+        "ResourceProperties": {"ServiceToken": FRAMEWORK_ARN, **properties},
     }
     if request_type != "Create":
         event["PhysicalResourceId"] = "existing-id"
@@ -147,68 +153,32 @@ def record_request(
     return request(request_type, properties, **overrides)
 
 
-@dataclass
-class CapturingSender:
-    """Stands in for the HTTP PUT: records what would have been sent."""
-
-    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-
-    def __call__(self, url: str, body: bytes) -> None:
-        self.sizes.append(len(body))
-        self.sent.append((url, json.loads(body)))
-
-    @property
-    def only(self) -> dict[str, Any]:
-        assert len(self.sent) == 1, self.sent
-        url, body = self.sent[0]
-        assert url == RESPONSE_URL
-        return body
+def run(event: object, s3: Any, *, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the on_event handler returns to the Provider framework."""
+    returned: dict[str, Any] = serving_generation.process_request(
+        event, get_s3=lambda: s3, environ=ENVIRONMENT if environ is None else environ, now=lambda: NOW
+    )
+    return returned
 
 
-def run(
+def decide(event: dict[str, Any], s3: Any, *, environ: dict[str, str] | None = None) -> Any:
+    """The decision itself (an Outcome: the answer plus the sentence the decision log carries)."""
+    return serving_generation.evaluate(
+        event, get_s3=lambda: s3, environ=ENVIRONMENT if environ is None else environ, now=lambda: NOW
+    )
+
+
+def refusal(
     event: object,
     s3: Any,
     *,
     environ: dict[str, str] | None = None,
-    log_stream: str | None = None,
-) -> CapturingSender:
-    sender = CapturingSender()
-    returned = serving_generation.process_request(
-        event,
-        get_s3=lambda: s3,
-        environ=(
-            {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN, "ALGORITHM": ALGORITHM}
-            if environ is None
-            else environ
-        ),
-        send=sender,
-        log_stream=log_stream,
-        now=lambda: NOW,
-    )
-    assert returned == sender.only
-    return sender
-
-
-def envelope(event: dict[str, Any]) -> dict[str, Any]:
-    """The fields every response must echo from the request."""
-    return {
-        "StackId": event["StackId"],
-        "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"],
-    }
-
-
-def failed(event: dict[str, Any], reason: str, physical_id: str | None = None) -> dict[str, Any]:
-    return {
-        "Status": "FAILED",
-        "Reason": reason,
-        "PhysicalResourceId": physical_id
-        or event.get("PhysicalResourceId")
-        or "serving-generation-not-created",
-        **envelope(event),
-        "Data": {},
-    }
+    raises: type[Exception] = serving_generation.Refused,
+) -> str:
+    """The one sentence the handler raises (the Provider framework's FAILED reason)."""
+    with pytest.raises(raises) as raised:
+        run(event, s3, environ=environ)
+    return str(raised.value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,18 +192,17 @@ def test_a_pinned_complete_generation_resolves_to_itself(aws: MotoAccount, reque
     newest(aws, GEN_B)  # pinned wins over newest
     event = resolve_request(request_type, GEN_A)
 
-    body = run(event, aws.s3).only
+    answer = run(event, aws.s3)
 
     version = artifact_version(aws, GEN_A)
-    assert body == {
-        "Status": "SUCCESS",
-        "Reason": f"{GEN_A}: complete, artifact s3://{BUCKET}/preprocessor/{GEN_A}/model.tar.gz version "
-        f"{version}.",
+    assert answer == {
         "PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz",
-        **envelope(event),
         "Data": {"Generation": GEN_A, "ArtifactVersionId": version},
     }
     assert "PutObject" not in aws.recorder.operations()  # resolving writes nothing
+    assert decide(event, aws.s3).summary == (
+        f"{GEN_A}: complete, artifact s3://{BUCKET}/preprocessor/{GEN_A}/model.tar.gz version {version}."
+    )
 
 
 def test_newest_resolves_to_the_generation_newest_json_names(aws: MotoAccount) -> None:
@@ -242,29 +211,26 @@ def test_newest_resolves_to_the_generation_newest_json_names(aws: MotoAccount) -
     newest(aws, GEN_B)
     serving(aws, GEN_A)  # B has every location A has, so switching is allowed
 
-    body = run(resolve_request("Create", "newest"), aws.s3).only
+    outcome = decide(resolve_request("Create", "newest"), aws.s3)
 
-    assert body["Status"] == "SUCCESS", body["Reason"]
-    assert body["Data"] == {"Generation": GEN_B, "ArtifactVersionId": artifact_version(aws, GEN_B)}
-    assert body["Reason"].startswith(f"newest is {GEN_B}: complete")
+    assert outcome.data == {"Generation": GEN_B, "ArtifactVersionId": artifact_version(aws, GEN_B)}
+    assert outcome.physical_resource_id == f"{BUCKET}/preprocessor/{GEN_B}/model.tar.gz"
+    assert outcome.summary.startswith(f"newest is {GEN_B}: complete")
 
 
 def test_an_unversioned_bucket_reports_the_null_version(aws: MotoAccount) -> None:
     aws.inspect_s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
     seed(aws, GEN_A)
 
-    body = run(resolve_request("Create", GEN_A), aws.s3).only
-
-    assert (body["Status"], body["Data"]["ArtifactVersionId"]) == ("SUCCESS", "null")
+    assert run(resolve_request("Create", GEN_A), aws.s3)["Data"]["ArtifactVersionId"] == "null"
 
 
 def test_staying_on_the_served_generation_skips_the_location_check(aws: MotoAccount) -> None:
     seed(aws, GEN_A, locations=["Chicago_IL"])
     serving(aws, GEN_A)
 
-    body = run(resolve_request("Update", GEN_A), aws.s3).only
+    assert run(resolve_request("Update", GEN_A), aws.s3)["Data"]["Generation"] == GEN_A
 
-    assert body["Status"] == "SUCCESS"
     listed = [str(c.params["Prefix"]) for c in aws.recorder.calls if c.operation == "ListObjectsV2"]
     assert not [prefix for prefix in listed if prefix.startswith("model-pointers/")]
 
@@ -293,14 +259,14 @@ def test_resolving_another_generation_announces_it_as_next_generation(
     newest(aws, GEN_B)
     serving(aws, GEN_A)
 
-    body = run(resolve_request("Update", GEN_B if requested == "pinned" else "newest"), aws.s3,
-               environ=aws.environment()).only  # fmt: skip
+    outcome = decide(resolve_request("Update", GEN_B if requested == "pinned" else "newest"), aws.s3,
+                     environ=aws.environment())  # fmt: skip
 
-    assert (body["Status"], body["Data"]["Generation"]) == ("SUCCESS", GEN_B)
+    assert outcome.data["Generation"] == GEN_B
     assert read_serving(aws) == generation.GenerationRef(
         generation=GEN_A, updated_at=NOW, endpoint_name=ENDPOINT, next_generation=GEN_B
     )
-    assert f"Announced next_generation {GEN_B}" in body["Reason"]
+    assert f"Announced next_generation {GEN_B}" in outcome.summary
     put = next(c for c in aws.recorder.calls if c.operation == "PutObject")
     assert put.key == SERVING_KEY
     assert (put.params["ServerSideEncryption"], put.params["SSEKMSKeyId"]) == ("aws:kms", aws.kms_key_arn)
@@ -311,9 +277,11 @@ def test_resolving_the_served_generation_writes_nothing(aws: MotoAccount) -> Non
     serving(aws, GEN_A)
     before = aws.bucket_state()
 
-    body = run(resolve_request("Update", GEN_A), aws.s3, environ=aws.environment()).only
+    assert (
+        run(resolve_request("Update", GEN_A), aws.s3, environ=aws.environment())["Data"]["Generation"]
+        == GEN_A
+    )
 
-    assert body["Status"] == "SUCCESS"
     assert aws.bucket_state() == before
     assert read_serving(aws).next_generation is None
 
@@ -324,7 +292,8 @@ def test_without_serving_json_nothing_is_announced(aws: MotoAccount) -> None:
     before = aws.bucket_state()
 
     assert (
-        run(resolve_request("Create", GEN_A), aws.s3, environ=aws.environment()).only["Status"] == "SUCCESS"
+        run(resolve_request("Create", GEN_A), aws.s3, environ=aws.environment())["Data"]["Generation"]
+        == GEN_A
     )
 
     assert aws.bucket_state() == before
@@ -337,7 +306,8 @@ def test_an_announcement_already_made_is_not_rewritten(aws: MotoAccount) -> None
     before = aws.bucket_state()
 
     assert (
-        run(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment()).only["Status"] == "SUCCESS"
+        run(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment())["Data"]["Generation"]
+        == GEN_B
     )
 
     assert aws.bucket_state() == before
@@ -353,13 +323,13 @@ def test_a_rollback_update_of_the_resolver_withdraws_next_generation(aws: MotoAc
     rollback = resolve_request("Update", GEN_A)
     rollback["OldResourceProperties"] = resolve_request("Update", GEN_B)["ResourceProperties"]
 
-    body = run(rollback, aws.s3, environ=aws.environment()).only
+    outcome = decide(rollback, aws.s3, environ=aws.environment())
 
-    assert (body["Status"], body["Data"]["Generation"]) == ("SUCCESS", GEN_A)
+    assert outcome.data["Generation"] == GEN_A
     assert read_serving(aws) == generation.GenerationRef(
         generation=GEN_A, updated_at=NOW, endpoint_name=ENDPOINT
     )
-    assert f"Removed next_generation {GEN_B}" in body["Reason"]
+    assert f"Removed next_generation {GEN_B}" in outcome.summary
 
 
 def test_a_switch_to_a_third_generation_replaces_the_announcement(aws: MotoAccount) -> None:
@@ -401,9 +371,9 @@ def test_a_failed_resolve_writes_nothing(aws: MotoAccount, breakage: str) -> Non
     serving(aws, GEN_A)
     before = aws.bucket_state()
 
-    body = run(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment()).only
+    refusal(resolve_request("Update", GEN_B), aws.s3, environ=aws.environment(),
+            raises=serving_generation.Unservable)  # fmt: skip
 
-    assert body["Status"] == "FAILED"
     assert aws.bucket_state() == before
     assert not [c for c in aws.recorder.calls if c.operation in ("PutObject", "DeleteObject")]
 
@@ -427,10 +397,10 @@ def test_a_failed_write_of_the_announcement_fails_the_resolve(aws: MotoAccount) 
     seed(aws, GEN_B)
     serving(aws, GEN_A)
 
-    body = run(resolve_request("Update", GEN_B), FailingPuts(aws.s3), environ=aws.environment()).only
+    reason = refusal(resolve_request("Update", GEN_B), FailingPuts(aws.s3), environ=aws.environment(),
+                     raises=serving_generation.RequestFailed)  # fmt: skip
 
-    assert body["Status"] == "FAILED"
-    assert "ConnectionError: the connection was reset" in body["Reason"]
+    assert reason == "The serving-generation request failed: ConnectionError: the connection was reset"
     assert read_serving(aws).next_generation is None
 
 
@@ -453,17 +423,17 @@ def test_existence_is_asked_by_listing_the_exact_key_not_by_a_404(aws: MotoAccou
 # resolve: each reason to refuse
 
 
+def unservable(event: dict[str, Any], s3: Any, *, environ: dict[str, str] | None = None) -> str:
+    return refusal(event, s3, environ=environ, raises=serving_generation.Unservable)
+
+
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
 def test_nothing_complete_yet_fails_saying_what_to_run(aws: MotoAccount, request_type: str) -> None:
     seed(aws, GEN_A, complete=False)  # a first run still training: no newest.json yet
-    event = resolve_request(request_type, "newest")
 
-    body = run(event, aws.s3).only
-
-    assert body == failed(
-        event,
+    assert unservable(resolve_request(request_type, "newest"), aws.s3) == (
         "No complete preprocessor generation exists yet "
-        f"(s3://{BUCKET}/preprocessor/newest.json does not exist): {DEPLOY_FIRST}.",
+        f"(s3://{BUCKET}/preprocessor/newest.json does not exist): {DEPLOY_FIRST}."
     )
 
 
@@ -474,31 +444,23 @@ def test_a_generation_without_complete_json_fails(aws: MotoAccount, named_by: st
         newest(aws, GEN_A)  # a hand-edited newest.json must not get past the check either
     event = resolve_request("Create", GEN_A if named_by == "pinned" else "newest")
 
-    body = run(event, aws.s3).only
-
-    assert body == failed(
-        event,
+    assert unservable(event, aws.s3) == (
         f"Preprocessor generation {GEN_A} is not complete (s3://{BUCKET}/preprocessor/{GEN_A}/complete.json "
         "does not exist: its training run has not finished, or some of its locations failed): wait for the "
         "run to succeed, or deploy a complete generation (`make deploy` picks the newest, `make deploy "
-        "GENERATION=<generation>` pins one).",
+        "GENERATION=<generation>` pins one)."
     )
 
 
 def test_a_missing_artifact_fails(aws: MotoAccount) -> None:
     seed(aws, GEN_A, artifact=False)
     aws.put(f"preprocessor/{GEN_A}/model.tar.gz.partial", b"a key the artifact is a prefix of")
-    event = resolve_request("Update", GEN_A)
 
-    body = run(event, aws.s3).only
-
-    assert body == failed(
-        event,
+    assert unservable(resolve_request("Update", GEN_A), aws.s3) == (
         f"The preprocessor artifact of generation {GEN_A}, s3://{BUCKET}/preprocessor/{GEN_A}/model.tar.gz, "
         "does not exist although the generation is complete (it was deleted): deploy another complete "
-        "generation with `make deploy GENERATION=<generation>`, or refit a new one with a training run.",
+        "generation with `make deploy GENERATION=<generation>`, or refit a new one with a training run."
     )
-    assert body["PhysicalResourceId"] == "existing-id"  # an Update keeps its id, even when it fails
 
 
 @pytest.mark.parametrize("named_by", ["pinned", "newest"])
@@ -511,32 +473,28 @@ def test_a_generation_of_another_algorithm_fails_and_writes_nothing(aws: MotoAcc
     before = aws.bucket_state()
     event = resolve_request("Update", GEN_B if named_by == "pinned" else "newest")
 
-    body = run(event, aws.s3).only
-
-    assert body == failed(
-        event,
+    assert unservable(event, aws.s3) == (
         f"Preprocessor generation {GEN_B} holds xgboost models, but the endpoint's MultiModel container is "
         "linear-learner (training.algorithm), which cannot load them: train a linear-learner generation "
         "first (`mme deploy` does, or a training run: a run after the algorithm changed fits a new "
-        "generation for every location), or set training.algorithm back to xgboost.",
+        "generation for every location), or set training.algorithm back to xgboost."
     )
     assert aws.bucket_state() == before
 
 
-@pytest.mark.parametrize(("endpoint_algorithm", "status"), [("linear-learner", "SUCCESS"), ("knn", "FAILED")])
-def test_a_record_without_an_algorithm_holds_linear_learner_models(
-    aws: MotoAccount, endpoint_algorithm: str, status: str
-) -> None:
+def test_a_record_without_an_algorithm_holds_linear_learner_models(aws: MotoAccount) -> None:
     """complete.json from before there was a choice of algorithm has no ``algorithm`` field."""
     seed(aws, GEN_A, algorithm=None)
     assert "algorithm" not in json.loads(aws.read(f"preprocessor/{GEN_A}/complete.json"))
+    event = resolve_request("Create", GEN_A)
 
-    body = run(resolve_request("Create", GEN_A), aws.s3, environ={**aws.environment(),
-               "ALGORITHM": endpoint_algorithm}).only  # fmt: skip
-
-    assert body["Status"] == status, body["Reason"]
-    if status == "FAILED":
-        assert body["Reason"].startswith(f"Preprocessor generation {GEN_A} holds linear-learner models, but")
+    assert (
+        run(event, aws.s3, environ={**aws.environment(), "ALGORITHM": "linear-learner"})["Data"]["Generation"]
+        == GEN_A
+    )
+    assert unservable(event, aws.s3, environ={**aws.environment(), "ALGORITHM": "knn"}).startswith(
+        f"Preprocessor generation {GEN_A} holds linear-learner models, but"
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["xgboost", "knn", "randomcutforest"])
@@ -545,11 +503,11 @@ def test_an_endpoint_of_another_algorithm_serves_a_generation_of_its_own(
 ) -> None:
     seed(aws, GEN_A, algorithm=algorithm)
 
-    body = run(
+    answer = run(
         resolve_request("Create", GEN_A), aws.s3, environ={**aws.environment(), "ALGORITHM": algorithm}
-    ).only
+    )
 
-    assert (body["Status"], body["Data"]["Generation"]) == ("SUCCESS", GEN_A)
+    assert answer["Data"]["Generation"] == GEN_A
 
 
 def test_switching_to_a_generation_that_lacks_served_locations_fails_listing_them(aws: MotoAccount) -> None:
@@ -559,17 +517,13 @@ def test_switching_to_a_generation_that_lacks_served_locations_fails_listing_the
     aws.put(f"model-pointers/{GEN_A}/notes.txt", b"not a pointer")
     serving(aws, GEN_A)
     newest(aws, GEN_B)
-    event = resolve_request("Update", "newest")
-
-    body = run(event, aws.s3).only
 
     first_ten = ", ".join(served[1:11])
-    assert body == failed(
-        event,
+    assert unservable(resolve_request("Update", "newest"), aws.s3) == (
         f"Switching the endpoint from generation {GEN_A} to {GEN_B} would stop serving 12 location(s) that "
         f"have a model in {GEN_A} but none in {GEN_B}: {first_ten} and 2 more; train them into {GEN_B} "
         'first (a training run with "refit": true retrains every location of the served generation), or '
-        f"keep serving {GEN_A} with `make deploy GENERATION={GEN_A}`.",
+        f"keep serving {GEN_A} with `make deploy GENERATION={GEN_A}`."
     )
 
 
@@ -580,11 +534,25 @@ def test_the_location_check_reads_every_page_of_pointers(aws: MotoAccount) -> No
     seed(aws, GEN_B, locations=locations[:-1])
     serving(aws, GEN_A)
 
-    body = run(resolve_request("Create", GEN_B), aws.s3).only
+    reason = unservable(resolve_request("Create", GEN_B), aws.s3)
 
-    assert body["Status"] == "FAILED"
-    assert "would stop serving 1 location(s)" in body["Reason"]
-    assert ": L1000; train them" in body["Reason"]
+    assert "would stop serving 1 location(s)" in reason
+    assert ": L1000; train them" in reason
+
+
+def test_the_switch_reason_names_at_most_ten_locations_so_it_stays_short(aws: MotoAccount) -> None:
+    """Thousands of missing locations with the longest names still give one short sentence: the
+    framework's FAILED answer (this sentence plus its own lines) must stay under CloudFormation's 4 KB."""
+    served = [f"{index:04d}{'x' * 28}" for index in range(1500)]  # 32 characters, the longest allowed
+    seed(aws, GEN_A, locations=served)
+    seed(aws, GEN_B)
+    serving(aws, GEN_A)
+
+    reason = unservable(resolve_request("Create", GEN_B), aws.s3)
+
+    assert len(reason.encode()) < 1000
+    assert f": {', '.join(served[:10])} and 1490 more; train them" in reason
+    assert reason.endswith(f"`make deploy GENERATION={GEN_A}`.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -598,14 +566,8 @@ def test_record_serving_writes_serving_json_encrypted_with_the_project_key(
     serving(aws, GEN_A, endpoint_name="Endpoint-before")
     event = record_request(request_type, GEN_B)
 
-    body = run(event, aws.s3, environ=aws.environment()).only
-
-    assert body == {
-        "Status": "SUCCESS",
-        "Reason": f"Recorded in s3://{BUCKET}/{SERVING_KEY} that endpoint {ENDPOINT} serves generation "
-        f"{GEN_B}.",
+    assert run(event, aws.s3, environ=aws.environment()) == {
         "PhysicalResourceId": SERVING_ID,
-        **envelope(event),
         "Data": {"Generation": GEN_B},
     }
     assert generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY) == generation.GenerationRef(
@@ -614,6 +576,9 @@ def test_record_serving_writes_serving_json_encrypted_with_the_project_key(
     (put,) = [c for c in aws.recorder.calls if c.operation == "PutObject"]
     assert put.key == SERVING_KEY
     assert (put.params["ServerSideEncryption"], put.params["SSEKMSKeyId"]) == ("aws:kms", aws.kms_key_arn)
+    assert decide(event, aws.s3, environ=aws.environment()).summary == (
+        f"Recorded in s3://{BUCKET}/{SERVING_KEY} that endpoint {ENDPOINT} serves generation {GEN_B}."
+    )
 
 
 def test_a_rollback_update_rewrites_the_old_generation(aws: MotoAccount) -> None:
@@ -622,27 +587,26 @@ def test_a_rollback_update_rewrites_the_old_generation(aws: MotoAccount) -> None
     rollback = record_request("Update", GEN_A)
     rollback["OldResourceProperties"] = record_request("Update", GEN_B)["ResourceProperties"]
 
-    body = run(rollback, aws.s3, environ=aws.environment()).only
+    answer = run(rollback, aws.s3, environ=aws.environment())
 
-    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", SERVING_ID)
-    ref = generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY)
-    assert ref is not None
-    assert ref.generation == GEN_A
+    assert answer["PhysicalResourceId"] == SERVING_ID  # the same id: no replacement, no Delete
+    assert read_serving(aws).generation == GEN_A
+
+
+# --------------------------------------------------------------------------------------------------
+# Delete: a no-op for resolve, the record's removal for record-serving, and never a failure
 
 
 def test_delete_removes_the_record_of_this_endpoint(aws: MotoAccount) -> None:
     serving(aws, GEN_A)
     event = record_request("Delete", GEN_A)
 
-    body = run(event, aws.s3, environ=aws.environment()).only
+    outcome = decide(event, aws.s3, environ=aws.environment())
 
-    assert body == {
-        "Status": "SUCCESS",
-        "Reason": f"Removed s3://{BUCKET}/{SERVING_KEY}: endpoint {ENDPOINT} no longer serves a generation.",
-        "PhysicalResourceId": SERVING_ID,
-        **envelope(event),
-        "Data": {},
-    }
+    assert outcome.response() == {"PhysicalResourceId": SERVING_ID, "Data": {}}  # the request's id
+    assert outcome.summary == (
+        f"Removed s3://{BUCKET}/{SERVING_KEY}: endpoint {ENDPOINT} no longer serves a generation."
+    )
     assert SERVING_KEY not in aws.object_keys()
     assert generation.read_ref(aws.inspect_s3, BUCKET, SERVING_KEY) is None
 
@@ -651,75 +615,55 @@ def test_delete_leaves_a_record_that_names_another_endpoint(aws: MotoAccount) ->
     serving(aws, GEN_A, endpoint_name="Endpoint-of-another-stack")
     before = aws.bucket_state()
 
-    body = run(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).only
-
-    assert (body["Status"], body["Reason"]) == (
-        "SUCCESS",
+    assert decide(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).summary == (
         f"Left s3://{BUCKET}/{SERVING_KEY} in place: it names endpoint Endpoint-of-another-stack, not "
-        f"{ENDPOINT}.",
+        f"{ENDPOINT}."
     )
     assert aws.bucket_state() == before
 
 
 def test_delete_without_a_record_succeeds(aws: MotoAccount) -> None:
-    body = run(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).only
+    outcome = decide(record_request("Delete", GEN_A), aws.s3, environ=aws.environment())
 
-    assert (body["Status"], body["Reason"]) == (
-        "SUCCESS",
-        f"Nothing to remove: s3://{BUCKET}/{SERVING_KEY} does not exist.",
-    )
+    assert outcome.response() == {"PhysicalResourceId": SERVING_ID, "Data": {}}
+    assert outcome.summary == f"Nothing to remove: s3://{BUCKET}/{SERVING_KEY} does not exist."
 
 
 def test_delete_leaves_an_unreadable_record(aws: MotoAccount) -> None:
     aws.put(SERVING_KEY, b"{not json")
     before = aws.bucket_state()
 
-    body = run(record_request("Delete", GEN_A), aws.s3, environ=aws.environment()).only
+    outcome = decide(record_request("Delete", GEN_A), aws.s3, environ=aws.environment())
 
-    assert body["Status"] == "SUCCESS"
-    assert body["Reason"].startswith(f"Left s3://{BUCKET}/{SERVING_KEY} in place: it is not readable (")
+    assert outcome.summary.startswith(f"Left s3://{BUCKET}/{SERVING_KEY} in place: it is not readable (")
     assert aws.bucket_state() == before
 
 
 @pytest.mark.parametrize(
-    "event",
+    ("event", "answer"),
     [
-        resolve_request("Delete", GEN_A, PhysicalResourceId=f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz"),
-        record_request("Delete", GEN_A, PhysicalResourceId="serving-generation-not-created"),
-        record_request("Delete", GEN_A, ResourceProperties={"Bogus": "1"}),
-        resolve_request("Delete", GEN_A, PhysicalResourceId=None),
+        (resolve_request("Delete", GEN_A, PhysicalResourceId=f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz"),
+         {"PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz", "Data": {}}),
+        (record_request("Delete", GEN_A, ResourceProperties={"Bogus": "1"}),
+         {"PhysicalResourceId": SERVING_ID, "Data": {}}),
+        (resolve_request("Delete", GEN_A, PhysicalResourceId=None), {"Data": {}}),
     ],
-    ids=["resolve", "record-after-failed-create", "unknown-properties", "no-physical-id"],
-)
-def test_other_deletes_succeed_without_touching_s3(aws: MotoAccount, event: dict[str, Any]) -> None:
-    """Also with a broken environment: nothing may block a deletion."""
+    ids=["resolve", "unknown-properties", "no-physical-id"],
+)  # fmt: skip
+def test_other_deletes_succeed_without_touching_s3(
+    aws: MotoAccount, event: dict[str, Any], answer: dict[str, Any]
+) -> None:
+    """Also with a broken environment: nothing may block a deletion. Without an id in the request
+    the answer names none either, so the framework keeps the request's (it refuses a changed one)."""
     serving(aws, GEN_A)
 
     def no_s3() -> Any:
         raise AssertionError("this Delete must not create or use an S3 client")
 
-    sender = CapturingSender()
-    serving_generation.process_request(event, get_s3=no_s3, environ={}, send=sender)
-
-    assert sender.only["Status"] == "SUCCESS"
-    assert sender.only["Reason"] == "Nothing to delete: this resource wrote nothing."
+    assert serving_generation.process_request(event, get_s3=no_s3, environ={}) == answer
+    outcome = serving_generation.evaluate(event, get_s3=no_s3, environ={})
+    assert outcome.summary == "Nothing to delete: this resource wrote nothing."
     assert SERVING_KEY in aws.object_keys()
-
-
-def test_a_delete_that_cannot_reach_s3_still_succeeds(aws: MotoAccount) -> None:
-    serving(aws, GEN_A)
-
-    body = run(record_request("Delete", GEN_A), ExplodingS3(), environ=aws.environment()).only
-
-    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", SERVING_ID)
-    assert body["Reason"] == (
-        "Did not remove preprocessor/serving.json (RuntimeError: connection pool is closed); the deletion "
-        "goes on: remove that object by hand if it still names this endpoint."
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# Anything unexpected still gets an answer
 
 
 class ExplodingS3:
@@ -727,61 +671,87 @@ class ExplodingS3:
         raise RuntimeError("connection pool is closed")
 
 
-def test_unexpected_exception_fails_instead_of_leaving_cloudformation_waiting() -> None:
-    event = resolve_request("Create", GEN_A)
+@pytest.mark.parametrize("environ", ["broken-s3", "no-environment"])
+def test_a_delete_that_cannot_remove_the_record_still_succeeds(aws: MotoAccount, environ: str) -> None:
+    serving(aws, GEN_A)
+    event = record_request("Delete", GEN_A)
+    s3: Any = ExplodingS3() if environ == "broken-s3" else aws.s3
+    settings = aws.environment() if environ == "broken-s3" else {}
 
-    body = run(event, ExplodingS3(), log_stream="2025/05/01/[$LATEST]abc123").only
-
-    assert body == failed(
-        event,
-        "The serving-generation request failed: RuntimeError: connection pool is closed "
-        "(log stream 2025/05/01/[$LATEST]abc123)",
+    assert run(event, s3, environ=settings) == {"PhysicalResourceId": SERVING_ID, "Data": {}}
+    summary = decide(event, s3, environ=settings).summary
+    assert summary.startswith("Did not remove preprocessor/serving.json (")
+    assert summary.endswith(
+        "); the deletion goes on: remove that object by hand if it still names this endpoint."
     )
+    if environ == "broken-s3":
+        assert "(RuntimeError: connection pool is closed)" in summary
+    else:
+        assert "(InvalidRequest: Environment variable BUCKET_NAME" in summary
+    assert SERVING_KEY in aws.object_keys()
+
+
+# --------------------------------------------------------------------------------------------------
+# Anything unexpected: one sentence naming the error and where the traceback is
+
+
+def test_an_unexpected_error_fails_naming_it_and_the_log_stream() -> None:
+    with pytest.raises(serving_generation.RequestFailed) as raised:
+        serving_generation.process_request(
+            resolve_request("Create", GEN_A),
+            get_s3=ExplodingS3,
+            environ=ENVIRONMENT,
+            log_location="log group MmeEndpoint-ServingLogs, stream 2025/05/01/[$LATEST]abc123",
+        )
+
+    assert str(raised.value) == (
+        "The serving-generation request failed: RuntimeError: connection pool is closed "
+        "(log group MmeEndpoint-ServingLogs, stream 2025/05/01/[$LATEST]abc123)"
+    )
+    assert isinstance(raised.value.__cause__, RuntimeError)
 
 
 def test_a_malformed_record_fails_naming_it(aws: MotoAccount) -> None:
     aws.put(s3_layout.NEWEST_GENERATION_KEY, b'{"generation": "pp-x"}')
 
-    body = run(resolve_request("Create", "newest"), aws.s3).only
+    reason = refusal(resolve_request("Create", "newest"), aws.s3, raises=serving_generation.RequestFailed)
 
-    assert body["Status"] == "FAILED"
-    assert body["Reason"].startswith(
+    assert reason.startswith(
         "The serving-generation request failed: GenerationRecordError: "
         f"s3://{BUCKET}/preprocessor/newest.json must have exactly the fields"
     )
 
 
-def test_a_failing_update_keeps_the_existing_physical_id() -> None:
-    """Reporting another id on Update would make CloudFormation treat it as a replacement."""
-    event = record_request("Update", GEN_A, PhysicalResourceId="older-bucket/preprocessor/serving.json")
-
-    body = run(event, ExplodingS3()).only
-
-    assert (body["Status"], body["PhysicalResourceId"]) == (
-        "FAILED",
-        "older-bucket/preprocessor/serving.json",
-    )
-
-
-def test_client_creation_failure_is_answered() -> None:
+def test_client_creation_failure_fails_naming_it() -> None:
     def broken_factory() -> Any:
         raise ValueError("Invalid endpoint: https://s3..amazonaws.com")
 
-    sender = CapturingSender()
-    serving_generation.process_request(
-        resolve_request("Create", GEN_A),
-        get_s3=broken_factory,
-        environ={"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KMS_KEY_ARN, "ALGORITHM": ALGORITHM},
-        send=sender,
-    )
+    with pytest.raises(serving_generation.RequestFailed) as raised:
+        serving_generation.process_request(
+            resolve_request("Create", GEN_A), get_s3=broken_factory, environ=ENVIRONMENT
+        )
 
-    assert sender.only["Status"] == "FAILED"
-    assert sender.only["Reason"] == (
+    assert str(raised.value) == (
         "The serving-generation request failed: ValueError: Invalid endpoint: https://s3..amazonaws.com"
     )
 
 
-PREFIX = "The serving-generation request failed: InvalidRequest: "
+def test_a_huge_error_message_is_cut() -> None:
+    """CloudFormation refuses an answer over 4 KB, and the framework adds its own lines."""
+
+    class VerboseS3:
+        def list_objects_v2(self, **_: Any) -> Any:
+            raise RuntimeError("é" * 5000)
+
+    reason = refusal(resolve_request("Create", GEN_A), VerboseS3(), raises=serving_generation.RequestFailed)
+
+    assert reason == "The serving-generation request failed: RuntimeError: " + "é" * 997 + "..."
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad requests and environments
+
+
 RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
 
 
@@ -823,216 +793,230 @@ RESOLVE_ALLOWED = "allowed: ServiceToken, Action, Generation."
         (resolve_request("Replace", GEN_A), None,
          "RequestType 'Replace' is not one of Create, Update, Delete."),
         (request("Create", {}, ResourceProperties=["x"]), None, "ResourceProperties must be an object."),
+        ({"RequestType": "Create"}, None, "ResourceProperties must be an object."),
+        (None, None, "The event is not a custom resource request (an object with RequestType and "
+         "ResourceProperties); this function answers the endpoint stack's custom resources."),
+        (["Create"], None, "The event is not a custom resource request (an object with RequestType and "
+         "ResourceProperties); this function answers the endpoint stack's custom resources."),
     ],
     ids=[
         "no-bucket-env", "no-key-env", "no-key-env-on-resolve", "no-algorithm-env", "bad-algorithm-env",
         "no-action", "unknown-action",
         "unknown-properties",
         "endpoint-name-on-resolve", "bad-generation", "newest-is-not-recordable", "empty-endpoint-name",
-        "unknown-request-type", "properties-not-an-object",
+        "unknown-request-type", "properties-not-an-object", "no-properties", "no-event",
+        "event-not-an-object",
     ],
 )  # fmt: skip
-def test_bad_requests_and_environments_fail_with_a_message(
-    aws: MotoAccount, event: dict[str, Any], environ: dict[str, str] | None, reason: str
+def test_bad_requests_and_environments_fail_with_one_sentence(
+    aws: MotoAccount, event: object, environ: dict[str, str] | None, reason: str
 ) -> None:
     seed(aws, GEN_A)
 
-    body = run(event, aws.s3, environ=environ).only
-
-    assert (body["Status"], body["Reason"]) == ("FAILED", PREFIX + reason)
+    assert refusal(event, aws.s3, environ=environ, raises=serving_generation.InvalidRequest) == reason
     assert aws.recorder.calls == []
 
 
-def test_the_switch_reason_names_at_most_ten_locations_so_it_is_never_cut(aws: MotoAccount) -> None:
-    """Thousands of missing locations with the longest names still give a whole sentence."""
-    served = [f"{index:04d}{'x' * 28}" for index in range(1500)]  # 32 characters, the longest allowed
-    seed(aws, GEN_A, locations=served)
-    seed(aws, GEN_B)
-    serving(aws, GEN_A)
-
-    sender = run(resolve_request("Create", GEN_B), aws.s3)
-
-    reason = sender.only["Reason"]
-    assert sender.sizes[0] < 4096
-    assert f": {', '.join(served[:10])} and 1490 more; train them" in reason
-    assert reason.endswith(f"`make deploy GENERATION={GEN_A}`.")
+# --------------------------------------------------------------------------------------------------
+# The Lambda entry point
 
 
-def test_a_huge_reason_is_cut_so_the_response_fits_in_4_kb() -> None:
-    class VerboseS3:
-        def list_objects_v2(self, **_: Any) -> Any:
-            raise RuntimeError("é" * 5000)
+def test_handler_returns_the_on_event_result(aws: MotoAccount, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lambda entry point with its own cached client (moto) and the real environment."""
+    seed(aws, GEN_A)
+    for name, value in aws.environment().items():
+        monkeypatch.setenv(name, value)
 
-    sender = run(resolve_request("Create", GEN_A), VerboseS3())
+    returned = serving_generation.handler(resolve_request("Create", GEN_A), SimpleNamespace())
 
-    assert 4000 < sender.sizes[0] <= 4096
-    assert sender.only["Reason"].startswith("The serving-generation request failed: RuntimeError: éé")
-    assert sender.only["Reason"].endswith("é...")
-
-
-@pytest.mark.parametrize("event", [None, [], {"RequestType": "Create"}, {"ResponseURL": 3}])
-def test_an_event_without_a_response_url_cannot_be_answered(event: object) -> None:
-    sender = CapturingSender()
-    with pytest.raises(serving_generation.InvalidRequest, match="no ResponseURL"):
-        serving_generation.process_request(
-            event, get_s3=ExplodingS3, environ={"BUCKET_NAME": BUCKET}, send=sender
-        )
-    assert sender.sent == []
+    assert returned == {
+        "PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz",
+        "Data": {"Generation": GEN_A, "ArtifactVersionId": artifact_version(aws, GEN_A)},
+    }
+    assert json.loads(json.dumps(returned)) == returned  # what the Lambda runtime serialises
 
 
-def test_handler_wires_environment_client_and_sender(
+def test_handler_names_its_log_group_and_stream_in_an_unexpected_failure(
     aws: MotoAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Lambda entry point with its own cached client (moto) and the sender swapped for a recorder."""
-    seed(aws, GEN_A)
-    sender = CapturingSender()
-    monkeypatch.setattr(serving_generation, "send_response", sender)
-    monkeypatch.setenv("BUCKET_NAME", BUCKET)
-    monkeypatch.setenv("KMS_KEY_ARN", aws.kms_key_arn)
-    monkeypatch.setenv("ALGORITHM", ALGORITHM)
-
-    returned = serving_generation.handler(
-        resolve_request("Create", GEN_A), SimpleNamespace(log_stream_name="s")
+    """The framework's own log pointer names /aws/lambda/<function>, not this function's log group."""
+    for name, value in {**aws.environment(), "BUCKET_NAME": "mme-bucket-that-is-gone"}.items():
+        monkeypatch.setenv(name, value)
+    context = SimpleNamespace(
+        log_group_name="MmeEndpoint-ServingGenerationLogs", log_stream_name="2026/12/01/x"
     )
 
-    assert returned == sender.only
-    assert (returned["Status"], returned["Data"]["Generation"]) == ("SUCCESS", GEN_A)
+    with pytest.raises(serving_generation.RequestFailed) as raised:
+        serving_generation.handler(resolve_request("Create", GEN_A), context)
+
+    reason = str(raised.value)
+    assert reason.startswith(
+        "The serving-generation request failed: NoSuchBucket: An error occurred (NoSuchBucket)"
+    )
+    assert reason.endswith(" (log group MmeEndpoint-ServingGenerationLogs, stream 2026/12/01/x)")
 
 
 # --------------------------------------------------------------------------------------------------
-# Sending
+# Through CDK's Provider framework: its real runtime (aws-cdk-lib's provider-framework/runtime), with
+# only its outbound AWS calls faked: Lambda Invoke runs this handler here (answering as the Lambda
+# runtime does, errorMessage and FunctionError on an exception), and the PUT to the ResponseURL is
+# recorded instead of sent.
+
+CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
+_FAKE_OUTBOUND = """\
+"use strict";
+const fs = require("fs");
+exports.invokeFunction = async (request) => {
+  const response = await fetch(process.env.HANDLER_URL, { method: "POST", body: request.Payload });
+  const answer = await response.json();
+  return { StatusCode: 200, Payload: Buffer.from(answer.Payload), FunctionError: answer.FunctionError };
+};
+exports.httpRequest = async (options, body) => {
+  fs.appendFileSync(process.env.RESPONSES_FILE, JSON.stringify({ options, body }) + "\\n");
+};
+exports.startExecution = async () => { throw new Error("this provider has no waiter state machine"); };
+"""
+_DRIVER = """\
+const framework = require(process.argv[2] + "/framework.js");
+const event = JSON.parse(require("fs").readFileSync(process.argv[3], "utf8"));
+framework.onEvent(event).catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+@pytest.fixture(scope="module")
+def framework_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CDK's provider framework runtime from the installed aws-cdk-lib (what synth deploys)."""
+    spec = importlib.util.find_spec("aws_cdk")
+    assert spec is not None
+    assert spec.submodule_search_locations
+    (tarball,) = Path(next(iter(spec.submodule_search_locations)), "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
+    folder = tmp_path_factory.mktemp("provider-framework")
+    prefix = "package/custom-resources/lib/provider-framework/runtime/"
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            name = member.name.removeprefix(prefix)
+            if member.name.startswith(prefix) and name.endswith(".js") and "/" not in name:
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                (folder / name).write_bytes(extracted.read())
+    assert (folder / "framework.js").is_file()
+    (folder / "outbound.js").write_text(_FAKE_OUTBOUND)
+    (folder / "driver.js").write_text(_DRIVER)
+    return folder
 
 
 @dataclass
-class ScriptedOpener:
-    """A stand-in for urlopen that fails as scripted, then succeeds."""
-
-    failures: list[Exception]
-    requests: list[Any] = field(default_factory=list)
-    timeouts: list[float] = field(default_factory=list)
-
-    def __call__(self, request: Any, *, timeout: float) -> Any:
-        self.requests.append(request)
-        self.timeouts.append(timeout)
-        if self.failures:
-            raise self.failures.pop(0)
-        return _Response()
+class FrameworkRun:
+    response: dict[str, Any]
+    """The document the framework PUT to the ResponseURL."""
+    url_path: str
+    invocations: list[dict[str, Any]]
+    """What the framework invoked the handler with."""
 
 
-class _Response:
-    status = 200
+def through_framework(runtime: Path, event: dict[str, Any], s3: Any, environ: dict[str, str]) -> FrameworkRun:
+    invocations: list[dict[str, Any]] = []
 
-    def __enter__(self) -> _Response:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-def _http_error(code: int) -> urllib.error.HTTPError:
-    return urllib.error.HTTPError(RESPONSE_URL, code, "error", Message(), None)
-
-
-def test_network_errors_and_5xx_are_retried_with_backoff() -> None:
-    opener = ScriptedOpener([urllib.error.URLError("timed out"), _http_error(503)])
-    sleeps: list[float] = []
-
-    serving_generation.send_response(RESPONSE_URL, b"{}", urlopen=opener, sleep=sleeps.append)
-
-    assert len(opener.requests) == 3
-    assert sleeps == [1.0, 2.0]
-    assert opener.timeouts == [10.0, 10.0, 10.0]
-    assert {r.get_method() for r in opener.requests} == {"PUT"}
-
-
-def test_giving_up_after_the_last_attempt_raises() -> None:
-    opener = ScriptedOpener([_http_error(500), _http_error(500), _http_error(500), _http_error(500)])
-    sleeps: list[float] = []
-
-    with pytest.raises(urllib.error.HTTPError):
-        serving_generation.send_response(RESPONSE_URL, b"{}", urlopen=opener, sleep=sleeps.append)
-
-    assert len(opener.requests) == 3
-    assert sleeps == [1.0, 2.0]
-
-
-def test_a_4xx_answer_is_not_retried() -> None:
-    """403 means an expired or altered pre-signed URL: retrying cannot help."""
-    opener = ScriptedOpener([_http_error(403)])
-    sleeps: list[float] = []
-
-    with pytest.raises(urllib.error.HTTPError):
-        serving_generation.send_response(RESPONSE_URL, b"{}", urlopen=opener, sleep=sleeps.append)
-
-    assert (len(opener.requests), sleeps) == (1, [])
-
-
-@pytest.mark.parametrize("url", ["http://example.com/x", "file:///etc/passwd", "ftp://host/x"])
-def test_only_https_urls_are_used(url: str) -> None:
-    opener = ScriptedOpener([])
-    with pytest.raises(ValueError, match="ResponseURL must be an https URL"):
-        serving_generation.send_response(url, b"{}", urlopen=opener)
-    assert opener.requests == []
-
-
-@dataclass
-class ReceivedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-def _recording_server() -> tuple[ThreadingHTTPServer, list[ReceivedRequest]]:
-    received: list[ReceivedRequest] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            length = int(self.headers["Content-Length"])
-            received.append(
-                ReceivedRequest(
-                    method=self.command,
-                    path=self.path,
-                    headers={name.lower(): value for name, value in self.headers.items()},
-                    body=self.rfile.read(length),
-                )
-            )
+    class LambdaInvoke(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            invocations.append(payload)
+            try:
+                answer: dict[str, Any] = {"Payload": json.dumps(run(payload, s3, environ=environ))}
+            except Exception as error:  # what the Lambda runtime returns for an unhandled exception
+                error_document = {"errorMessage": str(error), "errorType": type(error).__name__}
+                answer = {"Payload": json.dumps(error_document), "FunctionError": "Unhandled"}
+            body = json.dumps(answer).encode()
             self.send_response(200)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    return ThreadingHTTPServer(("127.0.0.1", 0), Handler), received
-
-
-def test_the_response_really_arrives_as_an_http_put(aws: MotoAccount) -> None:
-    """End to end over a real socket: method, path and query, the empty Content-Type, the JSON body."""
-    seed(aws, GEN_A, locations=["Chicago_IL"])
-    server, received = _recording_server()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LambdaInvoke)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        (runtime / "event.json").write_text(json.dumps(event))
+        responses = runtime / "responses.jsonl"
+        responses.unlink(missing_ok=True)
         host, port = server.server_address[:2]
-        path = "/arn%3Aaws%3Acloudformation%3Aus-east-1/stack%7CCheck?X-Amz-Expires=7199&X-Amz-Signature=ab12"
-        event = resolve_request("Create", GEN_A, ResponseURL=f"http://{host!s}:{port}{path}")
-
-        def send(url: str, body: bytes) -> None:
-            serving_generation.send_response(url, body, allowed_schemes=("http",))
-
-        returned = serving_generation.process_request(
-            event, get_s3=lambda: aws.s3, environ=aws.environment(), send=send
-        )
+        completed = subprocess.run(
+            ["node", str(runtime / "driver.js"), str(runtime), str(runtime / "event.json")],
+            env={**os.environ, "USER_ON_EVENT_FUNCTION_ARN": FUNCTION_ARN,
+                 "HANDLER_URL": f"http://{host!s}:{port}/", "RESPONSES_FILE": str(responses)},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+    assert completed.returncode == 0, completed.stderr
+    ((sent),) = [json.loads(line) for line in responses.read_text().splitlines()]
+    assert sent["options"]["method"] == "PUT"
+    assert sent["options"]["headers"]["content-type"] == ""
+    return FrameworkRun(json.loads(sent["body"]), sent["options"]["path"], invocations)
 
-    (put,) = received
-    assert put.method == "PUT"
-    assert put.path == path
-    assert put.headers["content-type"] == ""
-    assert put.headers["content-length"] == str(len(put.body))
-    assert json.loads(put.body) == returned
-    assert returned["Status"] == "SUCCESS"
+
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:MmeEndpoint-ServingGenerationHandler"
+
+
+def test_the_framework_answers_success_with_the_handlers_id_and_data(
+    aws: MotoAccount, framework_runtime: Path
+) -> None:
+    seed(aws, GEN_A)
+    event = resolve_request("Create", GEN_A)
+
+    done = through_framework(framework_runtime, event, aws.s3, aws.environment())
+
+    assert done.response == {
+        "Status": "SUCCESS",
+        "Reason": "SUCCESS",
+        "StackId": STACK_ID,
+        "RequestId": event["RequestId"],
+        "PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz",
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": {"Generation": GEN_A, "ArtifactVersionId": artifact_version(aws, GEN_A)},
+    }
+    assert done.url_path == RESPONSE_URL.removeprefix(
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com"
+    )
+    (invocation,) = done.invocations
+    assert invocation == event  # CloudFormation's request, as it came
+
+
+def test_a_refusal_becomes_failed_with_the_sentence_first(aws: MotoAccount, framework_runtime: Path) -> None:
+    """A failed Create gets the marker id, so the Delete CloudFormation sends next never reaches us."""
+    create = resolve_request("Create", "newest")
+
+    failed = through_framework(framework_runtime, create, aws.s3, aws.environment()).response
+
+    assert failed["Status"] == "FAILED"
+    assert failed["Reason"].startswith(
+        "Error: No complete preprocessor generation exists yet "
+        f"(s3://{BUCKET}/preprocessor/newest.json does not exist): {DEPLOY_FIRST}.\n"
+    )
+    assert len(json.dumps(failed).encode()) < 4096
+    assert failed["PhysicalResourceId"] == CREATE_FAILED_MARKER
+    delete = resolve_request("Delete", "newest", PhysicalResourceId=CREATE_FAILED_MARKER)
+
+    deleted = through_framework(framework_runtime, delete, aws.s3, aws.environment())
+
+    assert (deleted.response["Status"], deleted.invocations) == ("SUCCESS", [])
+
+
+def test_a_failed_update_keeps_its_id_and_a_delete_keeps_the_record_id(
+    aws: MotoAccount, framework_runtime: Path
+) -> None:
+    update = record_request("Update", "newest")  # an invalid Generation for record-serving
+    failed = through_framework(framework_runtime, update, aws.s3, aws.environment()).response
+    assert (failed["Status"], failed["PhysicalResourceId"]) == ("FAILED", SERVING_ID)
+    assert failed["Reason"].startswith("Error: The Generation property: preprocessor generation 'newest'")
+    serving(aws, GEN_A)
+
+    deleted = through_framework(framework_runtime, record_request("Delete", GEN_A), aws.s3, aws.environment())
+
+    assert (deleted.response["Status"], deleted.response["PhysicalResourceId"]) == ("SUCCESS", SERVING_ID)
+    assert SERVING_KEY not in aws.object_keys()

@@ -694,17 +694,18 @@ GOOD_MAP_RESULT: dict[str, Any] = {
         ),
         pytest.param(
             event({}, "run_1"),
-            "run id 'run_1' is not allowed: use 1 to 24 characters",
+            "run_id 'run_1' is not allowed: use 1 to 24 characters",
             id="bad-run-id",
         ),
         pytest.param(
             event([{"location": "A", "status": "SUCCEEDED"}]),
-            "map_result must be the training Map's output with a ResultWriter",
+            "map_result must be a JSON object, got array; expected the training Map's output with a "
+            'ResultWriter, {"MapRunArn": str, "ResultWriterDetails": {"Bucket": str, "Key": str}}.',
             id="map-without-result-writer",
         ),
         pytest.param(
             event({"ResultWriterDetails": {"Bucket": BUCKET, "Key": MANIFEST_KEY}}),
-            "map_result must be the training Map's output with a ResultWriter",
+            "map_result is missing MapRunArn; expected the training Map's output with a ResultWriter",
             id="no-map-run-arn",
         ),
         pytest.param(
@@ -714,19 +715,22 @@ GOOD_MAP_RESULT: dict[str, Any] = {
                     "ResultWriterDetails": {"Bucket": BUCKET, "Key": f"{EXPORT_PREFIX}SUCCEEDED_0.json"},
                 }
             ),
-            "does not name a ResultWriter manifest",
+            f"map_result.ResultWriterDetails.Key '{EXPORT_PREFIX}SUCCEEDED_0.json' is not allowed: use the "
+            "key of a ResultWriter manifest, <prefix><map run id>/manifest.json.",
             id="not-the-manifest",
         ),
         pytest.param(
             event(GOOD_MAP_RESULT, generation="current"),
-            "preprocessor generation 'current' is not allowed",
+            "generation 'current' is not allowed: use 'pp-' followed by a run id",
             id="bad-generation",
         ),
         pytest.param(
             event(GOOD_MAP_RESULT, refit="no"), "refit must be true or false, got string.", id="refit"
         ),
         pytest.param(
-            event(GOOD_MAP_RESULT, location_count=0), "location_count must be the plan's positive", id="count"
+            event(GOOD_MAP_RESULT, location_count=0),
+            "location_count must be a whole number of at least 1, got 0; pass the run plan's location_count.",
+            id="count",
         ),
     ],
 )
