@@ -41,12 +41,16 @@ from mme_constructs import access
 from mme_shared import s3_layout
 from mme_shared.naming import PREPROCESSOR_STEP
 from mme_shared.stack_names import TENANT_ABAC_ROLE_ARN, tenant_role_output_key
+from mme_shared.tenant_abac import (
+    ABAC_TARGET_MODEL_PATTERN,
+    PRINCIPAL_TAG_KEY,
+    REQUEST_TAG_KEY,
+    TARGET_MODEL_KEY,
+    TENANT_TAG,
+)
 from project_config.model import TenantConfig
 
-TENANT_TAG: Final = "tenant"
 INVOKE: Final = "sagemaker:InvokeEndpoint"
-TARGET_MODEL: Final = "sagemaker:TargetModel"
-ABAC_TENANT_PATTERN: Final = f"${{aws:PrincipalTag/{TENANT_TAG}}}/*"
 
 
 def invoke_statements(endpoint_arn: str, model_patterns: Sequence[str]) -> list[iam.PolicyStatement]:
@@ -56,21 +60,21 @@ def invoke_statements(endpoint_arn: str, model_patterns: Sequence[str]) -> list[
             sid="InvokeOnlyTheseModels",
             actions=[INVOKE],
             resources=[endpoint_arn],
-            conditions={"StringLike": {TARGET_MODEL: list(model_patterns)}},
+            conditions={"StringLike": {TARGET_MODEL_KEY: list(model_patterns)}},
         ),
         iam.PolicyStatement(
             sid="DenyPathTraversal",
             effect=iam.Effect.DENY,
             actions=[INVOKE],
             resources=[endpoint_arn],
-            conditions={"StringLike": {TARGET_MODEL: ["*..*"]}},
+            conditions={"StringLike": {TARGET_MODEL_KEY: ["*..*"]}},
         ),
         iam.PolicyStatement(
             sid="DenyWithoutTargetModel",
             effect=iam.Effect.DENY,
             actions=[INVOKE],
             resources=[endpoint_arn],
-            conditions={"Null": {TARGET_MODEL: "true"}},
+            conditions={"Null": {TARGET_MODEL_KEY: "true"}},
         ),
     ]
 
@@ -193,7 +197,7 @@ class TenantAbacRole(Construct):
         trusted = iam.SessionTagsPrincipal(
             _trusted(trusted_principals).with_conditions(
                 {
-                    "StringLike": {f"aws:RequestTag/{TENANT_TAG}": "?*"},
+                    "StringLike": {REQUEST_TAG_KEY: "?*"},
                     "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_TAG]},
                 }
             )
@@ -205,14 +209,14 @@ class TenantAbacRole(Construct):
             description="Invokes the models of the tenant named by the session tag 'tenant'",
             max_session_duration=Duration.hours(1),
         )
-        statements = invoke_statements(endpoint_arn, [ABAC_TENANT_PATTERN, *shared_model_patterns])
+        statements = invoke_statements(endpoint_arn, [ABAC_TARGET_MODEL_PATTERN, *shared_model_patterns])
         statements.append(
             iam.PolicyStatement(
                 sid="DenyWithoutTenantTag",
                 effect=iam.Effect.DENY,
                 actions=[INVOKE],
                 resources=[endpoint_arn],
-                conditions={"Null": {f"aws:PrincipalTag/{TENANT_TAG}": "true"}},
+                conditions={"Null": {PRINCIPAL_TAG_KEY: "true"}},
             )
         )
         policy = iam.ManagedPolicy(
@@ -226,7 +230,7 @@ class TenantAbacRole(Construct):
             policy,
             bucket_arn=bucket_arn,
             key_arn=key_arn,
-            model_patterns=[ABAC_TENANT_PATTERN, *shared_model_patterns],
+            model_patterns=[ABAC_TARGET_MODEL_PATTERN, *shared_model_patterns],
         )
         CfnOutput(
             scope,

@@ -34,6 +34,7 @@ from typing import Any, Final, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mme_shared.stack_names import TENANT_SHARD, StackRole, stack_name
+from mme_shared.tenant_abac import ABAC_TARGET_MODEL_PATTERN
 from project_config import ConfigError, ProjectConfig, load_default_config
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -59,9 +60,6 @@ GRAPH_ATTRIBUTES: Final[dict[str, str]] = {
 
 ICON_INCHES: Final = 0.85
 
-ABAC_TARGET_MODEL_PATTERN: Final = "${aws:PrincipalTag/tenant}/*"
-"""The ABAC role's TargetModel pattern (``mme_constructs.tenant_access.ABAC_TENANT_PATTERN``; a test
-keeps the two equal without this script importing aws_cdk)."""
 MAX_TENANT_NODES: Final = 3
 """In ``roles`` mode, up to this many tenants get a node each; more are drawn as one summary node."""
 

@@ -6,7 +6,7 @@ import copy
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,17 @@ class SynthesizedApp:
     stacks: dict[str, cdk.Stack]
     templates: dict[str, dict[str, Any]]
     outdir: Path
+    _assertions: dict[str, cdk.assertions.Template] = field(default_factory=dict, compare=False, repr=False)
 
     def template(self, role: str) -> dict[str, Any]:
         """A private copy, so that no test can change what the next one sees."""
         return copy.deepcopy(self.templates[self.stacks[role].stack_name])
 
     def assertions(self, role: str) -> cdk.assertions.Template:
-        return cdk.assertions.Template.from_json(self.template(role))
+        """The role's template for ``Match``/``Capture`` assertions, built once (they only read it)."""
+        if role not in self._assertions:
+            self._assertions[role] = cdk.assertions.Template.from_json(self.template(role))
+        return self._assertions[role]
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
 from app import add_compliance_checks
-from mme_constructs.tenant_access import ABAC_TENANT_PATTERN, pointer_key_patterns
+from mme_constructs.tenant_access import pointer_key_patterns
 from mme_shared.stack_names import tenant_role_output_key
+from mme_shared.tenant_abac import ABAC_TARGET_MODEL_PATTERN
 from project_config.model import TenantsConfig
 from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import (
@@ -87,7 +88,7 @@ def test_abac_template_does_not_grow_with_tenants(cdk_context: dict[str, Any]) -
     many = _templates(cdk_context, _tenants(1500, mode="abac"))
     assert json.dumps(few, sort_keys=True) == json.dumps(many, sort_keys=True)
     (template,) = [Template.from_json(t) for t in few.values()]
-    models = Match.exact([ABAC_TENANT_PATTERN, "common/*"])
+    models = Match.exact([ABAC_TARGET_MODEL_PATTERN, "common/*"])
     _policy_has_one_statement(
         template, "InvokeOnlyTheseModels", {"Condition": {"StringLike": {"sagemaker:TargetModel": models}}}
     )
@@ -145,7 +146,7 @@ def test_wildcard_patterns_give_pointer_patterns_and_pass_cdk_nag(cdk_context: d
         "model-pointers/pp-*/company_*.json",
         "model-pointers/pp-*/common.json",
     ]
-    assert pointer_key_patterns([ABAC_TENANT_PATTERN]) == [
+    assert pointer_key_patterns([ABAC_TARGET_MODEL_PATTERN]) == [
         "model-pointers/pp-*/${aws:PrincipalTag/tenant}.json"
     ]
     tenants = TenantsConfig.model_validate(

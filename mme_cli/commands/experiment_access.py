@@ -34,6 +34,7 @@ from mme_cli.output import Decision, Observed
 from mme_shared import s3_layout
 from mme_shared.model_pointer import ModelPointer, ModelPointerError
 from mme_shared.stack_names import TENANT_ABAC_ROLE_ARN, tenant_role_output_key
+from mme_shared.tenant_abac import session_tags
 
 # Seams for tests: the clock (latency and --max-minutes), the wall clock, sleeping, and the runtime
 # client built from a tenant's assumed credentials.
@@ -358,7 +359,7 @@ def role_for(ctx: CliContext, tenant: str) -> str:
 def assume_tenant_role(ctx: CliContext, tenant: str, role_arn: str) -> dict[str, Any]:
     request: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": f"mme-access-check-{tenant}"[:64]}
     if ctx.config.tenants.mode == "abac":
-        request["Tags"] = [{"Key": "tenant", "Value": tenant}]
+        request["Tags"] = session_tags(tenant)
     try:
         credentials: dict[str, Any] = ctx.client("sts").assume_role(**request)["Credentials"]
     except ClientError as error:
