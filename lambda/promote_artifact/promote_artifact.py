@@ -532,13 +532,14 @@ def _artifact_key(job: Mapping[str, Any], bucket: str) -> str:
             f"Training job {job_name!r} reports no model artifact (ModelArtifacts.S3ModelArtifacts is "
             "empty); a Completed job must have written model.tar.gz to be promoted."
         )
-    expected = f"s3://{bucket}/{s3_layout.TRAINING_OUTPUT_PREFIX}"
-    if not uri.startswith(expected) or len(uri) == len(expected):
+    key = s3_layout.key_in_bucket(uri, bucket, s3_layout.TRAINING_OUTPUT_PREFIX)
+    if key is None:
+        expected = s3_layout.s3_uri(bucket, s3_layout.TRAINING_OUTPUT_PREFIX)
         raise ArtifactOutsideTrainingOutput(
             f"Training job {job_name!r} wrote its artifact to {uri}, outside {expected}; only artifacts "
             "written by the pipeline's own training jobs under that prefix can be promoted."
         )
-    return uri[len(f"s3://{bucket}/") :]
+    return key
 
 
 def _head(s3: S3Client, bucket: str, key: str) -> ObjectFacts | None:

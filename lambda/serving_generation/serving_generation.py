@@ -133,7 +133,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import generation, s3_layout
 from mme_shared.handler_input import environment_algorithm, environment_bucket, environment_kms_key_arn
-from mme_shared.naming import generation_problem, location_name_problem
+from mme_shared.naming import generation_problem
 
 LOGGER = logging.getLogger(__name__)
 LOGGER.setLevel(logging.INFO)
@@ -233,10 +233,9 @@ def pointer_locations(s3: S3Client, bucket: str, generation_id: str) -> set[str]
     locations: set[str] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            rest = str(item["Key"])[len(prefix) :]
-            name = rest.removesuffix(".json")
-            if rest.endswith(".json") and location_name_problem(name) is None:
-                locations.add(name)
+            location = s3_layout.parse_pointer_key(generation_id, str(item["Key"]))
+            if location is not None:
+                locations.add(location)
     return locations
 
 

@@ -76,16 +76,6 @@ class Artifact:
     source: str
 
 
-def _parse_s3_uri(uri: str) -> tuple[str, str]:
-    rest = uri[len("s3://") :]
-    bucket, _, key = rest.partition("/")
-    if not bucket or not key or key.endswith("/"):
-        raise CliError(
-            f"ARTIFACT {uri!r} is not an S3 object URI: use s3://BUCKET/KEY (one object, not a prefix)."
-        )
-    return bucket, key
-
-
 def _refused(source: str, algorithm: Algorithm, problem: str) -> CliError:
     return CliError(
         f"{source} is not a model.tar.gz for {algorithm.title}, the algorithm the endpoint serves: "
@@ -96,7 +86,10 @@ def _refused(source: str, algorithm: Algorithm, problem: str) -> CliError:
 def _read_artifact(s3: Any, source: str, algorithm: Algorithm) -> Artifact:
     """The artifact's bytes, its size checked before they are read."""
     if source.startswith("s3://"):
-        bucket, key = _parse_s3_uri(source)
+        try:
+            bucket, key = s3_layout.parse_s3_uri(source)
+        except ValueError as error:
+            raise CliError(f"ARTIFACT {error}.") from None
         try:
             head = s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:

@@ -241,14 +241,11 @@ def _read_job_names(s3: Any, bucket: str, inventory: Inventory) -> None:
         for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=s3_layout.PIPELINE_RUNS_PREFIX, Delimiter="/"
         ):
-            runs += [
-                p["Prefix"][len(s3_layout.PIPELINE_RUNS_PREFIX) : -1] for p in page.get("CommonPrefixes", [])
-            ]
+            parsed = (s3_layout.parse_run_prefix(p["Prefix"]) for p in page.get("CommonPrefixes", []))
+            runs += [run for run in parsed if run is not None]  # a folder the pipeline never writes: skip
         for run in runs:
             try:
-                body = s3.get_object(Bucket=bucket, Key=f"{s3_layout.PIPELINE_RUNS_PREFIX}{run}/plan.json")[
-                    "Body"
-                ]
+                body = s3.get_object(Bucket=bucket, Key=s3_layout.run_plan_key(run))["Body"]
             except ClientError as error:
                 if _code(error) in {"NoSuchKey", "404"}:
                     continue  # the run was refused before it planned anything: it started no job

@@ -55,7 +55,6 @@ from mme_shared.stack_names import (
 )
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-_TARBALL_SUFFIX = ".tar.gz"
 _PAGE_SIZE = 1000
 """Keys per ListObjectsV2 page (S3's maximum)."""
 _NAMES_SHOWN = 10
@@ -147,22 +146,6 @@ def _list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[Mapping[str, An
         yield from page.get("Contents", [])
 
 
-def _parse_version(generation: str, key: str) -> tuple[str, str] | None:
-    """``(location, version)`` of a key the layout would produce for a model version, else None."""
-    relative = key[len(s3_layout.generation_models_prefix(generation)) :]
-    location, _, filename = relative.partition("/")
-    stem = f"{location}-"
-    if not (filename.startswith(stem) and filename.endswith(_TARBALL_SUFFIX)):
-        return None
-    version = filename[len(stem) : -len(_TARBALL_SUFFIX)]
-    try:
-        if s3_layout.model_version_key(generation, location, version) != key:
-            return None
-    except ValueError:
-        return None
-    return location, version
-
-
 def _sort_key(version: ModelVersion) -> tuple[datetime, str]:
     """Promotion order: when the version was written, then its name (job names end in the run id)."""
     return version.last_modified, version.version
@@ -179,7 +162,7 @@ def _scan_models(
     )
     found: dict[str, LocationModels] = {}
     for item in _list_objects(s3, bucket, prefix):
-        parsed = _parse_version(generation, item["Key"])
+        parsed = s3_layout.parse_model_version_key(generation, str(item["Key"]))
         if parsed is None:
             continue  # not a model version (an experiment copy, a stray file); `mme status` counts it
         name, version = parsed
@@ -534,11 +517,13 @@ def _models_state(s3: Any, bucket: str, served: str | None) -> tuple[output.Mode
     """Objects and locations per generation (served first), and the served generation's bad pointers."""
     counts: dict[str, tuple[int, set[str]]] = {}
     for item in _list_objects(s3, bucket, s3_layout.MULTI_MODEL_PREFIX):
-        relative = str(item["Key"])[len(s3_layout.MULTI_MODEL_PREFIX) :]
-        generation, _, rest = relative.partition("/")
+        parsed = s3_layout.parse_multi_model_key(str(item["Key"]))
+        if parsed is None:
+            continue
+        generation, location = parsed
         objects, locations = counts.get(generation, (0, set()))
-        if "/" in rest:
-            locations.add(rest.split("/", 1)[0])
+        if location is not None:
+            locations.add(location)
         counts[generation] = (objects + 1, locations)
 
     def entry(generation: str) -> output.GenerationModels:
