@@ -8,7 +8,6 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
-from mme_constructs.metrics import EndpointMetrics
 from mme_constructs.multi_model_endpoint import NEWEST_GENERATION
 from mme_shared.stack_names import StackRole, stack_name
 from project_config import ConfigError, ProjectConfig, load_config
@@ -61,7 +60,7 @@ def build_app(
         app,
         stack_name(prefix, StackRole.MONITORING),
         storage=storage.exports,
-        endpoint=EndpointMetrics(endpoint.endpoint.endpoint_name, endpoint.endpoint.variant_name),
+        endpoint=endpoint.endpoint.metrics,
         state_machine=training.pipeline.state_machine,
         promotion_function=training.pipeline.promote_artifact.function,
         alarms=config.alarms,

@@ -49,6 +49,7 @@ from mme_constructs.artifact_store import generation_key
 from mme_constructs.image_table import ImageUris
 from mme_constructs.images import image_uris
 from mme_constructs.inference_pipeline import InferencePipelineModel, PipelineContainer
+from mme_constructs.metrics import EndpointMetrics
 from mme_constructs.observability import RollbackAlarms
 from mme_constructs.preprocessor_source import ENTRY_POINT, PreprocessorSource
 from mme_constructs.serving_generation import (
@@ -148,6 +149,8 @@ class MultiModelEndpoint(Construct):
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         self.variant_name = VARIANT_NAME
+        self.metrics = EndpointMetrics(self.endpoint_name, self.variant_name)
+        """The endpoint's CloudWatch metrics (what the monitoring stack charts and alarms on)."""
         # SageMaker's guide asks that the execution role may read the rollback alarms ("Auto-Rollback
         # Configuration and Monitoring"). Their ARNs are built from the names, so the policy (which the
         # Model waits for) does not wait for the alarms (which wait for the Endpoint).
