@@ -58,7 +58,7 @@ from project_config import ProjectConfig, instance_types
 from project_config.model import MULTI_MODEL_CPU_FAMILIES
 
 GENERATION_CONCURRENCY: Final = 40
-"""MaxConcurrency of the GenerateData Map (``mme_constructs.training_pipeline``; a test keeps them equal,
+"""MaxConcurrency of the GenerateData Map (``mme_constructs.training_definition``; a test keeps them equal,
 without the CLI importing aws_cdk)."""
 MAX_KEEP_ALIVE_SECONDS: Final = 3600
 """The longest KeepAlivePeriodInSeconds SageMaker allows ("3600 seconds (60 minutes)", train-warm-pools)."""

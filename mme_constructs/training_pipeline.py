@@ -26,42 +26,21 @@ from constructs import Construct
 from mme_constructs.access import service_principal
 from mme_constructs.handler_function import log_retention
 from mme_constructs.preprocessor_source import PreprocessorSource
-from mme_constructs.training_definition import GENERATION_CONCURRENCY, InvokedFunctions, TrainingDefinition
+from mme_constructs.training_definition import InvokedFunctions, TrainingDefinition
 from mme_constructs.training_functions import (
-    MAX_LOCATIONS,
     CheckTransformFunction,
     GenerateDataFunction,
     PlanRunFunction,
     PromoteArtifactFunction,
     SummarizeRunFunction,
 )
-from mme_constructs.training_jobs import (
-    _SAGEMAKER_QUOTA,
-    _SAGEMAKER_RETRYABLE,
-    GENERATION_TAG,
-    LOCATION_TAG,
-    TRANSFORM_MODES,
-    TrainingImages,
-)
+from mme_constructs.training_jobs import TrainingImages
 from mme_constructs.training_roles import (
-    LOG_DELIVERY_ACTIONS,
     DistributedMapPermissions,
     JobPermissions,
     StateMachinePermissions,
 )
 from project_config.model import DataConfig, TrainingConfig
-
-__all__ = [
-    "GENERATION_CONCURRENCY",
-    "GENERATION_TAG",
-    "LOCATION_TAG",
-    "LOG_DELIVERY_ACTIONS",
-    "MAX_LOCATIONS",
-    "TRANSFORM_MODES",
-    "_SAGEMAKER_QUOTA",
-    "_SAGEMAKER_RETRYABLE",
-    "TrainingPipeline",
-]
 
 
 class TrainingPipeline(Construct):

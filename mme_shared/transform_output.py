@@ -1,7 +1,7 @@
 """The batch transform's modes and output: what the preprocessor writes and ``check_transform`` reads.
 
 One batch transform per split covers every location of a run (see ``mme_constructs/
-training_pipeline.py``). The transform job tells the preprocessor what to write through
+training_jobs.py``). The transform job tells the preprocessor what to write through
 :data:`PREPROCESSOR_MODE_ENV`: :data:`LABELLED_TRANSFORM_MODE` (PRICE first, then the features, for
 a label-first CSV training channel) or :data:`UNLABELLED_TRANSFORM_MODE` (the features alone, for
 an algorithm that trains without a label, ``text/csv;label_size=0``). Both read the same raw files,

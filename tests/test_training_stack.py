@@ -15,7 +15,7 @@ import pytest
 from aws_cdk.assertions import Capture, Match
 
 from mme_constructs.algorithms import ALGORITHMS, JOB_STEPS
-from mme_constructs.training_pipeline import LOG_DELIVERY_ACTIONS
+from mme_constructs.training_roles import LOG_DELIVERY_ACTIONS
 from project_config import load_default_config
 from project_config.loader import deep_merge, default_context
 from stacks.storage_stack import StorageExports

@@ -186,7 +186,7 @@ def test_alternatives_are_one_type_per_allowed_family() -> None:
 
 
 def test_the_generation_concurrency_is_the_pipelines() -> None:
-    from mme_constructs.training_pipeline import GENERATION_CONCURRENCY
+    from mme_constructs.training_definition import GENERATION_CONCURRENCY
 
     assert planner.GENERATION_CONCURRENCY == GENERATION_CONCURRENCY
 

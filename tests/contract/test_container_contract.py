@@ -164,7 +164,7 @@ def run_training_job(
 ) -> TrainingJob:
     """Lay out ``base_dir`` as SageMaker lays out ``/opt/ml`` for the FitPreprocessor job and run it.
 
-    The hyperparameters are the ones the training stack passes (mme_constructs/training_pipeline.py),
+    The hyperparameters are the ones the training stack passes (mme_constructs/training_jobs.py),
     with the tarball's local path in place of its S3 URL; SageMaker hands every value over as a
     string. The channel configuration and resource configuration have SageMaker's shape.
     """
@@ -873,7 +873,7 @@ def transform(
 ) -> ServingRun:
     """The serving stack as a batch transform of the training pipeline starts it.
 
-    The environment is CreatePreprocessorModel's container (mme_constructs/training_pipeline.py:
+    The environment is CreatePreprocessorModel's container (mme_constructs/training_jobs.py:
     program, source tarball, region, log level; no default Accept) plus the transform job's
     ``MME_PREPROCESSOR_MODE``, once per transform mode. The job sends every mini-batch with
     ``Content-Type`` and ``Accept`` exactly ``text/csv``.
