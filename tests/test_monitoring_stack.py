@@ -13,6 +13,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.assertions import Match
 
 from mme_constructs.metrics import EndpointMetrics
 from project_config import load_default_config
@@ -232,28 +233,36 @@ def test_alarms_use_published_metrics_thresholds_from_config_and_the_topic(
 
 
 def test_alarm_topic_is_encrypted_and_tls_only(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("monitoring")
-    (topic,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Topic"]
-    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::ImportValue": "MmeStorage-KeyArn"}
-    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::TopicPolicy"]
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert any(
-        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        for s in statements
+    template = synthesized.assertions("monitoring")
+    template.resource_count_is("AWS::SNS::Topic", 1)
+    template.has_resource_properties(
+        "AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::ImportValue": "MmeStorage-KeyArn"}}
     )
-    assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"]
+    template.resource_count_is("AWS::SNS::TopicPolicy", 1)
+    tls_deny = Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy", {"PolicyDocument": {"Statement": Match.array_with([tls_deny])}}
+    )
+    template.resource_count_is("AWS::SNS::Subscription", 0)
 
 
 def test_key_lets_cloudwatch_publish_to_the_encrypted_topic(synthesized: SynthesizedApp) -> None:
-    statements = [
-        s
-        for r in synthesized.template("storage")["Resources"].values()
-        if r["Type"] == "AWS::KMS::Key"
-        for s in r["Properties"]["KeyPolicy"]["Statement"]
-    ]
-    (alarms,) = [s for s in statements if s.get("Sid") == "AllowCloudWatchAlarmsToPublishToEncryptedTopics"]
-    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    sid = "AllowCloudWatchAlarmsToPublishToEncryptedTopics"
+    statement = Match.object_like(
+        {
+            "Sid": sid,
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        }
+    )
+    key = synthesized.assertions("storage")
+    key.resource_count_is("AWS::KMS::Key", 1)
+    key.has_resource_properties("AWS::KMS::Key", {"KeyPolicy": {"Statement": Match.array_with([statement])}})
+    # Exactly one statement of that Sid.
+    same_sid = Match.object_like({"Sid": sid})
+    key.has_resource_properties(
+        "AWS::KMS::Key", {"KeyPolicy": {"Statement": Match.not_(Match.array_with([same_sid, same_sid]))}}
+    )
 
 
 @pytest.mark.parametrize("emails", [["ops@example.com", "oncall@example.com"]])
@@ -275,12 +284,10 @@ def test_email_subscriptions_from_config(cdk_context: dict[str, Any], emails: li
         promotion_function=lambda_.Function.from_function_name(training, "Promote", "promote"),
         alarms=config.alarms,
     )
-    template = cdk.assertions.Template.from_stack(stack).to_json()
-    subscriptions = [
-        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"
-    ]
-    assert sorted(s["Endpoint"] for s in subscriptions) == sorted(emails)
-    assert {s["Protocol"] for s in subscriptions} == {"email"}
+    template = cdk.assertions.Template.from_stack(stack)
+    template.resource_count_is("AWS::SNS::Subscription", len(emails))
+    for email in emails:
+        template.has_resource_properties("AWS::SNS::Subscription", {"Endpoint": email, "Protocol": "email"})
 
 
 def test_the_notifying_health_alarms_watch_what_the_rollback_alarms_watch(
