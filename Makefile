@@ -26,7 +26,7 @@ NPM_STAMP := node_modules/.installed
 CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
 
-.PHONY: help setup contract-setup synth test lint format snapshot-update diagram benchmark refresh-images deploy destroy diff clean clean-contract
+.PHONY: help setup contract-setup synth test lint format snapshot-update diagram benchmark benchmark-suite refresh-images deploy destroy diff clean clean-contract
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,10 @@ diagram: synth ## Draw docs/architecture.png (the data flows, from the config) a
 
 benchmark: setup ## Serving-path benchmark of the scikit-learn preprocessor (p50/p99 latency, rows/s)
 	$(BIN)/python -m benchmarks.serving_benchmark
+
+# ROUNDS=3 STRESS=1 make benchmark-suite: three rounds with stress-ng --cpu <cores> beside them.
+benchmark-suite: setup ## Time one `npx cdk synth` and one `make test` per round, in the same run
+	$(BIN)/python -m benchmarks.suite_timing --rounds $(or $(ROUNDS),1) $(if $(STRESS),--stress,)
 
 refresh-images: setup ## Regenerate mme_constructs/data/sagemaker_images.json from sagemaker-core (needs PyPI)
 	$(BIN)/python -m scripts.refresh_image_uris
