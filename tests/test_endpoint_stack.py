@@ -7,6 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Capture, Match, Template
 
 from mme_constructs import image_table
 from mme_constructs.algorithms import ALGORITHMS
@@ -20,78 +21,129 @@ from project_config.model import ProjectConfig
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageExports
 from tests.cfn_render import TemplateRenderer
-from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, resources_of_type
+from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
 
 BUCKET = {"Fn::ImportValue": "MmeStorage-ArtifactBucketName"}
 BUCKET_ARN = {"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}
 KEY_ARN = {"Fn::ImportValue": "MmeStorage-KeyArn"}
 
-
-def _one(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
-    ((logical_id, resource),) = resources_of_type(template, resource_type).items()
-    return logical_id, resource
-
-
-def _custom_resource(template: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
-    ((logical_id, resource),) = [
-        (k, r)
-        for k, r in resources_of_type(template, "AWS::CloudFormation::CustomResource").items()
-        if r["Properties"]["Action"] == action
-    ]
-    return logical_id, resource
+ALARM = "AWS::CloudWatch::Alarm"
+CUSTOM_RESOURCE = "AWS::CloudFormation::CustomResource"
+ENDPOINT = "AWS::SageMaker::Endpoint"
+FUNCTION = "AWS::Lambda::Function"
+MANAGED_POLICY = "AWS::IAM::ManagedPolicy"
+MODEL = "AWS::SageMaker::Model"
+SCALABLE_TARGET = "AWS::ApplicationAutoScaling::ScalableTarget"
+SCALING_POLICY = "AWS::ApplicationAutoScaling::ScalingPolicy"
 
 
-def _generation(template: dict[str, Any]) -> dict[str, Any]:
+def _one(template: Template, resource_type: str) -> str:
+    """The logical id of the template's one resource of ``resource_type``."""
+    (logical_id,) = template.find_resources(resource_type)
+    return logical_id
+
+
+def _custom_resource(template: Template, action: str) -> str:
+    """The logical id of the one custom resource with this ``Action``."""
+    (logical_id,) = template.find_resources(CUSTOM_RESOURCE, {"Properties": {"Action": action}})
+    return logical_id
+
+
+def _resource(template: Template, resource_type: str, logical_id: str) -> Template:
+    """A template of ``logical_id``'s resource alone: ``Match``/``Capture`` assertions about that one
+    resource (a ``Capture`` then sees no other resource of its type), with the matchers' messages."""
+    resources = template.find_resources(resource_type)
+    assert logical_id in resources, f"no {resource_type} {logical_id}"
+    return Template.from_json({"Resources": {logical_id: resources[logical_id]}})
+
+
+def _depends_on(template: Template, resource_type: str, logical_id: str) -> list[str]:
+    depends_on = Capture()
+    _resource(template, resource_type, logical_id).has_resource(resource_type, {"DependsOn": depends_on})
+    return [str(dependency) for dependency in depends_on.as_array()]
+
+
+def _captured(capture: Capture) -> list[str]:
+    """Every string ``capture`` captured, in order."""
+    values = [capture.as_string()]
+    while capture.next():
+        values.append(capture.as_string())
+    return values
+
+
+def _generation(template: Template) -> dict[str, Any]:
     """``Fn::GetAtt <resolver>.Generation``."""
-    resolver_id, _ = _custom_resource(template, "resolve")
-    return {"Fn::GetAtt": [resolver_id, "Generation"]}
+    return {"Fn::GetAtt": [_custom_resource(template, "resolve"), "Generation"]}
+
+
+def _image(column: str) -> dict[str, Any]:
+    """The region's image from the template's image mapping."""
+    return {"Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, column]}
 
 
 def test_model_is_a_serial_pipeline_of_preprocessor_then_multi_model_linear_learner(
     synthesized: SynthesizedApp,
 ) -> None:
-    _, model = _one(synthesized.template("endpoint"), "AWS::SageMaker::Model")
-    props = model["Properties"]
-    assert props["InferenceExecutionConfig"] == {"Mode": "Serial"}
-    assert props["EnableNetworkIsolation"] is False
-    preprocessor, learner = props["Containers"]
-    generation = _generation(synthesized.template("endpoint"))
-    assert preprocessor["Mode"] == "SingleModel"
+    template = synthesized.assertions("endpoint")
+    template.resource_count_is(MODEL, 1)
+    generation = _generation(template)
     # Both containers read the one generation the resolver answered: its artifact, its models.
-    assert preprocessor["ModelDataUrl"] == {
-        "Fn::Join": ["", ["s3://", BUCKET, "/preprocessor/", generation, "/model.tar.gz"]]
-    }
-    assert preprocessor["Image"] == {
-        "Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "SklearnImage"]
-    }
-    environment = dict(preprocessor["Environment"])  # a copy: the template is shared by the session
-    submit = environment.pop("SAGEMAKER_SUBMIT_DIRECTORY")
-    assert environment.pop("MME_PREPROCESSOR_GENERATION") == generation
-    assert submit["Fn::Sub"].startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/")
-    assert environment == {
-        "SAGEMAKER_PROGRAM": "housing_preprocessor.py",
-        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-        "SAGEMAKER_REGION": {"Ref": "AWS::Region"},
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-    }
-    assert learner == {
-        "Image": {"Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "AlgorithmImage"]},
-        "Mode": "MultiModel",
-        "ModelDataUrl": {"Fn::Join": ["", ["s3://", BUCKET, "/models/", generation, "/"]]},
-    }
+    preprocessor = Match.object_like(
+        {
+            "Mode": "SingleModel",
+            "ModelDataUrl": Match.exact(
+                {"Fn::Join": ["", ["s3://", BUCKET, "/preprocessor/", generation, "/model.tar.gz"]]}
+            ),
+            "Image": Match.exact(_image("SklearnImage")),
+            "Environment": Match.object_equals(
+                {
+                    "SAGEMAKER_SUBMIT_DIRECTORY": Match.object_equals(
+                        {
+                            "Fn::Sub": Match.string_like_regexp(
+                                r"^s3://cdk-hnb659fds-assets-\$\{AWS::AccountId\}-\$\{AWS::Region\}/"
+                            )
+                        }
+                    ),
+                    "MME_PREPROCESSOR_GENERATION": generation,
+                    "SAGEMAKER_PROGRAM": "housing_preprocessor.py",
+                    "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+                    "SAGEMAKER_REGION": {"Ref": "AWS::Region"},
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                }
+            ),
+        }
+    )
+    learner = Match.object_equals(
+        {
+            "Image": _image("AlgorithmImage"),
+            "Mode": "MultiModel",
+            "ModelDataUrl": {"Fn::Join": ["", ["s3://", BUCKET, "/models/", generation, "/"]]},
+        }
+    )
+    template.has_resource_properties(
+        MODEL,
+        {
+            "InferenceExecutionConfig": Match.object_equals({"Mode": "Serial"}),
+            "EnableNetworkIsolation": False,
+            "Containers": Match.array_equals([preprocessor, learner]),
+        },
+    )
 
 
 def test_the_resolver_asks_for_the_newest_generation_unless_one_is_pinned(
     synthesized: SynthesizedApp, cdk_context: dict[str, Any]
 ) -> None:
-    _, resolver = _custom_resource(synthesized.template("endpoint"), "resolve")
-    assert {k: v for k, v in resolver["Properties"].items() if k != "ServiceToken"} == {
-        "Action": "resolve",
-        "Generation": "newest",
-    }
+    template = synthesized.assertions("endpoint")
+    _custom_resource(template, "resolve")
+    template.has_resource_properties(
+        CUSTOM_RESOURCE,
+        Match.object_equals({"Action": "resolve", "Generation": "newest", "ServiceToken": Match.any_value()}),
+    )
     pinned = _endpoint_template(cdk_context, {}, generation="pp-deploy-20261201-120000")
-    _, resolver = _custom_resource(pinned, "resolve")
-    assert resolver["Properties"]["Generation"] == "pp-deploy-20261201-120000"
+    _custom_resource(pinned, "resolve")
+    pinned.has_resource_properties(
+        CUSTOM_RESOURCE, {"Action": "resolve", "Generation": "pp-deploy-20261201-120000"}
+    )
 
 
 FRAMEWORK_FUNCTION_LOGICAL_ID = "MultiModelEndpointServingGenerationFunctionF092A5CE"
@@ -100,36 +152,67 @@ framework (then the handler itself) to now (the framework's function): CloudForm
 an existing custom resource's ServiceToken, so this id, and with it the function's ARN, must stay."""
 
 
-def _framework_and_handler(template: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
-    """The Provider framework's function (every custom resource's ServiceToken) and the handler it
-    invokes (its ``USER_ON_EVENT_FUNCTION_ARN``): logical ids and properties."""
-    tokens = [
-        r["Properties"]["ServiceToken"]
-        for r in resources_of_type(template, "AWS::CloudFormation::CustomResource").values()
-    ]
-    assert len(tokens) == 2
-    ((framework_id, attribute),) = {tuple(token["Fn::GetAtt"]) for token in tokens}
-    assert attribute == "Arn"
-    framework = template["Resources"][framework_id]["Properties"]
-    handler_id, _ = framework["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"]["Fn::GetAtt"]
-    return framework_id, framework, handler_id, template["Resources"][handler_id]["Properties"]
+def _framework_and_handler(template: Template) -> tuple[str, str]:
+    """The logical ids of the Provider framework's function (every custom resource's ServiceToken) and
+    of the handler it invokes (its ``USER_ON_EVENT_FUNCTION_ARN``)."""
+    template.resource_count_is(CUSTOM_RESOURCE, 2)
+    token = Capture()
+    template.all_resources_properties(
+        CUSTOM_RESOURCE, {"ServiceToken": Match.object_equals({"Fn::GetAtt": [token, "Arn"]})}
+    )
+    (framework_id,) = set(_captured(token))
+    handler = Capture()
+    _resource(template, FUNCTION, framework_id).has_resource_properties(
+        FUNCTION,
+        {
+            "Environment": {
+                "Variables": {"USER_ON_EVENT_FUNCTION_ARN": {"Fn::GetAtt": [handler, Match.any_value()]}}
+            }
+        },
+    )
+    return framework_id, handler.as_string()
+
+
+def _role_and_log_group(template: Template, function_id: str) -> tuple[str, str]:
+    """The logical ids of a function's role (``Role: Fn::GetAtt``) and log group (``LogGroup: Ref``)."""
+    role, log_group = Capture(), Capture()
+    _resource(template, FUNCTION, function_id).has_resource_properties(
+        FUNCTION,
+        {
+            "Role": {"Fn::GetAtt": [role, Match.any_value()]},
+            "LoggingConfig": {"LogGroup": Match.object_equals({"Ref": log_group})},
+        },
+    )
+    return role.as_string(), log_group.as_string()
 
 
 def test_the_provider_framework_answers_both_custom_resources_by_invoking_the_handler(
     synthesized: SynthesizedApp,
 ) -> None:
-    template = synthesized.template("endpoint")
-    framework_id, framework, _, handler = _framework_and_handler(template)
-    assert framework["Handler"] == "framework.onEvent"  # CDK's custom resource provider framework
-    assert framework["Environment"]["Variables"].keys() == {"USER_ON_EVENT_FUNCTION_ARN"}
+    template = synthesized.assertions("endpoint")
+    framework_id, handler_id = _framework_and_handler(template)
     assert framework_id == FRAMEWORK_FUNCTION_LOGICAL_ID
-    assert handler["Handler"] == "serving_generation.handler"
-    assert handler["Timeout"] == 60
-    assert handler["Environment"]["Variables"] == {
-        "BUCKET_NAME": BUCKET,
-        "KMS_KEY_ARN": KEY_ARN,
-        "ALGORITHM": "linear-learner",
-    }
+    _resource(template, FUNCTION, framework_id).has_resource_properties(
+        FUNCTION,
+        {
+            "Handler": "framework.onEvent",  # CDK's custom resource provider framework
+            "Environment": {
+                "Variables": Match.object_equals({"USER_ON_EVENT_FUNCTION_ARN": Match.any_value()})
+            },
+        },
+    )
+    _resource(template, FUNCTION, handler_id).has_resource_properties(
+        FUNCTION,
+        {
+            "Handler": "serving_generation.handler",
+            "Timeout": 60,
+            "Environment": {
+                "Variables": Match.object_equals(
+                    {"BUCKET_NAME": BUCKET, "KMS_KEY_ARN": KEY_ARN, "ALGORITHM": "linear-learner"}
+                )
+            },
+        },
+    )
 
 
 def test_the_custom_resources_keep_their_logical_ids_type_and_service_token(
@@ -137,50 +220,48 @@ def test_the_custom_resources_keep_their_logical_ids_type_and_service_token(
 ) -> None:
     """What an endpoint stack deployed before the Provider framework has: the update changes neither
     (a changed id would replace the resource, and the old one's Delete would remove serving.json)."""
-    template = synthesized.template("endpoint")
-    assert {action: _custom_resource(template, action)[0] for action in ("resolve", "record-serving")} == {
+    template = synthesized.assertions("endpoint")
+    assert {action: _custom_resource(template, action) for action in ("resolve", "record-serving")} == {
         "resolve": "MultiModelEndpointPreprocessorGeneration60C6DCAF",
         "record-serving": "MultiModelEndpointServingGenerationRecord2E505481",
     }
-    for action in ("resolve", "record-serving"):
-        _, resource = _custom_resource(template, action)
-        assert resource["Properties"]["ServiceToken"] == {
-            "Fn::GetAtt": [FRAMEWORK_FUNCTION_LOGICAL_ID, "Arn"]
-        }
+    template.all_resources_properties(
+        CUSTOM_RESOURCE,
+        {"ServiceToken": Match.object_equals({"Fn::GetAtt": [FRAMEWORK_FUNCTION_LOGICAL_ID, "Arn"]})},
+    )
 
 
 def test_the_framework_function_logs_to_its_own_encrypted_log_group(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
-    _, framework, _, handler = _framework_and_handler(template)
-    config = framework["LoggingConfig"]
-    assert (config["LogFormat"], config["ApplicationLogLevel"]) == ("JSON", "INFO")
-    (log_group_id,) = config["LogGroup"].values()
-    assert config["LogGroup"] != handler["LoggingConfig"]["LogGroup"]
-    log_group = template["Resources"][log_group_id]
-    assert log_group["Type"] == "AWS::Logs::LogGroup"
-    assert log_group["Properties"]["KmsKeyId"] == KEY_ARN
-    assert log_group["Properties"]["RetentionInDays"] == load_default_config().training.log_retention_days
+    template = synthesized.assertions("endpoint")
+    framework_id, handler_id = _framework_and_handler(template)
+    _resource(template, FUNCTION, framework_id).has_resource_properties(
+        FUNCTION, {"LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}}
+    )
+    _, log_group_id = _role_and_log_group(template, framework_id)
+    assert log_group_id != _role_and_log_group(template, handler_id)[1]
+    _resource(template, "AWS::Logs::LogGroup", log_group_id).has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "KmsKeyId": Match.exact(KEY_ARN),
+            "RetentionInDays": load_default_config().training.log_retention_days,
+        },
+    )
 
 
 def test_the_framework_role_may_log_and_invoke_exactly_the_handler(synthesized: SynthesizedApp) -> None:
     """Its own role, no AWS managed policy (CDK would attach AWSLambdaBasicExecutionRole to a role it
     creates), and one policy of ours: CDK adds none of its own grants (the role is passed immutable)."""
-    template = synthesized.template("endpoint")
-    _, framework, handler_id, handler = _framework_and_handler(template)
-    (role_id, _) = framework["Role"]["Fn::GetAtt"]
-    assert role_id != handler["Role"]["Fn::GetAtt"][0]
-    role = template["Resources"][role_id]["Properties"]
-    assert "ManagedPolicyArns" not in role
-    assert "Policies" not in role
-    attached = [
-        r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
-        and {"Ref": role_id} in r["Properties"].get("Roles", [])
-    ]
-    (policy,) = attached
-    (log_group_id,) = framework["LoggingConfig"]["LogGroup"].values()
-    assert policy["PolicyDocument"]["Statement"] == [
+    template = synthesized.assertions("endpoint")
+    framework_id, handler_id = _framework_and_handler(template)
+    role_id, log_group_id = _role_and_log_group(template, framework_id)
+    assert role_id != _role_and_log_group(template, handler_id)[0]
+    _resource(template, "AWS::IAM::Role", role_id).has_resource_properties(
+        "AWS::IAM::Role", {"ManagedPolicyArns": Match.absent(), "Policies": Match.absent()}
+    )
+    attached = {"Roles": Match.array_with([{"Ref": role_id}])}
+    template.resource_properties_count_is("AWS::IAM::Policy", attached, 0)
+    template.resource_properties_count_is(MANAGED_POLICY, attached, 1)
+    statements = [
         {
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Effect": "Allow",
@@ -192,44 +273,66 @@ def test_the_framework_role_may_log_and_invoke_exactly_the_handler(synthesized: 
             "Resource": {"Fn::GetAtt": [handler_id, "Arn"]},
         },
     ]
+    template.has_resource_properties(
+        MANAGED_POLICY, {**attached, "PolicyDocument": {"Statement": Match.exact(statements)}}
+    )
 
 
 def test_the_custom_resources_wait_for_both_policies(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
-    _, framework, _, handler = _framework_and_handler(template)
-    roles = {framework["Role"]["Fn::GetAtt"][0], handler["Role"]["Fn::GetAtt"][0]}
+    template = synthesized.assertions("endpoint")
+    roles = {
+        _role_and_log_group(template, function_id)[0] for function_id in _framework_and_handler(template)
+    }
     policies = {
-        k
-        for k, r in resources_of_type(template, "AWS::IAM::ManagedPolicy").items()
-        if {role["Ref"] for role in r["Properties"]["Roles"]} & roles
+        policy_id
+        for role_id in roles
+        for policy_id in template.find_resources(
+            MANAGED_POLICY, {"Properties": {"Roles": Match.array_with([{"Ref": role_id}])}}
+        )
     }
     assert len(policies) == 2
     for action in ("resolve", "record-serving"):
-        _, resource = _custom_resource(template, action)
-        assert policies <= set(resource["DependsOn"]), action
+        depends_on = _depends_on(template, CUSTOM_RESOURCE, _custom_resource(template, action))
+        assert policies <= set(depends_on), action
 
 
 def test_serving_json_is_recorded_only_after_the_endpoint_and_its_autoscaling(
     synthesized: SynthesizedApp,
 ) -> None:
-    template = synthesized.template("endpoint")
-    endpoint_id, _ = _one(template, "AWS::SageMaker::Endpoint")
-    target_id, _ = _one(template, "AWS::ApplicationAutoScaling::ScalableTarget")
-    scaling_id, _ = _one(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
-    _, record = _custom_resource(template, "record-serving")
-    assert record["Properties"]["Generation"] == _generation(template)
+    template = synthesized.assertions("endpoint")
+    endpoint_id = _one(template, ENDPOINT)
+    record_id = _custom_resource(template, "record-serving")
     # GetAtt of the endpoint's name: CloudFormation reaches the record only once the endpoint is
     # created or updated, i.e. serves the generation.
-    assert record["Properties"]["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
-    assert {target_id, scaling_id} <= set(record["DependsOn"])
+    _resource(template, CUSTOM_RESOURCE, record_id).has_resource_properties(
+        CUSTOM_RESOURCE,
+        {
+            "Generation": Match.exact(_generation(template)),
+            "EndpointName": Match.exact({"Fn::GetAtt": [endpoint_id, "EndpointName"]}),
+        },
+    )
+    scaling = {_one(template, SCALABLE_TARGET), _one(template, SCALING_POLICY)}
+    assert scaling <= set(_depends_on(template, CUSTOM_RESOURCE, record_id))
 
 
 def test_model_waits_for_the_resolver_and_the_role_policy(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
-    _, model = _one(template, "AWS::SageMaker::Model")
-    (policy_id,) = [k for k in model["DependsOn"] if "ExecutionPermissions" in k]
-    assert template["Resources"][policy_id]["Type"] == "AWS::IAM::ManagedPolicy"
-    assert json.dumps(_generation(template)) in json.dumps(model)  # GetAtt: after the resolver
+    template = synthesized.assertions("endpoint")
+    model_id = _one(template, MODEL)
+    (policy_id,) = [k for k in _depends_on(template, MODEL, model_id) if "ExecutionPermissions" in k]
+    assert policy_id in template.find_resources(MANAGED_POLICY)
+    # It reads the resolver's Generation (GetAtt): CloudFormation creates it after the resolver.
+    template.has_resource_properties(
+        MODEL,
+        {
+            "Containers": Match.array_with(
+                [
+                    Match.object_like(
+                        {"Environment": {"MME_PREPROCESSOR_GENERATION": Match.exact(_generation(template))}}
+                    )
+                ]
+            )
+        },
+    )
 
 
 def test_a_context_generation_is_validated_with_one_sentence() -> None:
@@ -276,59 +379,97 @@ def test_generation_keys_come_from_the_layout() -> None:
 def test_endpoint_config_encrypts_the_storage_volume_with_the_project_key(
     synthesized: SynthesizedApp,
 ) -> None:
-    template = synthesized.template("endpoint")
-    model_id, _ = _one(template, "AWS::SageMaker::Model")
-    _, config = _one(template, "AWS::SageMaker::EndpointConfig")
-    assert config["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "MmeStorage-KeyArn"}
-    assert config["Properties"]["ProductionVariants"] == [
-        {
-            "InitialInstanceCount": 1,
-            "InitialVariantWeight": 1,
-            "InstanceType": "ml.m4.xlarge",
-            "ModelName": {"Fn::GetAtt": [model_id, "ModelName"]},
-            "VariantName": "AllTraffic",
-        }
-    ]
+    template = synthesized.assertions("endpoint")
+    model_id = _one(template, MODEL)
+    template.resource_count_is("AWS::SageMaker::EndpointConfig", 1)
+    variant = {
+        "InitialInstanceCount": 1,
+        "InitialVariantWeight": 1,
+        "InstanceType": "ml.m4.xlarge",
+        "ModelName": {"Fn::GetAtt": [model_id, "ModelName"]},
+        "VariantName": "AllTraffic",
+    }
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {"KmsKeyId": Match.exact(KEY_ARN), "ProductionVariants": Match.exact([variant])},
+    )
 
 
 def test_autoscaling_tracks_invocations_per_instance(synthesized: SynthesizedApp) -> None:
     scaling = load_default_config().endpoint.autoscaling
-    template = synthesized.template("endpoint")
-    endpoint_id, _ = _one(template, "AWS::SageMaker::Endpoint")
-    target_id, target = _one(template, "AWS::ApplicationAutoScaling::ScalableTarget")
-    props = target["Properties"]
-    assert props["ServiceNamespace"] == "sagemaker"
-    assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
-    assert (props["MinCapacity"], props["MaxCapacity"]) == (scaling.min_capacity, scaling.max_capacity)
-    assert props["ResourceId"] == {
-        "Fn::Join": ["", ["endpoint/", {"Fn::GetAtt": [endpoint_id, "EndpointName"]}, "/variant/AllTraffic"]]
-    }
-    assert props["RoleARN"]["Fn::Join"][1][-1].endswith(
+    template = synthesized.assertions("endpoint")
+    endpoint_id = _one(template, ENDPOINT)
+    target_id = _one(template, SCALABLE_TARGET)
+    role_parts = Capture()
+    template.has_resource_properties(
+        SCALABLE_TARGET,
+        {
+            "ServiceNamespace": "sagemaker",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": scaling.min_capacity,
+            "MaxCapacity": scaling.max_capacity,
+            "ResourceId": Match.exact(
+                {
+                    "Fn::Join": [
+                        "",
+                        ["endpoint/", {"Fn::GetAtt": [endpoint_id, "EndpointName"]}, "/variant/AllTraffic"],
+                    ]
+                }
+            ),
+            "RoleARN": {"Fn::Join": [Match.any_value(), role_parts]},
+        },
+    )
+    assert role_parts.as_array()[-1].endswith(
         ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
         "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
     )
-    _, policy = _one(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
-    assert policy["Properties"]["ScalingTargetId"] == {"Ref": target_id}
-    assert policy["Properties"]["TargetTrackingScalingPolicyConfiguration"] == {
-        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-        "ScaleInCooldown": scaling.scale_in_cooldown_seconds,
-        "ScaleOutCooldown": scaling.scale_out_cooldown_seconds,
-        "TargetValue": scaling.target_invocations_per_instance,
-    }
+    template.resource_count_is(SCALING_POLICY, 1)
+    template.has_resource_properties(
+        SCALING_POLICY,
+        {
+            "ScalingTargetId": Match.exact({"Ref": target_id}),
+            "TargetTrackingScalingPolicyConfiguration": Match.object_equals(
+                {
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                    },
+                    "ScaleInCooldown": scaling.scale_in_cooldown_seconds,
+                    "ScaleOutCooldown": scaling.scale_out_cooldown_seconds,
+                    "TargetValue": scaling.target_invocations_per_instance,
+                }
+            ),
+        },
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _statements(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    (policy,) = [p for k, p in resources_of_type(template, "AWS::IAM::ManagedPolicy").items() if name in k]
-    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
+def _policy(template: Template, name: str) -> Template:
+    """The one managed policy whose logical id contains ``name``, as a template of it alone."""
+    (policy_id,) = [k for k in template.find_resources(MANAGED_POLICY) if name in k]
+    return _resource(template, MANAGED_POLICY, policy_id)
 
 
-def _execution_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    return _statements(template, "ExecutionPermissions")
+def _has_one_statement(policy: Template, like: dict[str, Any], statement: dict[str, Any]) -> None:
+    """``policy`` (a template of one managed policy) has exactly one statement like ``like``, and that
+    statement is also like ``statement`` (both ``Match.object_like`` patterns)."""
+    one = Match.object_like(like)
+    for statements in (
+        Match.array_with([Match.object_like({**like, **statement})]),
+        Match.not_(Match.array_with([one, one])),
+    ):
+        policy.has_resource_properties(MANAGED_POLICY, {"PolicyDocument": {"Statement": statements}})
+
+
+def _statements(template: Template, name: str) -> list[dict[str, Any]]:
+    """Every statement of :func:`_policy`, for the checks that are about all of them."""
+    statements = Capture()
+    _policy(template, name).has_resource_properties(
+        MANAGED_POLICY, {"PolicyDocument": {"Statement": statements}}
+    )
+    return [dict(statement) for statement in statements.as_array()]
 
 
 def _objects(*keys: str) -> list[dict[str, Any]]:
@@ -336,30 +477,39 @@ def _objects(*keys: str) -> list[dict[str, Any]]:
 
 
 def test_the_function_reads_the_records_and_writes_only_serving_json(synthesized: SynthesizedApp) -> None:
-    statements = _statements(synthesized.template("endpoint"), "ServingGenerationFunction")
-    by_action = {json.dumps(s["Action"]): s for s in statements}
-    assert by_action['"s3:GetObject"']["Resource"] == _objects(
+    template = synthesized.assertions("endpoint")
+    policy = _policy(template, "ServingGenerationFunction")
+    read = _objects(
         "preprocessor/*/complete.json",
         "preprocessor/*/model.tar.gz",
         "preprocessor/newest.json",
         "preprocessor/serving.json",
     )
-    listing = by_action['"s3:ListBucket"']
-    assert listing["Resource"] == BUCKET_ARN
-    assert listing["Condition"] == {
-        "StringLike": {
-            "s3:prefix": [
-                "preprocessor/newest.json",
-                "preprocessor/serving.json",
-                "preprocessor/*/complete.json",
-                "preprocessor/*/model.tar.gz",
-                "model-pointers/*",
-            ]
-        }
-    }
-    write = by_action['["s3:DeleteObject", "s3:PutObject"]']
-    assert write["Resource"] == _objects("preprocessor/serving.json")[0]
-    assert by_action['["kms:Decrypt", "kms:GenerateDataKey"]']["Resource"] == KEY_ARN
+    listed = [
+        "preprocessor/newest.json",
+        "preprocessor/serving.json",
+        "preprocessor/*/complete.json",
+        "preprocessor/*/model.tar.gz",
+        "model-pointers/*",
+    ]
+    for action, statement in (
+        ("s3:GetObject", {"Resource": Match.exact(read)}),
+        (
+            "s3:ListBucket",
+            {
+                "Resource": Match.exact(BUCKET_ARN),
+                "Condition": Match.exact({"StringLike": {"s3:prefix": listed}}),
+            },
+        ),
+        (
+            ["s3:DeleteObject", "s3:PutObject"],
+            {"Resource": Match.exact(_objects("preprocessor/serving.json")[0])},
+        ),
+        (["kms:Decrypt", "kms:GenerateDataKey"], {"Resource": Match.exact(KEY_ARN)}),
+    ):
+        _has_one_statement(policy, {"Action": action}, statement)
+    # Over every statement: these four S3 actions, once each, and no other.
+    statements = _statements(template, "ServingGenerationFunction")
     s3_actions = sorted(a for s in statements for a in _as_list(s["Action"]) if a.startswith("s3:"))
     assert s3_actions == ["s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
 
@@ -367,42 +517,51 @@ def test_the_function_reads_the_records_and_writes_only_serving_json(synthesized
 def test_execution_role_reads_only_models_the_preprocessor_and_its_source(
     synthesized: SynthesizedApp,
 ) -> None:
-    statements = _execution_statements(synthesized.template("endpoint"))
-    s3_reads = [r for s in statements if s["Action"] == "s3:GetObject" for r in _as_list(s["Resource"])]
-    rendered = json.dumps(s3_reads)
-    assert len(s3_reads) == 3
+    template = synthesized.assertions("endpoint")
+    policy = _policy(template, "ExecutionPermissions")
+    s3_reads = Capture()
+    _has_one_statement(policy, {"Action": "s3:GetObject"}, {"Resource": s3_reads})
+    rendered = json.dumps(s3_reads.as_array())
+    assert len(s3_reads.as_array()) == 3
     assert '"/models/*"' in rendered
     assert '"/preprocessor/*/model.tar.gz"' in rendered  # the artifacts, not the generation records
     assert '"/preprocessor/*"' not in rendered
     assert "cdk-hnb659fds-assets-" in rendered
     assert '.gz"' in rendered
-    actions = sorted(
-        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    )
+    # Over every statement: no other S3 action, no other KMS action, no EC2 (no VPC configured), and one
+    # statement pulls images, whatever the order of its actions.
+    statements = _statements(template, "ExecutionPermissions")
+    actions = sorted(a for s in statements for a in _as_list(s["Action"]))
     assert not [a for a in actions if a.startswith("s3:") and a != "s3:GetObject"]
     assert [a for a in actions if a.startswith("kms:")] == ["kms:Decrypt"]
+    assert not [a for a in actions if a.startswith("ec2:")]
     pull = {"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}
     (ecr,) = [s for s in statements if set(_as_list(s["Action"])) == pull]
     assert len(ecr["Resource"]) == 2  # the two images' repositories, not every repository
-    assert not [a for a in actions if a.startswith("ec2:")]  # no VPC configured
 
 
 def test_explicit_region_gets_literal_image_uris(synthesized_throwaway: SynthesizedApp) -> None:
-    template = synthesized_throwaway.template("endpoint")
-    assert "Mappings" not in template
-    _, model = _one(template, "AWS::SageMaker::Model")
-    preprocessor, learner = model["Properties"]["Containers"]
+    template = synthesized_throwaway.assertions("endpoint")
+    assert template.find_mappings("*") == {}
+    template.resource_count_is(MODEL, 1)
     expected = image_table.literal_uris(
         "eu-west-1", "1.9-0", image_table.AlgorithmImage("linear-learner", "1"), "inference"
     )
-    assert preprocessor["Image"] == expected.sklearn
-    assert learner["Image"] == expected.algorithm
-    assert learner["Image"] == "438346466558.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1"
+    assert expected.algorithm == "438346466558.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1"
+    template.has_resource_properties(
+        MODEL,
+        {
+            "Containers": [
+                Match.object_like({"Image": expected.sklearn}),
+                Match.object_like({"Image": expected.algorithm}),
+            ]
+        },
+    )
 
 
 def _endpoint_template(
     cdk_context: dict[str, Any], overrides: dict[str, Any], generation: str = NEWEST_GENERATION
-) -> dict[str, Any]:
+) -> Template:
     config = ProjectConfig.model_validate(deep_merge(default_context(), overrides))
     app = cdk.App(context=cdk_context)
     stack = EndpointStack(
@@ -414,8 +573,7 @@ def _endpoint_template(
         alarms=config.alarms,
         preprocessor_generation=generation,
     )
-    template = cdk.assertions.Template.from_stack(stack).to_json()
-    return dict(template)
+    return Template.from_stack(stack)
 
 
 def test_vpc_isolation_and_cache_settings_from_config(cdk_context: dict[str, Any]) -> None:
@@ -435,27 +593,51 @@ def test_vpc_isolation_and_cache_settings_from_config(cdk_context: dict[str, Any
         },
         generation="pp-deploy-20261125-013000",
     )
-    _, resolver = _custom_resource(template, "resolve")
-    assert resolver["Properties"]["Generation"] == "pp-deploy-20261125-013000"
+    resolver_id = _custom_resource(template, "resolve")
+    _resource(template, CUSTOM_RESOURCE, resolver_id).has_resource_properties(
+        CUSTOM_RESOURCE, {"Generation": "pp-deploy-20261125-013000"}
+    )
     # Without autoscaling, the record waits for the endpoint alone (GetAtt of its name).
-    _, record = _custom_resource(template, "record-serving")
-    assert not [k for k in record["DependsOn"] if "Scal" in k]
-    _, model = _one(template, "AWS::SageMaker::Model")
-    props = model["Properties"]
-    assert props["EnableNetworkIsolation"] is True
-    assert props["VpcConfig"] == {
-        "SecurityGroupIds": ["sg-0123456789abcdef0"],
-        "Subnets": ["subnet-0123456789abcdef0"],
-    }
-    preprocessor, learner = props["Containers"]
-    # Isolated containers cannot reach S3: the code travels inside the preprocessor artifact.
-    assert preprocessor["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
-    assert preprocessor["Environment"]["SAGEMAKER_CONTAINER_LOG_LEVEL"] == "10"
-    assert learner["MultiModelConfig"] == {"ModelCacheSetting": "Disabled"}
-    statements = _execution_statements(template)
-    assert "cdk-hnb659fds-assets-" not in json.dumps(statements)
-    assert any("ec2:CreateNetworkInterface" in s["Action"] for s in statements)
-    assert resources_of_type(template, "AWS::ApplicationAutoScaling::ScalableTarget") == {}
+    record_id = _custom_resource(template, "record-serving")
+    _resource(template, CUSTOM_RESOURCE, record_id).has_resource(
+        CUSTOM_RESOURCE, {"DependsOn": Match.not_(Match.array_with([Match.string_like_regexp("Scal")]))}
+    )
+    template.resource_count_is(MODEL, 1)
+    template.has_resource_properties(
+        MODEL,
+        {
+            "EnableNetworkIsolation": True,
+            "VpcConfig": Match.object_equals(
+                {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+            ),
+            "Containers": [
+                # Isolated containers cannot reach S3: the code travels inside the preprocessor artifact.
+                Match.object_like(
+                    {
+                        "Environment": {
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                            "SAGEMAKER_CONTAINER_LOG_LEVEL": "10",
+                        }
+                    }
+                ),
+                Match.object_like(
+                    {"MultiModelConfig": Match.object_equals({"ModelCacheSetting": "Disabled"})}
+                ),
+            ],
+        },
+    )
+    _policy(template, "ExecutionPermissions").has_resource_properties(
+        MANAGED_POLICY,
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Action": Match.array_with(["ec2:CreateNetworkInterface"])})]
+                )
+            }
+        },
+    )
+    assert "cdk-hnb659fds-assets-" not in json.dumps(_statements(template, "ExecutionPermissions"))
+    template.resource_count_is(SCALABLE_TARGET, 0)
 
 
 def test_a_pipeline_takes_at_most_one_multi_model_container(cdk_context: dict[str, Any]) -> None:
@@ -494,12 +676,12 @@ def test_other_pipeline_rules(containers: list[PipelineContainer], message: str)
 
 
 def test_outputs_for_the_cli(synthesized: SynthesizedApp) -> None:
-    outputs = synthesized.template("endpoint")["Outputs"]
-    endpoint_id, _ = _one(synthesized.template("endpoint"), "AWS::SageMaker::Endpoint")
-    assert outputs["EndpointName"]["Value"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
-    assert outputs["VariantName"]["Value"] == "AllTraffic"
-    assert "StateMachineArn" in synthesized.template("training")["Outputs"]
-    assert "ModelPrefixUri" in synthesized.template("storage")["Outputs"]
+    template = synthesized.assertions("endpoint")
+    endpoint_id = _one(template, ENDPOINT)
+    template.has_output("EndpointName", {"Value": Match.exact({"Fn::GetAtt": [endpoint_id, "EndpointName"]})})
+    template.has_output("VariantName", {"Value": "AllTraffic"})
+    synthesized.assertions("training").has_output("StateMachineArn", {})
+    synthesized.assertions("storage").has_output("ModelPrefixUri", {})
 
 
 # -- deployment guardrails ------------------------------------------------------------------------
@@ -510,9 +692,9 @@ ROLLBACK_ALARM_NAMES = ["MmeEndpoint-Rollback-Invocation5XXErrors", "MmeEndpoint
 def test_updates_are_blue_green_all_at_once_with_baking_and_automatic_rollback(
     synthesized: SynthesizedApp,
 ) -> None:
-    _, endpoint = _one(synthesized.template("endpoint"), "AWS::SageMaker::Endpoint")
-    props = endpoint["Properties"]
-    assert props["DeploymentConfig"] == {
+    template = synthesized.assertions("endpoint")
+    template.resource_count_is(ENDPOINT, 1)
+    deployment = {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
             "TerminationWaitInSeconds": 1200,
@@ -520,75 +702,85 @@ def test_updates_are_blue_green_all_at_once_with_baking_and_automatic_rollback(
         },
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in ROLLBACK_ALARM_NAMES]},
     }
-    # Autoscaling owns the instance count: an update keeps it (nothing is excluded from retention).
-    assert props["RetainAllVariantProperties"] is True
-    assert "ExcludeRetainedVariantProperties" not in props
+    template.has_resource_properties(
+        ENDPOINT,
+        {
+            "DeploymentConfig": Match.object_equals(deployment),
+            # Autoscaling owns the instance count: an update keeps it (nothing is excluded from retention).
+            "RetainAllVariantProperties": True,
+            "ExcludeRetainedVariantProperties": Match.absent(),
+        },
+    )
 
 
 def test_the_rollback_alarms_exist_by_name_and_watch_this_endpoint(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
-    endpoint_id, _ = _one(template, "AWS::SageMaker::Endpoint")
-    alarms = {
-        a["Properties"]["AlarmName"]: a
-        for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
-    }
-    assert sorted(alarms) == ROLLBACK_ALARM_NAMES
+    template = synthesized.assertions("endpoint")
+    endpoint_id = _one(template, ENDPOINT)
+    template.resource_count_is(ALARM, len(ROLLBACK_ALARM_NAMES))
+    for name in ROLLBACK_ALARM_NAMES:
+        template.resource_properties_count_is(ALARM, {"AlarmName": name}, 1)
     config = load_default_config().alarms
     # The endpoint is named after its stack, so the alarms it names exist before it: CloudFormation
     # creates them first (the Endpoint depends on them; they do not depend on it).
-    endpoint = template["Resources"][endpoint_id]
-    assert endpoint["Properties"]["EndpointName"] == "MmeEndpoint"
-    alarm_ids = set(resources_of_type(template, "AWS::CloudWatch::Alarm"))
-    assert alarm_ids <= set(endpoint["DependsOn"])
-    for alarm in alarms.values():
-        assert endpoint_id not in json.dumps(alarm)
+    _resource(template, ENDPOINT, endpoint_id).has_resource_properties(
+        ENDPOINT, {"EndpointName": "MmeEndpoint"}
+    )
+    alarms = template.find_resources(ALARM)
+    assert set(alarms) <= set(_depends_on(template, ENDPOINT, endpoint_id))
+    assert endpoint_id not in json.dumps(alarms)
     dimensions = [
         {"Name": "EndpointName", "Value": "MmeEndpoint"},
         {"Name": "VariantName", "Value": "AllTraffic"},
     ]
-    errors, latency = (alarms[name]["Properties"] for name in ROLLBACK_ALARM_NAMES)
-
-    def watched(alarm: dict[str, Any]) -> tuple[Any, ...]:
-        (query,) = alarm["Metrics"]
-        stat = query["MetricStat"]
-        metric = stat["Metric"]
-        return (metric["Namespace"], metric["MetricName"], metric["Dimensions"], stat["Stat"], stat["Period"],
-                alarm["EvaluationPeriods"], alarm["Threshold"])  # fmt: skip
-
-    assert watched(errors) == (
-        "AWS/SageMaker", "Invocation5XXErrors", dimensions, "Sum", 300, 1,
-        config.invocation_5xx_errors_per_5_minutes,
-    )  # fmt: skip
-    assert watched(latency) == (
-        "AWS/SageMaker", "ModelLatency", dimensions, "p99", 300, 3, config.model_latency_p99_max_ms * 1000
-    )  # fmt: skip
-    for alarm in (errors, latency):
-        assert alarm["TreatMissingData"] == "notBreaching"
-        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-        assert "AlarmActions" not in alarm  # the monitoring stack's alarms on the same conditions notify
+    errors, latency = ROLLBACK_ALARM_NAMES
+    watched = [  # name, metric, statistic, evaluation periods, threshold
+        (errors, "Invocation5XXErrors", "Sum", 1, config.invocation_5xx_errors_per_5_minutes),
+        (latency, "ModelLatency", "p99", 3, config.model_latency_p99_max_ms * 1000),
+    ]
+    for name, metric_name, stat, evaluation_periods, threshold in watched:
+        metric = {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric_name,
+            "Dimensions": Match.exact(dimensions),
+        }
+        template.has_resource_properties(
+            ALARM,
+            {
+                "AlarmName": name,
+                "Metrics": [
+                    Match.object_like({"MetricStat": {"Metric": metric, "Stat": stat, "Period": 300}})
+                ],
+                "EvaluationPeriods": evaluation_periods,
+                "Threshold": threshold,
+                "TreatMissingData": "notBreaching",
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "AlarmActions": Match.absent(),  # the monitoring stack's alarms on the same conditions notify
+            },
+        )
 
 
 def test_the_execution_role_may_describe_exactly_the_rollback_alarms(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
-    statements = [
-        statement
-        for policy in resources_of_type(template, "AWS::IAM::ManagedPolicy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Action"] == "cloudwatch:DescribeAlarms"
-    ]
-    (statement,) = statements
-    assert statement["Resource"] == [
+    """Exactly one statement of all the managed policies describes alarms: the execution role's."""
+    template = synthesized.assertions("endpoint")
+    describe = {"Action": "cloudwatch:DescribeAlarms"}
+    (policy_id,) = template.find_resources(
+        MANAGED_POLICY,
+        {"Properties": {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(describe)])}}},
+    )
+    alarms = [
         {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
                            {"Ref": "AWS::AccountId"}, f":alarm:{name}"]]}
         for name in ROLLBACK_ALARM_NAMES
     ]  # fmt: skip
+    _has_one_statement(
+        _resource(template, MANAGED_POLICY, policy_id), describe, {"Resource": Match.exact(alarms)}
+    )
 
 
 def test_serving_json_is_recorded_only_after_the_rollback_alarms_exist(synthesized: SynthesizedApp) -> None:
-    template = synthesized.template("endpoint")
-    _, record = _custom_resource(template, "record-serving")
-    alarm_ids = set(resources_of_type(template, "AWS::CloudWatch::Alarm"))
-    assert alarm_ids <= set(record["DependsOn"])
+    template = synthesized.assertions("endpoint")
+    record_id = _custom_resource(template, "record-serving")
+    assert set(template.find_resources(ALARM)) <= set(_depends_on(template, CUSTOM_RESOURCE, record_id))
 
 
 def test_without_autoscaling_the_configured_instance_count_applies_on_update(
@@ -604,12 +796,22 @@ def test_without_autoscaling_the_configured_instance_count_applies_on_update(
             }
         },
     )
-    _, endpoint = _one(template, "AWS::SageMaker::Endpoint")
-    props = endpoint["Properties"]
-    assert props["RetainAllVariantProperties"] is True
-    assert props["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DesiredInstanceCount"}]
-    policy = props["DeploymentConfig"]["BlueGreenUpdatePolicy"]
-    assert (policy["TerminationWaitInSeconds"], policy["MaximumExecutionTimeoutInSeconds"]) == (900, 7200)
+    template.resource_count_is(ENDPOINT, 1)
+    template.has_resource_properties(
+        ENDPOINT,
+        {
+            "RetainAllVariantProperties": True,
+            "ExcludeRetainedVariantProperties": Match.exact(
+                [{"VariantPropertyType": "DesiredInstanceCount"}]
+            ),
+            "DeploymentConfig": {
+                "BlueGreenUpdatePolicy": {
+                    "TerminationWaitInSeconds": 900,
+                    "MaximumExecutionTimeoutInSeconds": 7200,
+                }
+            },
+        },
+    )
 
 
 def test_alarm_names_follow_the_stack_name(cdk_context: dict[str, Any]) -> None:
@@ -619,13 +821,13 @@ def test_alarm_names_follow_the_stack_name(cdk_context: dict[str, Any]) -> None:
         app, "OtherEndpoint", storage=StorageExports(stack_name="OtherStorage"),
         endpoint=config.endpoint, training=config.training, alarms=config.alarms,
     )  # fmt: skip
-    template = dict(cdk.assertions.Template.from_stack(stack).to_json())
-    _, endpoint = _one(template, "AWS::SageMaker::Endpoint")
-    names = [
-        a["AlarmName"]
-        for a in endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
-    ]
-    assert names == ["OtherEndpoint-Rollback-Invocation5XXErrors", "OtherEndpoint-Rollback-ModelLatencyP99"]
+    template = Template.from_stack(stack)
+    template.resource_count_is(ENDPOINT, 1)
+    names = ["OtherEndpoint-Rollback-Invocation5XXErrors", "OtherEndpoint-Rollback-ModelLatencyP99"]
+    alarms = [{"AlarmName": name} for name in names]
+    template.has_resource_properties(
+        ENDPOINT, {"DeploymentConfig": {"AutoRollbackConfiguration": {"Alarms": alarms}}}
+    )
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
@@ -636,27 +838,43 @@ def test_the_multi_model_container_is_the_configured_algorithms_image(
     CLI reads to know the response format."""
     template = _endpoint_template(cdk_context, {"training": {"algorithm": name}})
     algorithm = ALGORITHMS[name]
-    _, model = _one(template, "AWS::SageMaker::Model")
-    _, container = model["Properties"]["Containers"]
     selection = image_table.AlgorithmImage(algorithm.image_family, algorithm.default_image_tag)
     expected = image_table.literal_uris("eu-west-1", "1.9-0", selection, "inference")
-    rows = template["Mappings"]["SageMakerInferenceImages"]
-    assert rows["eu-west-1"] == {"SklearnImage": expected.sklearn, "AlgorithmImage": expected.algorithm}
-    assert all(
-        row["AlgorithmImage"] == image_table.literal_uris(region, "1.9-0", selection, "inference").algorithm
-        for region, row in rows.items()
+    (rows,) = template.find_mappings("SageMakerInferenceImages").values()
+    template.has_mapping(
+        "SageMakerInferenceImages",
+        {
+            **{
+                region: {
+                    "AlgorithmImage": image_table.literal_uris(
+                        region, "1.9-0", selection, "inference"
+                    ).algorithm
+                }
+                for region in rows
+            },
+            "eu-west-1": Match.object_equals(
+                {"SklearnImage": expected.sklearn, "AlgorithmImage": expected.algorithm}
+            ),
+        },
     )
-    assert container["Image"] == {
-        "Fn::FindInMap": ["SageMakerInferenceImages", {"Ref": "AWS::Region"}, "AlgorithmImage"]
-    }
-    assert container["Mode"] == "MultiModel"
-    assert template["Outputs"]["Algorithm"]["Value"] == name
-    # The pull grant, rendered in us-east-1: exactly the two images' repositories.
+    template.resource_count_is(MODEL, 1)
+    template.has_resource_properties(
+        MODEL,
+        {
+            "Containers": [
+                Match.any_value(),
+                Match.object_like({"Image": Match.exact(_image("AlgorithmImage")), "Mode": "MultiModel"}),
+            ]
+        },
+    )
+    template.has_output("Algorithm", {"Value": name})
+    # The pull grant, rendered in us-east-1: exactly the two images' repositories (the renderer reads
+    # the whole template).
     in_us_east_1 = image_table.literal_uris("us-east-1", "1.9-0", selection, "inference")
-    renderer = TemplateRenderer(template, STORAGE_EXPORTS)
+    renderer = TemplateRenderer(dict(template.to_json()), STORAGE_EXPORTS)
     pulled = {
         renderer.render(resource)
-        for statement in _execution_statements(template)
+        for statement in _statements(template, "ExecutionPermissions")
         if "ecr:BatchGetImage" in _as_list(statement["Action"])
         for resource in _as_list(statement["Resource"])
     }
