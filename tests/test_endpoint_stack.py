@@ -839,24 +839,18 @@ def test_the_multi_model_container_is_the_configured_algorithms_image(
     template = _endpoint_template(cdk_context, {"training": {"algorithm": name}})
     algorithm = ALGORITHMS[name]
     selection = image_table.AlgorithmImage(algorithm.image_family, algorithm.default_image_tag)
-    expected = image_table.literal_uris("eu-west-1", "1.9-0", selection, "inference")
-    (rows,) = template.find_mappings("SageMakerInferenceImages").values()
-    template.has_mapping(
-        "SageMakerInferenceImages",
-        {
-            **{
-                region: {
-                    "AlgorithmImage": image_table.literal_uris(
-                        region, "1.9-0", selection, "inference"
-                    ).algorithm
-                }
-                for region in rows
-            },
-            "eu-west-1": Match.object_equals(
-                {"SklearnImage": expected.sklearn, "AlgorithmImage": expected.algorithm}
-            ),
-        },
+
+    def uris(region: str) -> image_table.ImageUris:
+        return image_table.literal_uris(region, "1.9-0", selection, "inference")
+
+    # Every row of the template's mapping has the algorithm's image; eu-west-1's is exactly both.
+    (regions,) = template.find_mappings("SageMakerInferenceImages").values()
+    rows: dict[str, Any] = {region: {"AlgorithmImage": uris(region).algorithm} for region in regions}
+    expected = uris("eu-west-1")
+    rows["eu-west-1"] = Match.object_equals(
+        {"SklearnImage": expected.sklearn, "AlgorithmImage": expected.algorithm}
     )
+    template.has_mapping("SageMakerInferenceImages", rows)
     template.resource_count_is(MODEL, 1)
     template.has_resource_properties(
         MODEL,
@@ -870,7 +864,7 @@ def test_the_multi_model_container_is_the_configured_algorithms_image(
     template.has_output("Algorithm", {"Value": name})
     # The pull grant, rendered in us-east-1: exactly the two images' repositories (the renderer reads
     # the whole template).
-    in_us_east_1 = image_table.literal_uris("us-east-1", "1.9-0", selection, "inference")
+    in_us_east_1 = uris("us-east-1")
     renderer = TemplateRenderer(dict(template.to_json()), STORAGE_EXPORTS)
     pulled = {
         renderer.render(resource)
