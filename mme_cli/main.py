@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -100,7 +101,14 @@ def run() -> None:
     Click (standalone mode) handles usage errors, ``--help`` and explicit exit codes; everything a
     command raises goes through :func:`errors.handle` in the root command's ``invoke``.
     """
-    app(prog_name="mme")
+    _command()(prog_name="mme")
+
+
+@functools.cache
+def _command() -> Any:
+    """The Click command tree, built from the typer apps once per process (what ``app()`` would
+    rebuild on every call; a Click command is reusable, each call gets a new context)."""
+    return typer.main.get_command(app)
 
 
 # Command modules register themselves on the groups above.

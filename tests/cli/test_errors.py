@@ -43,7 +43,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 from botocore.stub import Stubber  # type: ignore[import-untyped]
 
-from mme_cli import errors
+from mme_cli import errors, main
 from mme_cli.cdk import CdkFailed
 from mme_cli.context import CliContext
 from mme_cli.deployment import CliError
@@ -615,10 +615,14 @@ def test_version(run_cli: RunCli) -> None:
     ],
 )
 def test_show_completion(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, shell: str, marker: str) -> None:
-    """typer detects the shell from the parent processes; its test switch takes the name instead."""
+    """typer detects the shell from the parent processes; its test switch takes the name instead.
+    typer reads the switch when it builds the command tree, which ``mme`` builds once per process."""
     monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
-
-    result = run_cli("--show-completion", shell)
+    main._command.cache_clear()
+    try:
+        result = run_cli("--show-completion", shell)
+    finally:
+        main._command.cache_clear()
 
     assert result.exit_code == 0
     assert marker in result.stdout
