@@ -48,6 +48,21 @@ def shared_botocore_loader() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def moto_s3_urls_read_once() -> Iterator[None]:
+    """moto's S3 backend re-imports its URL module (``importlib.reload``) on every request, in case
+    ``MOTO_S3_CUSTOM_ENDPOINTS`` changed (moto's own "TODO: cache this part"); these tests set no
+    custom endpoint, so the module as first imported is the one every request would get."""
+    import moto.s3.models
+    import moto.s3.urls
+    from moto import settings
+
+    assert not settings.get_s3_custom_endpoints()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(moto.s3.models.S3Backend, "_url_module", property(lambda backend: moto.s3.urls))
+        yield
+
+
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     """``{logical id: resource}`` of one CloudFormation type in a template."""
     return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
