@@ -16,7 +16,6 @@ whatever the algorithm.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any, Final
 import boto3  # type: ignore[import-untyped]
 import pytest
 from moto import mock_aws
+from moto.stepfunctions.parser.utils import TMP_THREADS
 
 from mme_constructs.algorithms import ALGORITHMS, Algorithm
 from mme_shared import generation, naming, s3_layout
@@ -49,7 +49,6 @@ RUN_ID: Final = "run-20261125-test"
 EXECUTION_TIMEOUT_SECONDS: Final = 30.0
 """Far above a healthy run (about two seconds). Reached only when a wiring error sends a state into
 a Retry with a long interval; the test then fails with the execution history."""
-TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 FIRST_GENERATION: Final = naming.preprocessor_job_name(RUN_ID)
 """The first run ever fits the first generation, named after its preprocessor job."""
 
@@ -112,20 +111,20 @@ class Flow:
     def run(
         self, name: str, execution_input: dict[str, Any], *, timeout: float = EXECUTION_TIMEOUT_SECONDS
     ) -> FinishedExecution:
-        """Start an execution and wait (bounded) until it ends."""
+        """Start an execution and wait (bounded) for the thread moto runs it in to end."""
+        threads_before = len(TMP_THREADS)  # moto's ExecutionWorker.start adds its thread there
         arn = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
         )["executionArn"]
-        deadline = time.monotonic() + timeout
-        while (described := self.sfn.describe_execution(executionArn=arn))["status"] not in TERMINAL_STATUSES:
-            if time.monotonic() > deadline:
-                self.sfn.stop_execution(executionArn=arn, error="TestTimeout")
-                pytest.fail(f"still running after {timeout:.0f} s\n" + self._finished(name, arn).explain())
-            time.sleep(0.02)
-        return self._finished(name, arn, described)
+        execution = next(t for t in TMP_THREADS[threads_before:] if t.name.endswith("(_execution_logic)"))
+        execution.join(timeout)
+        if execution.is_alive():
+            self.sfn.stop_execution(executionArn=arn, error="TestTimeout")
+            pytest.fail(f"still running after {timeout:.0f} s\n" + self._finished(name, arn).explain())
+        return self._finished(name, arn)
 
-    def _finished(self, name: str, arn: str, described: dict[str, Any] | None = None) -> FinishedExecution:
-        described = described or self.sfn.describe_execution(executionArn=arn)
+    def _finished(self, name: str, arn: str) -> FinishedExecution:
+        described = self.sfn.describe_execution(executionArn=arn)
         history = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         return FinishedExecution(
             name=name,
