@@ -1,11 +1,12 @@
 """The training state machine's data flow, executed: the synthesized definition in moto's executor.
 
 The definition is the one CloudFormation would receive (the session's synthesized template with its
-tokens rendered), run by moto's Step Functions interpreter with the four real Lambda handlers and
-moto's S3 and SageMaker. What moto lacks (Lambda without Docker, SageMaker ``.sync``, ResultWriter
-result files) is faked in :mod:`tests.moto_stepfunctions` the way AWS behaves, never by changing
-the definition. So a wrong JSONPath, a field one step writes and the next reads under another
-name, or a parameter SageMaker would reject fails here rather than in a user's first run.
+tokens rendered), run by moto's Step Functions interpreter with the five real Lambda handlers and
+moto's S3 and SageMaker. What moto lacks (Lambda without Docker, SageMaker ``.sync`` and what the
+jobs write, ResultWriter result files) is faked in :mod:`tests.moto_stepfunctions` the way AWS
+behaves, never by changing the definition. So a wrong JSONPath, a field one step writes and the
+next reads under another name, or a parameter SageMaker would reject fails here rather than in a
+user's first run.
 
 The first run is executed for each algorithm (``flow`` parametrized indirectly with its name): the
 jobs, channels, transform mode, promotion and pointers differ between them. The rest of the flow
@@ -33,7 +34,6 @@ from mme_shared.model_pointer import ModelPointer
 from tests.cfn_render import ACCOUNT, REGION, TemplateRenderer
 from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
 from tests.moto_stepfunctions import (
-    GENERATION_TAG,
     LOCATION_TAG,
     InstalledFakes,
     artifact_bytes,
@@ -49,6 +49,8 @@ RUN_ID: Final = "run-20261125-test"
 EXECUTION_TIMEOUT_SECONDS: Final = 30.0
 """Far above a healthy run (about two seconds). Reached only when a wiring error sends a state into
 a Retry with a long interval; the test then fails with the execution history."""
+GENERATION_TAG: Final = "mme:preprocessor-generation"
+"""The tag naming the preprocessor generation a per-location job trained on."""
 FIRST_GENERATION: Final = naming.preprocessor_job_name(RUN_ID)
 """The first run ever fits the first generation, named after its preprocessor job."""
 
@@ -142,6 +144,11 @@ class Flow:
         if execution.status != "SUCCEEDED":
             pytest.fail(execution.explain())
         return execution
+
+    def job_names(self, kind: str) -> list[str]:
+        """Every SageMaker job of a kind (``Training``, ``Transform``) in the account, sorted."""
+        pages = self.sagemaker.get_paginator(f"list_{kind.lower()}_jobs").paginate()
+        return sorted(job[f"{kind}JobName"] for page in pages for job in page[f"{kind}JobSummaries"])
 
     def read(self, key: str) -> bytes:
         body: bytes = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -367,7 +374,7 @@ def test_the_first_run_fits_the_first_generation_and_completes_it(flow: Flow) ->
             BUCKET, s3_layout.preprocessed_split_prefix(RUN_ID, split)
         )
     # The algorithm's jobs: named with its step, fed its channels, reporting its held-out metric.
-    assert sorted(flow.fakes.sagemaker.training_jobs) == sorted(
+    assert flow.job_names("Training") == sorted(
         [
             FIRST_GENERATION,
             *(f"{step}-{naming.job_name_fragment(location)}-{RUN_ID}" for location in LOCATIONS),
@@ -681,12 +688,11 @@ def test_a_run_makes_n_plus_a_constant_number_of_jobs(flow: Flow, count: int) ->
     execution = flow.succeeded(RUN_ID, {"locations": locations}, timeout=300 + 10 * count)
 
     assert execution.output["succeeded_count"] == count
-    fakes = flow.fakes.sagemaker
     # A first run: one preprocessor fit and one training job per location; two transforms in all.
-    assert sorted(fakes.training_jobs) == sorted(
+    assert flow.job_names("Training") == sorted(
         [FIRST_GENERATION, *(flow.job_name(location, RUN_ID) for location in locations)]
     )
-    assert sorted(fakes.transform_jobs) == [
+    assert flow.job_names("Transform") == [
         naming.transform_job_name(s, RUN_ID) for s in ("train", "validation")
     ]
     # Every location's output file came from the one transform of its split.
@@ -711,7 +717,8 @@ def test_a_location_whose_rows_are_rejected_fails_alone_with_the_reason(
     )
     assert reason in failed["cause"]
     # Houston's training job never started; the others trained and were promoted.
-    assert flow.job_name("Houston_TX", PARTIAL_RUN) not in flow.fakes.sagemaker.training_jobs
+    with pytest.raises(flow.sagemaker.exceptions.ClientError):
+        flow.sagemaker.describe_training_job(TrainingJobName=flow.job_name("Houston_TX", PARTIAL_RUN))
     for location in ("Chicago_IL", "NewYork_NY"):
         _assert_promoted(flow, location, PARTIAL_RUN, FIRST_GENERATION)
     houston = s3_layout.current_pointer_key(FIRST_GENERATION, "Houston_TX")
