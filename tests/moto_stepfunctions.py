@@ -52,10 +52,12 @@ import gzip
 import importlib.util
 import io
 import json
+import os
 import sys
 import tarfile
 import threading
 import traceback
+import types
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
@@ -122,16 +124,18 @@ preprocessor report none."""
 class _Function:
     logical_id: str
     handler: Callable[[Any, Any], Any]
-    environment: dict[str, str]
 
 
 class LambdaDispatcher:
     """Stands in for ``LambdaSimpleBackend.invoke``: runs the invoked function's real handler.
 
     Each handler module is imported fresh, under a unique module name, so nothing it caches (its
-    boto3 clients) outlives the test. Invocations run one at a time with exactly the function's
-    environment variables set, so concurrent Map children of different functions never see each
-    other's settings.
+    boto3 clients) outlives the test. Its ``os.environ`` is exactly the function's environment
+    variables, in a stand-in ``os`` module of its own: the process environment is never changed.
+    Setting the variables in ``os.environ`` per invocation raced with moto's worker threads, which
+    read the process environment (for a new boto3 client) while another invocation changed it, and a
+    location's task ended ``States.Runtime`` with the cause ``'KMS_KEY_ARN'`` under CPU load.
+    Invocations still run one at a time.
     """
 
     def __init__(
@@ -146,12 +150,10 @@ class LambdaDispatcher:
                 properties = resource["Properties"]
                 variables = renderer.render(properties.get("Environment", {}).get("Variables", {}))
                 arn = str(renderer.render({"Fn::GetAtt": [logical_id, "Arn"]}))
-                self._functions[arn] = _Function(
-                    logical_id,
-                    self._import(str(properties["Handler"])),
-                    {str(name): str(value) for name, value in variables.items()},
-                )
-        self._variables = {name for function in self._functions.values() for name in function.environment}
+                environment = {str(name): str(value) for name, value in variables.items()}
+                handler = self._import(str(properties["Handler"]))
+                self._with_environment(handler, environment)
+                self._functions[arn] = _Function(logical_id, handler)
         self.events: list[tuple[str, Any]] = []
         """Every invocation's (logical ID, event), in order."""
 
@@ -169,14 +171,18 @@ class LambdaDispatcher:
         entry: Callable[[Any, Any], Any] = getattr(module, function)
         return entry
 
+    @staticmethod
+    def _with_environment(entry: Callable[[Any, Any], Any], environment: Mapping[str, str]) -> None:
+        """Give the handler's module an ``os`` whose ``environ`` is ``environment`` (a copy)."""
+        stand_in = types.ModuleType("os")
+        stand_in.__dict__.update(os.__dict__)
+        setattr(stand_in, "environ", dict(environment))  # noqa: B010 (mypy cannot know the attribute)
+        entry.__globals__["os"] = stand_in
+
     def invoke(self, function_arn: str, body: bytes, response_headers: dict[str, str]) -> bytes:
         function = self._functions[function_arn]
         self.events.append((function.logical_id, json.loads(body)))
         with self._lock:
-            for variable in self._variables - function.environment.keys():
-                self._monkeypatch.delenv(variable, raising=False)
-            for variable, value in function.environment.items():
-                self._monkeypatch.setenv(variable, value)
             try:
                 result = function.handler(json.loads(body), None)
             except Exception as error:  # Lambda reports every uncaught exception the same way
