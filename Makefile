@@ -19,7 +19,6 @@ CDK_FLAGS := $(if $(CONFIG),-c config=$(CONFIG),)
 # No update checks (there may be no internet) and no Node end-of-life banner on every jsii call.
 export CDK_DISABLE_VERSION_CHECK := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export PYTHONDONTWRITEBYTECODE := 1
 
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
