@@ -86,9 +86,9 @@ diagram: synth ## Draw docs/architecture.png (the data flows, from the config) a
 benchmark: setup ## Serving-path benchmark of the scikit-learn preprocessor (p50/p99 latency, rows/s)
 	$(BIN)/python -m benchmarks.serving_benchmark
 
-# ROUNDS=3 STRESS=1 make benchmark-suite: three rounds with stress-ng --cpu <cores> beside them.
-benchmark-suite: setup ## Time one `npx cdk synth` and one `make test` per round, in the same run
-	$(BIN)/python -m benchmarks.suite_timing --rounds $(or $(ROUNDS),1) $(if $(STRESS),--stress,)
+# RUNS=3 STRESS=1 make benchmark-suite: three runs with stress-ng --cpu <cores> beside them.
+benchmark-suite: setup ## Time one `npx cdk synth` and one `make test` per run, one after the other
+	$(BIN)/python -m benchmarks.suite_timing --runs $(or $(RUNS),1) $(if $(STRESS),--stress,)
 
 refresh-images: setup ## Regenerate mme_constructs/data/sagemaker_images.json from sagemaker-core (needs PyPI)
 	$(BIN)/python -m scripts.refresh_image_uris

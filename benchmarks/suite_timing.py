@@ -1,12 +1,12 @@
 """How long ``make test`` takes against one ``npx cdk synth``, measured in the same run.
 
-Each round times one ``npx cdk synth`` (into a scratch folder, so ``cdk.out/`` is left alone) and
+Each run times one ``npx cdk synth`` (into a scratch folder, so ``cdk.out/`` is left alone) and
 then one ``make test``, on the same machine under the same load, and reports both wall times, their
 ratio and the test summary. ``--stress`` keeps ``stress-ng --cpu N`` (N = the machine's cores)
-running beside every round, the load the suite must stand without a flaky test.
+running beside every run, the load the suite must stand without a flaky test.
 
-    python -m benchmarks.suite_timing                 # one round, nothing else running
-    python -m benchmarks.suite_timing --stress --rounds 3
+    python -m benchmarks.suite_timing                 # one run, nothing else running
+    python -m benchmarks.suite_timing --stress --runs 3
 
 Exit status 1 when any ``make test`` failed (its output's last lines are printed).
 """
@@ -34,7 +34,7 @@ _FAILED_SUMMARY: Final = re.compile(r"^=+ (.*\d+ (?:failed|error).*) in [\d.]+s.
 
 
 @dataclass(frozen=True)
-class Round:
+class Run:
     synth_seconds: float
     test_seconds: float
     passed: bool
@@ -96,35 +96,33 @@ def cpu_load(workers: int | None) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1, help="synth + make test rounds (default 1)")
-    parser.add_argument(
-        "--stress", action="store_true", help="run stress-ng --cpu <cores> beside every round"
-    )
+    parser.add_argument("--runs", type=int, default=1, help="synth + make test runs (default 1)")
+    parser.add_argument("--stress", action="store_true", help="run stress-ng --cpu <cores> beside every run")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
     cores = os.cpu_count() or 1
-    rounds: list[Round] = []
+    runs: list[Run] = []
     with cpu_load(cores if args.stress else None):
-        for number in range(1, args.rounds + 1):
+        for number in range(1, args.runs + 1):
             synth = time_synth()
             test, passed, summary = time_make_test()
-            rounds.append(Round(synth, test, passed, summary))
+            runs.append(Run(synth, test, passed, summary))
             print(
-                f"round {number}: npx cdk synth {synth:.1f} s, make test {test:.1f} s "
+                f"run {number}: npx cdk synth {synth:.1f} s, make test {test:.1f} s "
                 f"({test / synth:.1f} x), {'passed' if passed else 'FAILED'}: {summary}",
                 flush=True,
             )
     load = f"stress-ng --cpu {cores} beside it" if args.stress else "nothing else running"
     print(f"\n{cores} cores, {load}")
-    print("| round | `npx cdk synth` | `make test` | ratio | result |\n|---|---|---|---|---|")
-    for number, done in enumerate(rounds, start=1):
+    print("| run | `npx cdk synth` | `make test` | ratio | result |\n|---|---|---|---|---|")
+    for number, done in enumerate(runs, start=1):
         result = done.summary if done.passed else f"FAILED: {done.summary.splitlines()[-1]}"
         times = f"{done.synth_seconds:.1f} s | {done.test_seconds:.1f} s | {done.ratio:.1f} x"
         print(f"| {number} | {times} | {result} |")
-    if len(rounds) > 1:
-        print(f"median ratio {statistics.median(r.ratio for r in rounds):.1f} x")
-    return 0 if all(r.passed for r in rounds) else 1
+    if len(runs) > 1:
+        print(f"median ratio {statistics.median(r.ratio for r in runs):.1f} x")
+    return 0 if all(r.passed for r in runs) else 1
 
 
 if __name__ == "__main__":
