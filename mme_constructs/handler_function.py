@@ -62,6 +62,32 @@ def stage_handler(name: str) -> Path:
     return staging
 
 
+def function_identity(
+    scope: Construct,
+    *,
+    key: kms.IKey,
+    log_retention_days: int,
+    role_description: str,
+    policy_description: str,
+) -> tuple[logs.LogGroup, iam.Role, ScopedPolicy]:
+    """What every Lambda of the project runs as: its own KMS-encrypted log group with a retention
+    period, its own role, and that role's one policy, which may already write to the log group
+    (children ``Logs``, ``Role`` and ``Permissions`` of ``scope``)."""
+    log_group = logs.LogGroup(
+        scope,
+        "Logs",
+        encryption_key=key,
+        retention=log_retention(log_retention_days),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    role = iam.Role(
+        scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=role_description
+    )
+    permissions = ScopedPolicy(scope, "Permissions", role=role, description=policy_description)
+    permissions.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn])
+    return log_group, role, permissions
+
+
 class HandlerFunction(Construct):
     """One project Lambda: ``lambda/<name>/<name>.py`` with ``handler(event, context)``.
 
@@ -87,23 +113,13 @@ class HandlerFunction(Construct):
         memory_size: int = 256,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
+        self.log_group, self.role, self.permissions = function_identity(
             self,
-            "Logs",
-            encryption_key=key,
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+            key=key,
+            log_retention_days=log_retention_days,
+            role_description=f"Runs the {handler_name} Lambda handler",
+            policy_description=f"What the {handler_name} handler may do",
         )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Runs the {handler_name} Lambda handler",
-        )
-        self.permissions = ScopedPolicy(
-            self, "Permissions", role=self.role, description=f"What the {handler_name} handler may do"
-        )
-        self.permissions.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [self.log_group.log_group_arn])
         self.permissions.allow_xray()
         self.function = lambda_.Function(
             self,

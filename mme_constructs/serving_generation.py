@@ -29,19 +29,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import CfnResource, CustomResource, Duration, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from mme_constructs import access
-from mme_constructs.access import ScopedPolicy, acknowledge
+from mme_constructs.access import acknowledge
 from mme_constructs.artifact_store import generation_key
-from mme_constructs.handler_function import HandlerFunction, log_retention
+from mme_constructs.handler_function import HandlerFunction, function_identity
 from mme_shared import s3_layout
 from mme_shared.generation import ALGORITHM_ENV
 from project_config.model import TrainingConfig
@@ -142,27 +140,15 @@ class ServingGenerationProvider(Construct):
         super().__init__(scope, construct_id)
         self.handler = handler
         """The serving_generation Lambda (its role holds the S3 access)."""
-        self.log_group = logs.LogGroup(
+        self.log_group, self.role, self.permissions = function_identity(
             self,
-            "Logs",
-            encryption_key=key,
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Runs CDK's custom resource provider framework in front of the serving_generation "
+            key=key,
+            log_retention_days=log_retention_days,
+            role_description="Runs CDK's custom resource provider framework in front of the "
+            "serving_generation handler",
+            policy_description="What the serving-generation provider framework may do: log, invoke the "
             "handler",
         )
-        self.permissions = ScopedPolicy(
-            self,
-            "Permissions",
-            role=self.role,
-            description="What the serving-generation provider framework may do: log, invoke the handler",
-        )
-        self.permissions.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [self.log_group.log_group_arn])
         # The unqualified ARN only (the framework invokes no version or alias): CDK's own grant would
         # also cover every qualifier ("<arn>:*"), in a policy CDK writes itself; the role is handed
         # over without policy updates so that this policy is the only one.
