@@ -8,6 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER  # type: ignore[import-untyped]
 
 from mme_constructs import image_table
 from mme_constructs.algorithms import ALGORITHMS
@@ -228,6 +229,27 @@ def test_the_custom_resources_keep_their_logical_ids_type_and_service_token(
     template.all_resources_properties(
         CUSTOM_RESOURCE,
         {"ServiceToken": Match.object_equals({"Fn::GetAtt": [FRAMEWORK_FUNCTION_LOGICAL_ID, "Arn"]})},
+    )
+
+
+def test_taking_over_the_service_token_function_is_an_update_in_place(synthesized: SynthesizedApp) -> None:
+    """Against CloudFormation's own resource schemas (cfn-lint's bundle): a custom resource's
+    ServiceToken is create-only, so it must keep naming the same function, and a Lambda function is
+    replaced (a new ARN) only when one of its create-only properties changes. The framework function
+    that took over the handler's logical id sets none of them (neither did the handler), so the deploy
+    updates that function in place: new code, runtime, handler and role, the same ARN."""
+    custom_resource = PROVIDER_SCHEMA_MANAGER.get_resource_schema(
+        "us-east-1", "AWS::CloudFormation::CustomResource"
+    )
+    assert custom_resource.schema["createOnlyProperties"] == ["/properties/ServiceToken"]
+    function = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", FUNCTION).schema
+    create_only = [path.removeprefix("/properties/") for path in function["createOnlyProperties"]]
+    changed = {"Code", "Runtime", "Handler", "Role", "Architectures", "Environment", "LoggingConfig"}
+    assert create_only
+    assert not changed & set(create_only), create_only
+    template = synthesized.assertions("endpoint")
+    _resource(template, FUNCTION, FRAMEWORK_FUNCTION_LOGICAL_ID).has_resource_properties(
+        FUNCTION, {name: Match.absent() for name in create_only}
     )
 
 
