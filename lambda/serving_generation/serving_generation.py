@@ -132,7 +132,12 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
 from mme_shared import generation, s3_layout
-from mme_shared.handler_input import environment_algorithm, environment_bucket, environment_kms_key_arn
+from mme_shared.handler_input import (
+    environment_algorithm,
+    environment_bucket,
+    environment_kms_key_arn,
+    rejected_as,
+)
 from mme_shared.naming import generation_problem
 
 LOGGER = logging.getLogger(__name__)
@@ -442,12 +447,10 @@ def remove_serving(s3: S3Client, bucket: str, endpoint_name: str, physical_id: s
 def load_settings(environ: Mapping[str, str], *, need_key: bool) -> Settings:
     """BUCKET_NAME, ALGORITHM (and, to write, KMS_KEY_ARN), validated; InvalidRequest naming the
     variable otherwise."""
-    try:
+    with rejected_as(InvalidRequest):
         bucket = environment_bucket(environ)
         kms_key_arn = environment_kms_key_arn(environ) if need_key else environ.get("KMS_KEY_ARN", "")
         algorithm = environment_algorithm(environ)
-    except ValueError as error:
-        raise InvalidRequest(str(error)) from None
     return Settings(bucket=bucket, kms_key_arn=kms_key_arn, algorithm=algorithm)
 
 
