@@ -1,8 +1,8 @@
 """The five Lambdas of the training state machine, one class each.
 
 Each class is the one place for its handler (``lambda/<handler>/<handler>.py``): what it is told
-through its environment, what its role may do, and (from :class:`TrainingFunction`) the metrics
-monitoring reads. Every grant is a statement of the function's own customer-managed policy
+through its environment and what its role may do (monitoring reads its ``function``'s own
+``metric_*()``). Every grant is a statement of the function's own customer-managed policy
 (``HandlerFunction.permissions``, an ``access.ScopedPolicy``), added in the order it appears in the
 template. The state machine invokes them; it gets their ``function`` (``lambda_.IFunction``).
 """
@@ -10,10 +10,9 @@ template. The state machine invokes them; it gets their ``function`` (``lambda_.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, TypedDict, Unpack
+from typing import Final
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -31,19 +30,9 @@ MAX_LOCATIONS: Final = 10_000
 """The most locations one run may name (PlanRun's ``MAX_LOCATIONS``)."""
 
 
-class LambdaMetricOptions(TypedDict, total=False):
-    """The options of a Lambda metric that monitoring sets (``lambda_.Function.metric_*``)."""
-
-    statistic: str
-    label: str
-    period: Duration
-    unit: cloudwatch.Unit
-    color: str
-
-
 class TrainingFunction(HandlerFunction):
     """A Lambda the training state machine invokes: the bucket's name in its environment, its logs kept
-    for ``training.log_retention_days``, and its CloudWatch metrics (``AWS/Lambda``, by function name)."""
+    for ``training.log_retention_days``."""
 
     def __init__(
         self,
@@ -70,18 +59,6 @@ class TrainingFunction(HandlerFunction):
             timeout=timeout,
             memory_size=memory_size,
         )
-
-    def metric_errors(self, **options: Unpack[LambdaMetricOptions]) -> cloudwatch.Metric:
-        return self.function.metric_errors(**options)
-
-    def metric_throttles(self, **options: Unpack[LambdaMetricOptions]) -> cloudwatch.Metric:
-        return self.function.metric_throttles(**options)
-
-    def metric_duration(self, **options: Unpack[LambdaMetricOptions]) -> cloudwatch.Metric:
-        return self.function.metric_duration(**options)
-
-    def metric_invocations(self, **options: Unpack[LambdaMetricOptions]) -> cloudwatch.Metric:
-        return self.function.metric_invocations(**options)
 
 
 class PlanRunFunction(TrainingFunction):
