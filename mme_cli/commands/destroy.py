@@ -69,7 +69,7 @@ STACK_ROLES: Final[Mapping[StackRole, str]] = {
     StackRole.MONITORING: "the dashboard, the alarms and their SNS topic",
     StackRole.ENDPOINT: "the multi-model endpoint, its endpoint config, model and autoscaling; "
     "the stack's custom resource removes preprocessor/serving.json",
-    StackRole.TRAINING: "the training state machine, its SageMaker job role and its four Lambdas",
+    StackRole.TRAINING: "the training state machine, its SageMaker job role and its five Lambdas",
 }
 TENANT_ROLE: Final = "the tenants' invoke roles"
 JOB_ROLE_LOGICAL_ID_PREFIX: Final = "TrainingPipelineJobRole"
