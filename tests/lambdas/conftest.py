@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +151,14 @@ class MotoAccount:
 
     def put(self, key: str, body: bytes) -> None:
         self.inspect_s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def put_many(self, keys: Iterable[str], body: bytes) -> None:
+        """Seed many objects straight into moto's S3 store: the same objects (and versions) a
+        ``put_object`` each would leave, without an HTTP round trip each (1.2 ms against 16 us);
+        only for the setup of tests that need thousands of keys, such as several list pages."""
+        store = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for key in keys:
+            store.put_object(BUCKET, key, body)
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,8 @@ def seed(
     run_id = generation_id.removeprefix("pp-")
     if artifact:
         aws.put(s3_layout.preprocessor_artifact_key(generation_id), b"preprocessor " + run_id.encode())
-    for location in locations:
-        aws.put(s3_layout.current_pointer_key(generation_id, location), b"{}")  # only the key is read
+    # Only the pointers' keys are read.
+    aws.put_many((s3_layout.current_pointer_key(generation_id, location) for location in locations), b"{}")
     if complete:
         record = generation.CompleteGeneration(
             generation=generation_id,
