@@ -30,18 +30,22 @@ CFN_MAX_TEMPLATE_BYTES = 1_000_000  # uploaded through S3 (cdk deploy does this 
 
 
 def _tenants(count: int, *, mode: str = "roles") -> TenantsConfig:
+    return _tenants_named([f"tenant_{i:04d}" for i in range(count)], mode=mode)
+
+
+def _tenants_named(names: list[str], *, mode: str = "roles") -> TenantsConfig:
     return TenantsConfig.model_validate(
         {
             "mode": mode,
             "shared_model_patterns": ["common/*"],
             "abac_trusted_principals": ["111122223333"] if mode == "abac" else [],
             "tenants": {
-                f"tenant_{i:04d}": {
-                    "model_patterns": [f"tenant_{i:04d}/*"],
+                name: {
+                    "model_patterns": [f"{name}/*"],
                     "trusted_principals": ["111122223333"],
                     "max_session_duration_hours": 1,
                 }
-                for i in range(count)
+                for name in names
             },
         }
     )
@@ -71,16 +75,26 @@ def _policy_has_one_statement(template: Template, sid: str, statement: dict[str,
         )
 
 
-def test_a_thousand_tenants_fit_in_cloudformation_limits(cdk_context: dict[str, Any]) -> None:
-    templates = _templates(cdk_context, _tenants(1000))
-    assert 1 < len(templates) <= TENANT_SHARDS
-    roles = 0
-    for name, template in templates.items():
-        assert len(template["Resources"]) < CFN_MAX_RESOURCES, name
-        assert len(template["Outputs"]) < CFN_MAX_OUTPUTS, name
-        assert len(json.dumps(template)) < CFN_MAX_TEMPLATE_BYTES, name
-        roles += sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role")
-    assert roles == 1000
+def test_the_fullest_stack_the_app_accepts_fits_in_cloudformation_limits(
+    cdk_context: dict[str, Any],
+) -> None:
+    """The worst case: one stack holding MAX_TENANTS_PER_STACK tenants (one more is refused, below).
+    Every accepted configuration's stacks are this one or smaller, whatever the number of tenants."""
+    crowded = (name for name in (f"tenant_{i:05d}" for i in range(100_000)) if shard_of(name) == 3)
+    names = [next(crowded) for _ in range(MAX_TENANTS_PER_STACK)]
+    (template,) = _templates(cdk_context, _tenants_named(names)).values()
+    assert len(template["Resources"]) < CFN_MAX_RESOURCES
+    assert len(template["Outputs"]) < CFN_MAX_OUTPUTS
+    assert len(json.dumps(template)) < CFN_MAX_TEMPLATE_BYTES
+    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == MAX_TENANTS_PER_STACK
+
+
+def test_a_thousand_tenants_spread_over_several_stacks_none_of_them_full() -> None:
+    shards = shard_tenants(_tenants(1000).tenants)
+    assert 1 < len(shards) <= TENANT_SHARDS
+    assert sum(len(members) for members in shards.values()) == 1000
+    assert max(len(members) for members in shards.values()) < MAX_TENANTS_PER_STACK
 
 
 def test_abac_template_does_not_grow_with_tenants(cdk_context: dict[str, Any]) -> None:
