@@ -35,7 +35,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -59,6 +59,7 @@ from mme_shared.housing_data import (
     to_csv,
 )
 from preprocessor import housing_preprocessor as hp
+from tests.shared_setup import once, session_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_VENV = REPO_ROOT / ".venv-contract"
@@ -231,13 +232,30 @@ def training_files() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="session")
-def training_job(
-    contract_python: Path, tmp_path_factory: pytest.TempPathFactory, source_tarball: Path
-) -> TrainingJob:
-    return run_training_job(
-        contract_python, tmp_path_factory.mktemp("opt-ml-train"), source_tarball, training_files()
+def process_document(process: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return {"returncode": process.returncode, "stdout": process.stdout, "stderr": process.stderr}
+
+
+def process_from(document: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess(
+        [str(DRIVER)], document["returncode"], document["stdout"], document["stderr"]
     )
+
+
+@pytest.fixture(scope="session")
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the training job and the serving start-ups run, once for every xdist worker."""
+    return session_folder(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def training_job(contract_python: Path, shared_folder: Path, source_tarball: Path) -> TrainingJob:
+    def train(workdir: Path) -> dict[str, Any]:
+        job = run_training_job(contract_python, workdir, source_tarball, training_files())
+        return {"base_dir": str(job.base_dir), **process_document(job.process)}
+
+    document = once(shared_folder, "opt-ml-train", train)
+    return TrainingJob(Path(document["base_dir"]), process_from(document))
 
 
 def test_training_through_the_runner_writes_the_artifact(training_job: TrainingJob) -> None:
@@ -765,38 +783,76 @@ def run_worker(
     return ServingRun(responses, process, training_job.model_dir, mode)
 
 
-@pytest.fixture(scope="session", params=SUBMIT_DIRECTORIES)
-def serving(
-    request: pytest.FixtureRequest,
-    contract_python: Path,
-    training_job: TrainingJob,
-    source_tarball: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> ServingRun:
-    """Start the serving stack on the artifact the training job wrote and send every request.
-
-    The environment is the endpoint stack's for container 1 (mme_constructs/multi_model_endpoint.py).
-    ``model-code`` serves the copy of the code inside the artifact, as a network-isolated endpoint
-    does (``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code``).
-    """
-    cases = (
+def serving_cases() -> list[Request]:
+    return (
         [Request("ping", method="GET", path="/ping")]
         + [case.request for case in GOOD_REQUESTS]
         + [case.request for case in BAD_REQUESTS]
         + [case.serving_request for case in ROWS_BAD_IN_BOTH_MODES]
     )
-    return run_worker(
-        contract_python,
-        training_job,
-        tmp_path_factory.mktemp(f"opt-ml-serve-{request.param}"),
-        source_tarball if request.param == "tarball" else None,
-        {
-            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": CSV,
-            "SAGEMAKER_REGION": REGION,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        },
-        cases,
+
+
+def transform_cases() -> list[Request]:
+    return (
+        [post("transform-whole-file", LABELLED_FILE), post("transform-json-out", LABELLED_ROW, accept=JSON)]
+        + [case.request for case in MARKED_ROWS]
+        + [case.transform_request for case in ROWS_BAD_IN_BOTH_MODES]
+        + [case.request for case in MISCONFIGURED_TRANSFORMS]
     )
+
+
+@pytest.fixture(scope="session")
+def serving_runs(
+    contract_python: Path, training_job: TrainingJob, source_tarball: Path, shared_folder: Path
+) -> Callable[[str, str], ServingRun]:
+    """``(kind, variant) -> ServingRun``: each start-up of the serving stack, run once per session.
+
+    ``serving``: the environment is the endpoint stack's for container 1
+    (mme_constructs/multi_model_endpoint.py); variant ``tarball`` serves the source tarball,
+    ``model-code`` the copy of the code inside the artifact, as a network-isolated endpoint does
+    (``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code``).
+
+    ``transform``: the serving stack as a batch transform of the training pipeline starts it, with
+    CreatePreprocessorModel's container (mme_constructs/training_jobs.py: program, source tarball,
+    region, log level; no default Accept) plus the transform job's ``MME_PREPROCESSOR_MODE``, the
+    variant. The job sends every mini-batch with ``Content-Type`` and ``Accept`` exactly
+    ``text/csv``.
+    """
+    runs: dict[tuple[str, str], ServingRun] = {}
+
+    def start(kind: str, variant: str, workdir: Path) -> dict[str, Any]:
+        if kind == "serving":
+            submit = source_tarball if variant == "tarball" else None
+            variables = {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": CSV}
+            cases = serving_cases()
+        else:
+            submit, variables, cases = source_tarball, {hp.MODE_ENV_VAR: variant}, transform_cases()
+        variables |= {"SAGEMAKER_REGION": REGION, "SAGEMAKER_CONTAINER_LOG_LEVEL": "20"}
+        run = run_worker(contract_python, training_job, workdir, submit, variables, cases)
+        return {"responses": run.responses, "mode": run.mode.value, **process_document(run.process)}
+
+    def run(kind: str, variant: str) -> ServingRun:
+        if (kind, variant) not in runs:
+            document = once(
+                shared_folder,
+                f"opt-ml-{kind}-{variant}",
+                lambda workdir: start(kind, variant, workdir),
+            )
+            runs[kind, variant] = ServingRun(
+                document["responses"],
+                process_from(document),
+                training_job.model_dir,
+                hp.Mode(document["mode"]),
+            )
+        return runs[kind, variant]
+
+    return run
+
+
+@pytest.fixture(params=SUBMIT_DIRECTORIES)
+def serving(request: pytest.FixtureRequest, serving_runs: Callable[[str, str], ServingRun]) -> ServingRun:
+    """The serving stack on the training job's artifact, with every serving request sent."""
+    return serving_runs("serving", request.param)
 
 
 def test_the_worker_answers_ping(serving: ServingRun) -> None:
@@ -863,40 +919,11 @@ def test_bad_requests_get_a_4xx_with_a_clear_message(serving: ServingRun, case: 
 # --- The transform modes through the worker app --------------------------------------------------
 
 
-@pytest.fixture(scope="session", params=TRANSFORM_MODES, ids=lambda mode: mode.value)
-def transform(
-    request: pytest.FixtureRequest,
-    contract_python: Path,
-    training_job: TrainingJob,
-    source_tarball: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> ServingRun:
-    """The serving stack as a batch transform of the training pipeline starts it.
-
-    The environment is CreatePreprocessorModel's container (mme_constructs/training_jobs.py:
-    program, source tarball, region, log level; no default Accept) plus the transform job's
-    ``MME_PREPROCESSOR_MODE``, once per transform mode. The job sends every mini-batch with
-    ``Content-Type`` and ``Accept`` exactly ``text/csv``.
-    """
+@pytest.fixture(params=TRANSFORM_MODES, ids=lambda mode: mode.value)
+def transform(request: pytest.FixtureRequest, serving_runs: Callable[[str, str], ServingRun]) -> ServingRun:
+    """The serving stack in one transform mode, with every transform request sent."""
     mode: hp.Mode = request.param
-    cases = (
-        [post("transform-whole-file", LABELLED_FILE), post("transform-json-out", LABELLED_ROW, accept=JSON)]
-        + [case.request for case in MARKED_ROWS]
-        + [case.transform_request for case in ROWS_BAD_IN_BOTH_MODES]
-        + [case.request for case in MISCONFIGURED_TRANSFORMS]
-    )
-    return run_worker(
-        contract_python,
-        training_job,
-        tmp_path_factory.mktemp(f"opt-ml-transform-{mode.value}"),
-        source_tarball,
-        {
-            hp.MODE_ENV_VAR: mode.value,
-            "SAGEMAKER_REGION": REGION,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        },
-        cases,
-    )
+    return serving_runs("transform", mode.value)
 
 
 def label_columns(mode: hp.Mode) -> int:
