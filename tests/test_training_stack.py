@@ -302,19 +302,23 @@ def test_state_machine_logs_and_traces(synthesized: SynthesizedApp) -> None:
 def test_definition_passes_the_asl_validator(
     training_definition_for_algorithm: Callable[[str], dict[str, Any]], tmp_path: Path
 ) -> None:
+    """Every algorithm's definition in one asl-validator run (it exits with the worst result)."""
+    paths = []
     for name in ALGORITHMS:
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(training_definition_for_algorithm(name)))
-        result = _asl_validate(path)
-        assert result.returncode == 0, name + result.stdout + result.stderr
-    broken = dict(training_definition_for_algorithm("linear-learner"), StartAt="NoSuchState")
-    path.write_text(json.dumps(broken))
-    assert _asl_validate(path).returncode != 0
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(training_definition_for_algorithm(name)))
+    result = _asl_validate(*paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in paths:  # each one was read and judged valid
+        assert f'State machine definition "{path}" is valid' in result.stdout, result.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(dict(training_definition_for_algorithm("linear-learner"), StartAt="NoSuch")))
+    assert _asl_validate(paths[0], broken).returncode != 0
 
 
-def _asl_validate(path: Path) -> subprocess.CompletedProcess[str]:
+def _asl_validate(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["npx", "--no-install", "asl-validator", "--json-path", str(path)],
+        ["npx", "--no-install", "asl-validator", *(f"--json-path={path}" for path in paths)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -21,6 +21,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import pytest
 from moto.cloudformation.models import cloudformation_backends
+from moto.s3.models import s3_backends
 
 from mme_cli.commands import destroy
 from mme_cli.context import CliContext
@@ -498,8 +499,9 @@ def test_empty_bucket_deletes_in_batches_of_1000(aws: None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="many")
     s3.put_bucket_versioning(Bucket="many", VersioningConfiguration={"Status": "Enabled"})
+    store = s3_backends[ACCOUNT]["aws"]  # moto's own store: the versions 1,001 puts leave, 80x faster
     for index in range(1001):
-        s3.put_object(Bucket="many", Key=f"k{index % 500}", Body=b"x")
+        store.put_object("many", f"k{index % 500}", b"x")
     s3.delete_object(Bucket="many", Key="k0")
     batches: list[int] = []
     s3.meta.events.register(
