@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,21 @@ import pytest
 from filelock import FileLock
 
 
+class SetupFailedError(RuntimeError):
+    """A shared setup failed earlier in this session; the message holds its traceback."""
+
+
 def session_folder(factory: pytest.TempPathFactory) -> Path:
-    """The folder every worker of this session sees (this session's only, never an earlier one's)."""
+    """The folder every worker of this session sees, and no other session.
+
+    A popen worker's basetemp is ``<the session's basetemp>/popen-gwN``; the folder's name also
+    carries the session's run id (``PYTEST_XDIST_TESTRUNUID``), so workers whose basetemps share a
+    parent with earlier sessions (remote workers) never read an earlier session's results.
+    """
     base = factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # basetemp/popen-gwN
-    folder = root / "shared-setup"
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    root = base.parent if run_id else base
+    folder = root / f"shared-setup-{run_id or 'local'}"
     folder.mkdir(exist_ok=True)
     return folder
 
@@ -34,17 +44,24 @@ def once(folder: Path, name: str, produce: Callable[[Path], Any]) -> Any:
     """The JSON document ``produce(workdir)`` returned, produced in ``folder/name`` by the first
     process of the session to ask, and read back by every other.
 
-    A producer that raises leaves no document, so the next process to ask tries again (and fails
-    the same way, with its own traceback).
+    A producer that raises is not run again: every later call, in any worker, raises
+    :class:`SetupFailedError` with the producer's traceback, so a broken setup costs one attempt, not one
+    per test that needs it.
     """
     workdir = folder / name
     document = folder / f"{name}.json"
+    failure = folder / f"{name}.failed"
     with FileLock(folder / f"{name}.lock"):
+        if failure.is_file():
+            raise SetupFailedError(f"{name} failed earlier in this session:\n{failure.read_text()}")
         if not document.is_file():
-            if workdir.exists():
-                shutil.rmtree(workdir)  # what a failed producer left
             workdir.mkdir()
+            try:
+                result = produce(workdir)
+            except BaseException:
+                failure.write_text(traceback.format_exc(), encoding="utf-8")
+                raise
             written = folder / f"{name}.json.partial"
-            written.write_text(json.dumps(produce(workdir)), encoding="utf-8")
+            written.write_text(json.dumps(result), encoding="utf-8")
             written.replace(document)
         return json.loads(document.read_text(encoding="utf-8"))

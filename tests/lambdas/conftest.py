@@ -153,9 +153,10 @@ class MotoAccount:
         self.inspect_s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
     def put_many(self, keys: Iterable[str], body: bytes) -> None:
-        """Seed many objects straight into moto's S3 store: the same objects (and versions) a
-        ``put_object`` each would leave, without an HTTP round trip each (1.2 ms against 16 us);
-        only for the setup of tests that need thousands of keys, such as several list pages."""
+        """Seed objects straight into moto's S3 store: the keys, bodies and versions a
+        ``put_object`` each would leave (without the CRC32 checksum, which no reader here asks for),
+        but without an HTTP round trip each (16 us against 1.2 ms), for setups of thousands of keys,
+        such as several list pages."""
         store = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
         for key in keys:
             store.put_object(BUCKET, key, body)
