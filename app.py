@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point: load the validated config once, build the stacks, add the cdk-nag packs."""
+"""CDK entry point: load the validated config once, build the stacks, add the cdk-nag packs and the
+CloudFormation quota check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
+from mme_constructs.cloudformation_limits import CloudFormationLimits
 from mme_constructs.multi_model_endpoint import NEWEST_GENERATION
 from mme_shared.stack_names import StackRole, stack_name
 from project_config import ConfigError, ProjectConfig, load_config
@@ -90,12 +92,16 @@ def build_app(
 
 
 def add_compliance_checks(app: cdk.App) -> None:
-    """cdk-nag's AWS Solutions and NIST 800-53 rev 5 packs as validation plugins.
+    """cdk-nag's AWS Solutions and NIST 800-53 rev 5 packs, and CloudFormation's per-template quotas
+    (:mod:`mme_constructs.cloudformation_limits`), as validation plugins.
 
-    Any finding that is not acknowledged on its own resource fails ``app.synth()`` (and therefore
-    ``cdk synth`` and ``cdk deploy``); the report is written to ``cdk.out/validation-report.json``.
+    Any finding that is not acknowledged on its own resource, and any template over a quota, fails
+    ``app.synth()`` (and therefore ``cdk synth`` and ``cdk deploy``); the report is written to
+    ``cdk.out/validation-report.json``.
     """
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app), NIST80053R5Checks(app), CloudFormationLimits()
+    )
 
 
 def main() -> None:

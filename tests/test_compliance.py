@@ -17,6 +17,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 
 from app import add_compliance_checks
 from mme_constructs.algorithms import ALGORITHMS
+from mme_constructs.cloudformation_limits import TEMPLATE_BYTES, oversize
 from tests.conftest import REPO_ROOT, SynthesizedApp
 
 PACKS = ("AwsSolutions", "NIST.800.53.R5")
@@ -147,3 +148,16 @@ def test_every_algorithm_passes_both_nag_packs(
     for plugin in plugins:
         assert plugin["violations"] == [], plugin["violations"]
         assert plugin["conclusion"] == "success"
+
+
+def test_a_template_of_1_mb_passes_the_size_quota_and_one_byte_more_is_named(tmp_path: Path) -> None:
+    """The quota check (mme_constructs/cloudformation_limits.py) at its boundary; the synth that
+    fails on it is tests/test_tenant_access.py's tenant stack over 1 MB."""
+    template = tmp_path / "Big.template.json"
+    template.write_bytes(b"{}".ljust(TEMPLATE_BYTES))
+    assert oversize(template) is None
+    template.write_bytes(b"{}".ljust(TEMPLATE_BYTES + 1))
+    assert oversize(template) == (
+        "Big.template.json is 1,000,001 bytes, more than the 1,000,000 bytes CloudFormation accepts "
+        "for a template."
+    )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
-from app import add_compliance_checks
+from app import add_compliance_checks, build_app
+from mme_constructs.cloudformation_limits import PLUGIN_NAME, TEMPLATE_BYTES, TEMPLATE_SIZE_RULE
 from mme_constructs.tenant_access import pointer_key_patterns
 from mme_shared.stack_names import tenant_role_output_key
 from mme_shared.tenant_abac import ABAC_TARGET_MODEL_PATTERN
+from project_config import load_config
+from project_config.loader import CONTEXT_KEY, deep_merge
 from project_config.model import TenantsConfig
 from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import (
@@ -26,11 +31,18 @@ from stacks.tenant_access_stack import (
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/mme-endpoint"
 CFN_MAX_RESOURCES = 500
 CFN_MAX_OUTPUTS = 200
-CFN_MAX_TEMPLATE_BYTES = 1_000_000  # uploaded through S3 (cdk deploy does this above 51,200 bytes)
 
 
 def _tenants(count: int, *, mode: str = "roles") -> TenantsConfig:
     return _tenants_named([f"tenant_{i:04d}" for i in range(count)], mode=mode)
+
+
+def _tenant_settings(name: str) -> dict[str, Any]:
+    return {
+        "model_patterns": [f"{name}/*"],
+        "trusted_principals": ["111122223333"],
+        "max_session_duration_hours": 1,
+    }
 
 
 def _tenants_named(names: list[str], *, mode: str = "roles") -> TenantsConfig:
@@ -39,14 +51,7 @@ def _tenants_named(names: list[str], *, mode: str = "roles") -> TenantsConfig:
             "mode": mode,
             "shared_model_patterns": ["common/*"],
             "abac_trusted_principals": ["111122223333"] if mode == "abac" else [],
-            "tenants": {
-                name: {
-                    "model_patterns": [f"{name}/*"],
-                    "trusted_principals": ["111122223333"],
-                    "max_session_duration_hours": 1,
-                }
-                for name in names
-            },
+            "tenants": {name: _tenant_settings(name) for name in names},
         }
     )
 
@@ -75,19 +80,64 @@ def _policy_has_one_statement(template: Template, sid: str, statement: dict[str,
         )
 
 
-def test_the_fullest_stack_the_app_accepts_fits_in_cloudformation_limits(
-    cdk_context: dict[str, Any],
+def _crowded_names(count: int, length: int) -> list[str]:
+    """``count`` tenant names of ``length`` characters that all land in tenant stack 3."""
+    candidates = (f"t{index:05d}".ljust(length, "x") for index in range(1_000_000))
+    crowded = (name for name in candidates if shard_of(name) == 3)
+    return [next(crowded) for _ in range(count)]
+
+
+def _synthesize_app(
+    cdk_context: dict[str, Any], tmp_path: Path, tenants: dict[str, Any]
+) -> cdk.cx_api.CloudAssembly:
+    """The whole app (every stack, tags, cross-stack references, the compliance plugins) with these
+    tenants, synthesized into ``tmp_path``."""
+    config = load_config(
+        deep_merge(cdk_context[CONTEXT_KEY], {"tenants": {"mode": "roles", "tenants": tenants}})
+    )
+    app = cdk.App(context=cdk_context, outdir=str(tmp_path))
+    build_app(app, config)
+    return app.synth()
+
+
+def test_the_fullest_tenant_stack_fits_in_cloudformation_limits(
+    cdk_context: dict[str, Any], tmp_path: Path
 ) -> None:
-    """The worst case: one stack holding MAX_TENANTS_PER_STACK tenants (one more is refused, below).
-    Every accepted configuration's stacks are this one or smaller, whatever the number of tenants."""
-    crowded = (name for name in (f"tenant_{i:05d}" for i in range(100_000)) if shard_of(name) == 3)
-    names = [next(crowded) for _ in range(MAX_TENANTS_PER_STACK)]
-    (template,) = _templates(cdk_context, _tenants_named(names)).values()
+    """One stack of MAX_TENANTS_PER_STACK tenants (one more is refused, below) with the longest names
+    allowed, each with one model pattern and one trusted principal: within the resource and output
+    quotas whatever the tenants hold, and within 1 MB with this much per tenant (a tenant stack over
+    1 MB fails synth, as the next test shows). The file measured is the one ``cdk deploy`` uploads."""
+    names = _crowded_names(MAX_TENANTS_PER_STACK, 32)
+    tenants = {name: _tenant_settings(name) for name in names}
+    assembly = _synthesize_app(cdk_context, tmp_path, tenants)
+    (stack,) = [s for s in assembly.stacks if s.stack_name.startswith("MmeTenants")]
+    template = stack.template
     assert len(template["Resources"]) < CFN_MAX_RESOURCES
     assert len(template["Outputs"]) < CFN_MAX_OUTPUTS
-    assert len(json.dumps(template)) < CFN_MAX_TEMPLATE_BYTES
+    assert (tmp_path / stack.template_file).stat().st_size < TEMPLATE_BYTES
     roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
     assert len(roles) == MAX_TENANTS_PER_STACK
+
+
+def test_a_tenant_stack_over_1_mb_fails_synth_naming_it(cdk_context: dict[str, Any], tmp_path: Path) -> None:
+    """Tenants with many long model patterns: CDK alone would only warn, and the deploy would fail."""
+    names = _crowded_names(50, 32)
+    patterns = [f"{'p' * 160}{index:02d}/*" for index in range(50)]  # with the name: 199 characters
+    tenants = {
+        name: {**_tenant_settings(name), "model_patterns": [f"{name}/{p}" for p in patterns]}
+        for name in names
+    }
+    with pytest.raises(RuntimeError, match=r"^ValidationFailed"):
+        _synthesize_app(cdk_context, tmp_path, tenants)
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == PLUGIN_NAME]
+    (violation,) = plugin["violations"]
+    assert violation["ruleName"] == TEMPLATE_SIZE_RULE
+    assert re.fullmatch(
+        r"MmeTenants03\.template\.json is [\d,]+ bytes, more than the 1,000,000 bytes CloudFormation "
+        r"accepts for a template\.",
+        violation["description"],
+    )
 
 
 def test_a_thousand_tenants_spread_over_several_stacks_none_of_them_full() -> None:
