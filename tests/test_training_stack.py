@@ -313,7 +313,9 @@ def test_definition_passes_the_asl_validator(
         assert f'State machine definition "{path}" is valid' in result.stdout, result.stdout
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(dict(training_definition_for_algorithm("linear-learner"), StartAt="NoSuch")))
-    assert _asl_validate(paths[0], broken).returncode != 0
+    rejected = _asl_validate(paths[0], broken)
+    assert rejected.returncode != 0
+    assert f'State machine definition "{broken}" is invalid' in rejected.stderr, rejected.stderr
 
 
 def _asl_validate(*paths: Path) -> subprocess.CompletedProcess[str]:
