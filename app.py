@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CDK entry point: load the validated config once, build the stacks, add the cdk-nag packs and the
-CloudFormation quota check."""
+CloudFormation template size check."""
 
 from __future__ import annotations
 
@@ -92,10 +92,10 @@ def build_app(
 
 
 def add_compliance_checks(app: cdk.App) -> None:
-    """cdk-nag's AWS Solutions and NIST 800-53 rev 5 packs, and CloudFormation's per-template quotas
+    """cdk-nag's AWS Solutions and NIST 800-53 rev 5 packs, and CloudFormation's template size quota
     (:mod:`mme_constructs.cloudformation_limits`), as validation plugins.
 
-    Any finding that is not acknowledged on its own resource, and any template over a quota, fails
+    Any finding that is not acknowledged on its own resource, and any template over 1 MB, fails
     ``app.synth()`` (and therefore ``cdk synth`` and ``cdk deploy``); the report is written to
     ``cdk.out/validation-report.json``.
     """

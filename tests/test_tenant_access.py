@@ -11,13 +11,11 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
-from app import add_compliance_checks, build_app
+from app import add_compliance_checks
 from mme_constructs.cloudformation_limits import PLUGIN_NAME, TEMPLATE_BYTES, TEMPLATE_SIZE_RULE
 from mme_constructs.tenant_access import pointer_key_patterns
 from mme_shared.stack_names import tenant_role_output_key
 from mme_shared.tenant_abac import ABAC_TARGET_MODEL_PATTERN
-from project_config import load_config
-from project_config.loader import CONTEXT_KEY, deep_merge
 from project_config.model import TenantsConfig
 from stacks.storage_stack import StorageExports
 from stacks.tenant_access_stack import (
@@ -27,6 +25,7 @@ from stacks.tenant_access_stack import (
     shard_of,
     shard_tenants,
 )
+from tests.conftest import _synthesize
 
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/mme-endpoint"
 CFN_MAX_RESOURCES = 500
@@ -87,17 +86,9 @@ def _crowded_names(count: int, length: int) -> list[str]:
     return [next(crowded) for _ in range(count)]
 
 
-def _synthesize_app(
-    cdk_context: dict[str, Any], tmp_path: Path, tenants: dict[str, Any]
-) -> cdk.cx_api.CloudAssembly:
-    """The whole app (every stack, tags, cross-stack references, the compliance plugins) with these
-    tenants, synthesized into ``tmp_path``."""
-    config = load_config(
-        deep_merge(cdk_context[CONTEXT_KEY], {"tenants": {"mode": "roles", "tenants": tenants}})
-    )
-    app = cdk.App(context=cdk_context, outdir=str(tmp_path))
-    build_app(app, config)
-    return app.synth()
+def _roles_mode(tenants: dict[str, Any]) -> dict[str, Any]:
+    """Overrides of the default settings: these tenants, one role each."""
+    return {"tenants": {"mode": "roles", "tenants": tenants}}
 
 
 def test_the_fullest_tenant_stack_fits_in_cloudformation_limits(
@@ -109,12 +100,12 @@ def test_the_fullest_tenant_stack_fits_in_cloudformation_limits(
     1 MB fails synth, as the next test shows). The file measured is the one ``cdk deploy`` uploads."""
     names = _crowded_names(MAX_TENANTS_PER_STACK, 32)
     tenants = {name: _tenant_settings(name) for name in names}
-    assembly = _synthesize_app(cdk_context, tmp_path, tenants)
-    (stack,) = [s for s in assembly.stacks if s.stack_name.startswith("MmeTenants")]
-    template = stack.template
+    app = _synthesize(cdk_context, _roles_mode(tenants), tmp_path)  # the whole app, as cdk synth builds it
+    (name,) = [name for name in app.templates if name.startswith("MmeTenants")]
+    template = app.templates[name]
     assert len(template["Resources"]) < CFN_MAX_RESOURCES
     assert len(template["Outputs"]) < CFN_MAX_OUTPUTS
-    assert (tmp_path / stack.template_file).stat().st_size < TEMPLATE_BYTES
+    assert (tmp_path / f"{name}.template.json").stat().st_size < TEMPLATE_BYTES
     roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
     assert len(roles) == MAX_TENANTS_PER_STACK
 
@@ -128,7 +119,7 @@ def test_a_tenant_stack_over_1_mb_fails_synth_naming_it(cdk_context: dict[str, A
         for name in names
     }
     with pytest.raises(RuntimeError, match=r"^ValidationFailed"):
-        _synthesize_app(cdk_context, tmp_path, tenants)
+        _synthesize(cdk_context, _roles_mode(tenants), tmp_path)
     report = json.loads((tmp_path / "validation-report.json").read_text())
     (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == PLUGIN_NAME]
     (violation,) = plugin["violations"]
