@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(Run(synth, test, passed, summary))
             print(
                 f"run {number}: npx cdk synth {synth:.1f} s, make test {test:.1f} s "
-                f"({test / synth:.1f} x), {'passed' if passed else 'FAILED'}: {summary}",
+                f"({runs[-1].ratio:.1f} x), {'passed' if passed else 'FAILED'}: {summary}",
                 flush=True,
             )
     load = f"stress-ng --cpu {cores} beside it" if args.stress else "nothing else running"

@@ -70,9 +70,13 @@ def json_type(value: object) -> str:
     return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text``, or its first ``limit - 3`` characters and ``...`` when it is longer than ``limit``."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _shown(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_MAX_CHARS else f"{text[: SHOWN_MAX_CHARS - 3]}..."
+    return shorten(repr(value), SHOWN_MAX_CHARS)
 
 
 def _sentence(text: str, hint: str) -> str:
@@ -263,15 +267,12 @@ def environment_integer(
 ) -> int:
     """A whole number from ``minimum`` to ``maximum`` (None: no upper bound), blanks around it ignored."""
     text = environ.get(name, "").strip()
-    if (
-        _INTEGER_RE.fullmatch(text) is None
-        or int(text) < minimum
-        or (maximum is not None and int(text) > maximum)
-    ):
+    value = int(text) if _INTEGER_RE.fullmatch(text) is not None else None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
         raise InputError(
             f"Environment variable {name} {text!r} must be {_whole_number_rule(minimum, maximum)}."
         )
-    return int(text)
+    return value
 
 
 def environment_fraction(environ: Mapping[str, str], name: str) -> float:

@@ -324,9 +324,9 @@ def generation_locations(s3: S3Client, bucket: str, generation_id: str) -> list[
     names = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            name = item["Key"][len(prefix) :]
-            if name.endswith(".json") and naming.location_name_problem(name[: -len(".json")]) is None:
-                names.append(name[: -len(".json")])
+            location = s3_layout.parse_pointer_key(generation_id, str(item["Key"]))
+            if location is not None:
+                names.append(location)
     return sorted(names)
 
 

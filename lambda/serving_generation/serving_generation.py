@@ -137,6 +137,7 @@ from mme_shared.handler_input import (
     environment_bucket,
     environment_kms_key_arn,
     rejected_as,
+    shorten,
 )
 from mme_shared.naming import generation_problem
 
@@ -533,10 +534,6 @@ def evaluate(
 # Entry point
 
 
-def _shorten(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _decision(
     event: Mapping[str, Any], status: str, reason: str, generation_id: str | None
 ) -> dict[str, Any]:
@@ -577,8 +574,9 @@ def process_request(
     except Exception as error:
         LOGGER.exception("The serving-generation request failed unexpectedly")
         where = f" ({log_location})" if log_location else ""
+        detail = shorten(str(error), MAX_DETAIL_CHARS)
         failure = RequestFailed(
-            f"The serving-generation request failed: {type(error).__name__}: {_shorten(str(error))}{where}"
+            f"The serving-generation request failed: {type(error).__name__}: {detail}{where}"
         )
         LOGGER.warning("refused", extra=_decision(event, "FAILED", str(failure), None))
         raise failure from error
