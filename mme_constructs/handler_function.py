@@ -47,6 +47,20 @@ def log_retention(days: int) -> logs.RetentionDays:
     return logs.RetentionDays[_RETENTION_NAMES[days]]
 
 
+def encrypted_log_group(
+    scope: Construct, construct_id: str, *, key: kms.IKey, retention_days: int
+) -> logs.LogGroup:
+    """A log group of the project: encrypted with its key, kept ``retention_days``, removed with its
+    stack."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        encryption_key=key,
+        retention=log_retention(retention_days),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
 def stage_handler(name: str) -> Path:
     """Copy ``lambda/<name>/`` and ``mme_shared/`` into a fresh folder; return that folder.
 
@@ -73,13 +87,7 @@ def function_identity(
     """What every Lambda of the project runs as: its own KMS-encrypted log group with a retention
     period, its own role, and that role's one policy, which may already write to the log group
     (children ``Logs``, ``Role`` and ``Permissions`` of ``scope``)."""
-    log_group = logs.LogGroup(
-        scope,
-        "Logs",
-        encryption_key=key,
-        retention=log_retention(log_retention_days),
-        removal_policy=RemovalPolicy.DESTROY,
-    )
+    log_group = encrypted_log_group(scope, "Logs", key=key, retention_days=log_retention_days)
     role = iam.Role(
         scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=role_description
     )

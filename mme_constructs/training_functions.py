@@ -209,7 +209,7 @@ class PromoteArtifactFunction(TrainingFunction):
         self.permissions.allow_objects(
             bucket,
             ["s3:GetObject", *S3_WRITE],
-            [f"{s3_layout.PREPROCESSOR_PREFIX}*/model.tar.gz"],
+            [generation_key(s3_layout.preprocessor_artifact_key, "*")],
             why_wildcard="Writes each new generation's preprocessor/<generation>/model.tar.gz (and reads "
             "it to check a model's generation exists); generations are named per run.",
         )
@@ -294,7 +294,7 @@ class SummarizeRunFunction(TrainingFunction):
         self.permissions.allow_objects(
             bucket,
             ["s3:GetObject", "s3:PutObject"],
-            [f"{s3_layout.PREPROCESSOR_PREFIX}*/complete.json"],
+            [generation_key(s3_layout.generation_record_key, "*")],
             why_wildcard="A complete refit writes (and on retry re-reads) preprocessor/<generation>/"
             "complete.json; generations are named per run.",
         )

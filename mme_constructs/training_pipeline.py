@@ -15,16 +15,15 @@ and states appear in the template.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mme_constructs.access import service_principal
-from mme_constructs.handler_function import log_retention
+from mme_constructs.handler_function import encrypted_log_group
 from mme_constructs.preprocessor_source import PreprocessorSource
 from mme_constructs.training_definition import InvokedFunctions, TrainingDefinition
 from mme_constructs.training_functions import (
@@ -67,12 +66,8 @@ class TrainingPipeline(Construct):
         images = TrainingImages.of(Stack.of(self), training)
         job_role = self._job_role(bucket=bucket, key=key, images=images)
         functions = self._create_functions(bucket=bucket, key=key, training=training, data=data)
-        self.log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            encryption_key=key,
-            retention=log_retention(training.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group = encrypted_log_group(
+            self, "StateMachineLogs", key=key, retention_days=training.log_retention_days
         )
         self.state_machine_role = iam.Role(
             self,

@@ -23,6 +23,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from mme_constructs.access import KMS_WRITE, S3_READ, S3_WRITE, XRAY_ACTIONS, XRAY_REASON, ScopedPolicy
+from mme_constructs.artifact_store import generation_key
 from mme_constructs.preprocessor_source import PreprocessorSource
 from mme_shared import s3_layout
 from mme_shared.naming import PREPROCESSOR_STEP, TRANSFORM_STEPS
@@ -115,7 +116,7 @@ class JobPermissions(ScopedPolicy):
         self.allow_objects(
             bucket,
             S3_READ,
-            [f"{s3_layout.PREPROCESSOR_PREFIX}*/model.tar.gz"],
+            [generation_key(s3_layout.preprocessor_artifact_key, "*")],
             why_wildcard="Each run's preprocessor model loads its generation's preprocessor/<generation>/"
             "model.tar.gz; generations are named per run.",
         )
