@@ -254,7 +254,9 @@ def test_taking_over_the_service_token_function_is_an_update_in_place(synthesize
 
 
 def test_the_framework_function_logs_to_its_own_encrypted_log_group(synthesized: SynthesizedApp) -> None:
+    """JSON at INFO, what the Provider's API can set (its platform log level it cannot)."""
     template = synthesized.assertions("endpoint")
+    template.resource_properties_count_is(FUNCTION, {"Handler": "framework.onEvent"}, 1)
     framework_id, handler_id = _framework_and_handler(template)
     _resource(template, FUNCTION, framework_id).has_resource_properties(
         FUNCTION, {"LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}}

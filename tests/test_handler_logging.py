@@ -34,22 +34,3 @@ def test_every_handler_function_logs_json_at_info(synthesized: SynthesizedApp, r
             "AWS::Lambda::Function", {"Handler": f"{name}.handler", "LoggingConfig": logging}
         )
         assert log_group.as_string() in log_groups, name
-
-
-def test_the_provider_framework_logs_json_at_info_into_its_own_log_group(synthesized: SynthesizedApp) -> None:
-    """What the Provider's API can set (its platform log level it cannot)."""
-    template = synthesized.assertions("endpoint")
-    log_group = Capture()
-    template.resource_properties_count_is("AWS::Lambda::Function", {"Handler": PROVIDER_FRAMEWORK}, 1)
-    template.has_resource_properties(
-        "AWS::Lambda::Function",
-        {
-            "Handler": PROVIDER_FRAMEWORK,
-            "LoggingConfig": {
-                "LogFormat": "JSON",
-                "ApplicationLogLevel": "INFO",
-                "LogGroup": Match.object_equals({"Ref": log_group}),
-            },
-        },
-    )
-    assert log_group.as_string() in template.find_resources("AWS::Logs::LogGroup")
