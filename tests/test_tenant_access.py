@@ -32,10 +32,6 @@ CFN_MAX_RESOURCES = 500
 CFN_MAX_OUTPUTS = 200
 
 
-def _tenants(count: int, *, mode: str = "roles") -> TenantsConfig:
-    return _tenants_named([f"tenant_{i:04d}" for i in range(count)], mode=mode)
-
-
 def _tenant_settings(name: str) -> dict[str, Any]:
     return {
         "model_patterns": [f"{name}/*"],
@@ -44,13 +40,13 @@ def _tenant_settings(name: str) -> dict[str, Any]:
     }
 
 
-def _tenants_named(names: list[str], *, mode: str = "roles") -> TenantsConfig:
+def _tenants(count: int, *, mode: str = "roles") -> TenantsConfig:
     return TenantsConfig.model_validate(
         {
             "mode": mode,
             "shared_model_patterns": ["common/*"],
             "abac_trusted_principals": ["111122223333"] if mode == "abac" else [],
-            "tenants": {name: _tenant_settings(name) for name in names},
+            "tenants": {f"tenant_{i:04d}": _tenant_settings(f"tenant_{i:04d}") for i in range(count)},
         }
     )
 
