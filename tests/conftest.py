@@ -63,6 +63,16 @@ def moto_s3_urls_read_once() -> Iterator[None]:
         yield
 
 
+def one_statement(like: dict[str, Any], statement: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """Two patterns of a policy document's ``Statement`` list that, both matched, say: exactly one
+    statement is like ``like``, and that statement is also like ``statement`` (``Match.object_like``)."""
+    one = cdk.assertions.Match.object_like(like)
+    full = cdk.assertions.Match.object_like({**like, **(statement or {})})
+    return cdk.assertions.Match.array_with([full]), cdk.assertions.Match.not_(
+        cdk.assertions.Match.array_with([one, one])
+    )
+
+
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     """``{logical id: resource}`` of one CloudFormation type in a template."""
     return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}

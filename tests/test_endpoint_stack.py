@@ -22,7 +22,7 @@ from project_config.model import ProjectConfig
 from stacks.endpoint_stack import EndpointStack
 from stacks.storage_stack import StorageExports
 from tests.cfn_render import TemplateRenderer
-from tests.conftest import STORAGE_EXPORTS, SynthesizedApp
+from tests.conftest import STORAGE_EXPORTS, SynthesizedApp, one_statement
 
 BUCKET = {"Fn::ImportValue": "MmeStorage-ArtifactBucketName"}
 BUCKET_ARN = {"Fn::ImportValue": "MmeStorage-ArtifactBucketArn"}
@@ -479,11 +479,7 @@ def _policy(template: Template, name: str) -> Template:
 def _has_one_statement(policy: Template, like: dict[str, Any], statement: dict[str, Any]) -> None:
     """``policy`` (a template of one managed policy) has exactly one statement like ``like``, and that
     statement is also like ``statement`` (both ``Match.object_like`` patterns)."""
-    one = Match.object_like(like)
-    for statements in (
-        Match.array_with([Match.object_like({**like, **statement})]),
-        Match.not_(Match.array_with([one, one])),
-    ):
+    for statements in one_statement(like, statement):
         policy.has_resource_properties(MANAGED_POLICY, {"PolicyDocument": {"Statement": statements}})
 
 

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Capture, Match, Matcher
 
 from app import build_app
 from project_config import load_default_config
-from tests.conftest import SynthesizedApp
+from tests.conftest import SynthesizedApp, one_statement
 
 BUCKET_ID = "ArtifactStoreBucket47CE7D81"
 KEY_ID = "ArtifactStoreKey28E2B6CF"
@@ -254,7 +254,6 @@ def test_stateless_stacks_use_the_store_through_named_exports(synthesized: Synth
 
 def test_key_lets_cloudwatch_logs_encrypt_only_this_accounts_log_groups(synthesized: SynthesizedApp) -> None:
     template = synthesized.assertions("storage")
-    sid = Match.object_like({"Sid": "AllowCloudWatchLogsOfThisAccount"})
     log_group_arn = Capture()
     logs = {
         "Sid": "AllowCloudWatchLogsOfThisAccount",
@@ -264,7 +263,7 @@ def test_key_lets_cloudwatch_logs_encrypt_only_this_accounts_log_groups(synthesi
         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": {"Fn::Join": ["", log_group_arn]}}},
     }
     # Exactly one such statement: one as follows, and no two with its Sid.
-    for statements in (Match.array_with([Match.object_like(logs)]), Match.not_(Match.array_with([sid, sid]))):
+    for statements in one_statement({"Sid": logs["Sid"]}, logs):
         keys = template.find_resources(
             "AWS::KMS::Key", {"Properties": {"KeyPolicy": {"Statement": statements}}}
         )

@@ -25,7 +25,7 @@ from stacks.tenant_access_stack import (
     shard_of,
     shard_tenants,
 )
-from tests.conftest import _synthesize
+from tests.conftest import _synthesize, one_statement
 
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/mme-endpoint"
 CFN_MAX_RESOURCES = 500
@@ -65,11 +65,7 @@ def _policy_has_one_statement(template: Template, sid: str, statement: dict[str,
     """The template's only managed policy has exactly one statement with this Sid, and it is like
     ``statement``."""
     template.resource_count_is("AWS::IAM::ManagedPolicy", 1)
-    with_sid = Match.object_like({"Sid": sid})
-    for statements in (
-        Match.array_with([Match.object_like({"Sid": sid, **statement})]),
-        Match.not_(Match.array_with([with_sid, with_sid])),
-    ):
+    for statements in one_statement({"Sid": sid}, statement):
         template.has_resource_properties(
             "AWS::IAM::ManagedPolicy", {"PolicyDocument": {"Statement": statements}}
         )
