@@ -483,12 +483,10 @@ def _has_one_statement(policy: Template, like: dict[str, Any], statement: dict[s
         policy.has_resource_properties(MANAGED_POLICY, {"PolicyDocument": {"Statement": statements}})
 
 
-def _statements(template: Template, name: str) -> list[dict[str, Any]]:
-    """Every statement of :func:`_policy`, for the checks that are about all of them."""
+def _statements(policy: Template) -> list[dict[str, Any]]:
+    """Every statement of a :func:`_policy`, for the checks that are about all of them."""
     statements = Capture()
-    _policy(template, name).has_resource_properties(
-        MANAGED_POLICY, {"PolicyDocument": {"Statement": statements}}
-    )
+    policy.has_resource_properties(MANAGED_POLICY, {"PolicyDocument": {"Statement": statements}})
     return [dict(statement) for statement in statements.as_array()]
 
 
@@ -529,7 +527,7 @@ def test_the_function_reads_the_records_and_writes_only_serving_json(synthesized
     ):
         _has_one_statement(policy, {"Action": action}, statement)
     # Over every statement: these four S3 actions, once each, and no other.
-    statements = _statements(template, "ServingGenerationFunction")
+    statements = _statements(policy)
     s3_actions = sorted(a for s in statements for a in _as_list(s["Action"]) if a.startswith("s3:"))
     assert s3_actions == ["s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
 
@@ -550,7 +548,7 @@ def test_execution_role_reads_only_models_the_preprocessor_and_its_source(
     assert '.gz"' in rendered
     # Over every statement: no other S3 action, no other KMS action, no EC2 (no VPC configured), and one
     # statement pulls images, whatever the order of its actions.
-    statements = _statements(template, "ExecutionPermissions")
+    statements = _statements(policy)
     actions = sorted(a for s in statements for a in _as_list(s["Action"]))
     assert not [a for a in actions if a.startswith("s3:") and a != "s3:GetObject"]
     assert [a for a in actions if a.startswith("kms:")] == ["kms:Decrypt"]
@@ -646,7 +644,8 @@ def test_vpc_isolation_and_cache_settings_from_config(cdk_context: dict[str, Any
             ],
         },
     )
-    _policy(template, "ExecutionPermissions").has_resource_properties(
+    policy = _policy(template, "ExecutionPermissions")
+    policy.has_resource_properties(
         MANAGED_POLICY,
         {
             "PolicyDocument": {
@@ -656,7 +655,7 @@ def test_vpc_isolation_and_cache_settings_from_config(cdk_context: dict[str, Any
             }
         },
     )
-    assert "cdk-hnb659fds-assets-" not in json.dumps(_statements(template, "ExecutionPermissions"))
+    assert "cdk-hnb659fds-assets-" not in json.dumps(_statements(policy))
     template.resource_count_is(SCALABLE_TARGET, 0)
 
 
@@ -888,7 +887,7 @@ def test_the_multi_model_container_is_the_configured_algorithms_image(
     renderer = TemplateRenderer(dict(template.to_json()), STORAGE_EXPORTS)
     pulled = {
         renderer.render(resource)
-        for statement in _statements(template, "ExecutionPermissions")
+        for statement in _statements(_policy(template, "ExecutionPermissions"))
         if "ecr:BatchGetImage" in _as_list(statement["Action"])
         for resource in _as_list(statement["Resource"])
     }
