@@ -192,15 +192,15 @@ def test_a_pinned_complete_generation_resolves_to_itself(aws: MotoAccount, reque
     newest(aws, GEN_B)  # pinned wins over newest
     event = resolve_request(request_type, GEN_A)
 
-    answer = run(event, aws.s3)
+    outcome = decide(event, aws.s3)
 
     version = artifact_version(aws, GEN_A)
-    assert answer == {
+    assert outcome.response() == {
         "PhysicalResourceId": f"{BUCKET}/preprocessor/{GEN_A}/model.tar.gz",
         "Data": {"Generation": GEN_A, "ArtifactVersionId": version},
     }
     assert "PutObject" not in aws.recorder.operations()  # resolving writes nothing
-    assert decide(event, aws.s3).summary == (
+    assert outcome.summary == (
         f"{GEN_A}: complete, artifact s3://{BUCKET}/preprocessor/{GEN_A}/model.tar.gz version {version}."
     )
 
@@ -566,7 +566,8 @@ def test_record_serving_writes_serving_json_encrypted_with_the_project_key(
     serving(aws, GEN_A, endpoint_name="Endpoint-before")
     event = record_request(request_type, GEN_B)
 
-    assert run(event, aws.s3, environ=aws.environment()) == {
+    outcome = decide(event, aws.s3, environ=aws.environment())
+    assert outcome.response() == {
         "PhysicalResourceId": SERVING_ID,
         "Data": {"Generation": GEN_B},
     }
@@ -576,7 +577,7 @@ def test_record_serving_writes_serving_json_encrypted_with_the_project_key(
     (put,) = [c for c in aws.recorder.calls if c.operation == "PutObject"]
     assert put.key == SERVING_KEY
     assert (put.params["ServerSideEncryption"], put.params["SSEKMSKeyId"]) == ("aws:kms", aws.kms_key_arn)
-    assert decide(event, aws.s3, environ=aws.environment()).summary == (
+    assert outcome.summary == (
         f"Recorded in s3://{BUCKET}/{SERVING_KEY} that endpoint {ENDPOINT} serves generation {GEN_B}."
     )
 
@@ -660,8 +661,8 @@ def test_other_deletes_succeed_without_touching_s3(
     def no_s3() -> Any:
         raise AssertionError("this Delete must not create or use an S3 client")
 
-    assert serving_generation.process_request(event, get_s3=no_s3, environ={}) == answer
     outcome = serving_generation.evaluate(event, get_s3=no_s3, environ={})
+    assert outcome.response() == answer
     assert outcome.summary == "Nothing to delete: this resource wrote nothing."
     assert SERVING_KEY in aws.object_keys()
 
@@ -678,8 +679,9 @@ def test_a_delete_that_cannot_remove_the_record_still_succeeds(aws: MotoAccount,
     s3: Any = ExplodingS3() if environ == "broken-s3" else aws.s3
     settings = aws.environment() if environ == "broken-s3" else {}
 
-    assert run(event, s3, environ=settings) == {"PhysicalResourceId": SERVING_ID, "Data": {}}
-    summary = decide(event, s3, environ=settings).summary
+    outcome = decide(event, s3, environ=settings)
+    assert outcome.response() == {"PhysicalResourceId": SERVING_ID, "Data": {}}
+    summary = outcome.summary
     assert summary.startswith("Did not remove preprocessor/serving.json (")
     assert summary.endswith(
         "); the deletion goes on: remove that object by hand if it still names this endpoint."
